@@ -1,0 +1,34 @@
+"""The ``kaiops`` command line: one typer app assembled from ``flows/commands/*``.
+
+Exit codes: 0 success, 1 the operation failed, 2 bad input (nothing was changed).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from flows.commands import sandbox
+from flows.output import err_console
+from tasks.errors import InputError, KaiopsError
+
+app = typer.Typer(
+    name="kaiops",
+    help="Day-2 operations for KubeRay and KServe, as Prefect pipelines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox.app, name="sandbox")
+
+
+def main() -> None:
+    """Run the CLI, turning kaiops errors into messages and exit codes (2 for bad input)."""
+    try:
+        app()
+    except InputError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except KaiopsError as exc:
+        err_console.print(f"[red]failed:[/red] {exc}")
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""One module per ``kaiops`` command group; ``flows/cli.py`` assembles them."""

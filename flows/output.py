@@ -1,0 +1,74 @@
+"""How the CLI prints results: ``--output table|json|yaml`` on every command.
+
+JSON and YAML go to stdout untouched so they pipe into ``jq``/``yq``; tables are rich tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class OutputFormat(StrEnum):
+    """How a command prints its result."""
+
+    table = "table"  # a rich table for people
+    json = "json"  # JSON on stdout, for scripts
+    yaml = "yaml"  # YAML on stdout, for scripts
+
+
+OutputOption = typer.Option(OutputFormat.table, "--output", "-o", help="table, json or yaml.")
+
+
+def emit(data: Any, output: OutputFormat, *, title: str | None = None) -> None:
+    """Print ``data`` in the chosen format.
+
+    Args:
+        data: a list of flat mappings (rows) or one mapping (shown as key/value rows).
+        output: the format.
+        title: table title (table format only).
+    """
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+        return
+    if output is OutputFormat.yaml:
+        typer.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
+        return
+    console.print(_table(data, title))
+
+
+def _table(data: Any, title: str | None) -> Table:
+    table = Table(title=title)
+    if isinstance(data, Mapping):
+        table.add_column("field")
+        table.add_column("value")
+        for key, value in data.items():
+            table.add_row(str(key), _cell(value))
+        return table
+    rows: Sequence[Mapping[str, Any]] = data or []
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in columns))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,52 @@
+"""The two roots of every kaiops error, after kopf: temporary (worth retrying) and permanent.
+
+Retries in Prefect tasks use :func:`is_retryable` as ``retry_condition_fn``, so only temporary errors are
+retried. Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
+"""
+
+from __future__ import annotations
+
+
+class KaiopsError(Exception):
+    """Base of every error kaiops raises on purpose."""
+
+
+class TemporaryError(KaiopsError):
+    """A failure that may pass on its own (timeouts, 5xx, connection refused).
+
+    Args:
+        message: what failed.
+        delay: seconds to wait before a retry is worth it.
+    """
+
+    def __init__(self, message: str, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(KaiopsError):
+    """A failure that will fail the same way again until something is changed."""
+
+
+class InputError(PermanentError):
+    """Bad input (config, manifest, CLI argument), found before anything was changed.
+
+    Args:
+        source: the file (or ``<cli>``/``<stdin>``) the input came from.
+        field: the field path inside it, dotted (``spec.headGroupSpec.rayStartParams.memory``).
+        problem: what is wrong.
+        fix: what to write instead.
+    """
+
+    def __init__(self, source: str, field: str, problem: str, fix: str) -> None:
+        self.source, self.field, self.problem, self.fix = source, field, problem, fix
+        super().__init__(f"{source}: {field}: {problem} (fix: {fix})")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Return True when ``exc`` is a :class:`TemporaryError` (directly or as the cause of another)."""
+    while exc is not None:
+        if isinstance(exc, TemporaryError):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
