@@ -1,0 +1,61 @@
+# kaiops: `make demo` runs the demo on the local sandbox, `make test` runs every test. Both do all set-up.
+# Caches live outside the repository ($(KAIOPS_CACHE)); a second run reuses them.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+export KAIOPS_CACHE ?= $(HOME)/.cache/kaiops
+export UV_CACHE_DIR ?= $(KAIOPS_CACHE)/uv-cache
+UV := $(KAIOPS_CACHE)/uv-$(UV_VERSION)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+
+.PHONY: setup venv binaries prometheus crds demo test lint lock sandbox-up sandbox-down clean
+
+setup: venv binaries prometheus crds
+
+$(UV):
+	$(PYTHON) -m venv $(KAIOPS_CACHE)/uv-$(UV_VERSION)
+	$(KAIOPS_CACHE)/uv-$(UV_VERSION)/bin/pip install -q uv==$(UV_VERSION)
+
+venv: $(STAMP)
+$(STAMP): $(UV) requirements.lock pyproject.toml
+	[ -x $(PY) ] || $(UV) venv -q --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync -q requirements.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+binaries:
+	sandbox/build/build.sh all
+
+prometheus:
+	@command -v prometheus >/dev/null || { \
+	  echo "installing Debian package prometheus"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q prometheus >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus; }; }
+
+crds: venv
+	$(PY) -c "from tasks.crds import ensure_crds; ensure_crds()"
+
+demo: setup
+	$(VENV)/bin/kaiops demo
+
+test: setup
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+lock: $(UV)
+	$(UV) pip compile -q pyproject.toml --extra sandbox --extra dev --python-version 3.11 -o requirements.lock \
+	  --custom-compile-command "make lock"
+
+sandbox-up: setup
+	$(VENV)/bin/kaiops sandbox up
+
+sandbox-down:
+	$(VENV)/bin/kaiops sandbox down
+
+clean: sandbox-down
+	rm -rf $(VENV) demo-out

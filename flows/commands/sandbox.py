@@ -1,0 +1,52 @@
+"""``kaiops sandbox up | down | status | env``: the local platform on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit
+from sandbox import launcher
+
+app = typer.Typer(help="The local sandbox platform (real apiserver, Prometheus, S3, GCS, Ray, Prefect).",
+                  no_args_is_help=True)
+
+ServicesArg = typer.Option(None, "--service", "-s", help="Only this service (repeatable); default: all.")
+
+
+@app.command()
+def up(service: list[str] | None = ServicesArg, output: OutputFormat = OutputOption) -> None:
+    """Start every sandbox service that is not already healthy (safe to run twice)."""
+    try:
+        launcher.up(tuple(service) if service else launcher.DEFAULT_SERVICES)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--service") from exc
+    emit([asdict(s) for s in launcher.status()], output, title="sandbox")
+
+
+@app.command()
+def down(output: OutputFormat = OutputOption) -> None:
+    """Stop exactly the processes this sandbox started."""
+    emit({"stopped": launcher.down()}, output)
+
+
+@app.command()
+def status(output: OutputFormat = OutputOption) -> None:
+    """Each service, its address and health. Exit 1 when any started service is unhealthy."""
+    rows = launcher.status()
+    emit([asdict(s) for s in rows], output, title="sandbox")
+    if any(r.state == "unhealthy" for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def env(output: OutputFormat = OutputOption) -> None:
+    """Print the exports a shell needs: ``eval "$(kaiops sandbox env)"``."""
+    values = launcher.env()
+    if output is OutputFormat.table:
+        for key, value in values.items():
+            typer.echo(f"export {key}={shlex.quote(value)}")
+        return
+    emit(values, output)

@@ -1,0 +1,46 @@
+"""Where the sandbox keeps binaries, CRDs and per-instance state (outside the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tasks.crds import REPO_ROOT, cache_root
+
+BUILD_DIR = REPO_ROOT / "sandbox" / "build"
+
+
+def instance_name() -> str:
+    """The sandbox instance in use: ``$KAIOPS_SANDBOX`` or ``default`` (tests use ``test``)."""
+    return os.environ.get("KAIOPS_SANDBOX", "default")
+
+
+def instance_dir(name: str | None = None) -> Path:
+    """Directory of one sandbox instance: state file, kubeconfig, certificates, data and logs."""
+    path = cache_root() / "sandbox" / (name or instance_name())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def binary(command: str) -> Path:
+    """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``etcd``, ``fake-gcs-server``).
+
+    The version is the one pinned under ``sandbox/build``; the binary exists once ``make binaries`` ran.
+    """
+    return cache_root() / "bin" / f"{command}-{binary_version(command)}"
+
+
+def binary_version(command: str) -> str:
+    """The pinned version of a sandbox binary, read from ``sandbox/build``."""
+    if command in ("kube-apiserver", "kubectl"):
+        return (BUILD_DIR / "k8s" / "RELEASE").read_text().strip()
+    if command == "etcd":
+        for line in (BUILD_DIR / "etcd" / "go.mod").read_text().splitlines():
+            parts = line.split()
+            if "go.etcd.io/etcd/server/v3" in parts:
+                return parts[parts.index("go.etcd.io/etcd/server/v3") + 1]
+    if command == "fake-gcs-server":
+        for line in (BUILD_DIR / "build.sh").read_text().splitlines():
+            if line.startswith("fake_gcs_version="):
+                return line.split("=", 1)[1].strip()
+    raise KeyError(command)

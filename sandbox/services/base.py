@@ -1,0 +1,58 @@
+"""What every sandbox service provides to the launcher."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.state import SandboxState, ServiceRecord
+
+
+@dataclass
+class Launch:
+    """How to start a service: the command, extra environment, its ports by role and its main URL."""
+
+    cmd: list[str]
+    url: str
+    ports: dict[str, int]
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+
+
+class Service:
+    """A sandbox service. Subclasses set ``name``/``needs`` and implement :meth:`launch` and :meth:`healthy`."""
+
+    name: str = ""
+    needs: tuple[str, ...] = ()  # services that must be healthy before this one starts
+    ready_timeout: float = 90.0  # seconds from start to healthy
+
+    def launch(self, state: SandboxState) -> Launch:
+        """Prepare directories and return how to start the process (nothing is started here)."""
+        raise NotImplementedError
+
+    def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
+        """True when the service answers its health endpoint."""
+        raise NotImplementedError
+
+    def after_ready(self, state: SandboxState, record: ServiceRecord) -> None:
+        """One-time set-up once healthy (e.g. install CRDs). Must be idempotent."""
+
+    def env(self, state: SandboxState, record: ServiceRecord) -> dict[str, str]:
+        """The environment variables a shell needs to use this service."""
+        return {}
+
+    def data_dir(self, state: SandboxState) -> Path:
+        path = state.dir / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log_path(self, state: SandboxState) -> Path:
+        return state.dir / "logs" / f"{self.name}.log"
+
+
+def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.0) -> bool:
+    """True when GET ``url`` answers 2xx."""
+    with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
+        return 200 <= resp.status < 300

@@ -1,0 +1,59 @@
+"""Prometheus (Debian package), scraping sandbox targets listed as files in ``prometheus/targets/``.
+
+Other sandbox parts add a target by writing ``<name>.json`` there (file-based service discovery, re-read
+every 5 s), so a new model-server revision is scraped within one scrape interval.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import yaml
+
+from sandbox.procs import free_port
+from sandbox.services.base import Launch, Service, http_ok
+from sandbox.state import SandboxState, ServiceRecord
+
+SCRAPE_INTERVAL = "5s"
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    ready_timeout = 60.0
+
+    def launch(self, state: SandboxState) -> Launch:
+        exe = shutil.which("prometheus")
+        if exe is None:
+            raise FileNotFoundError("prometheus not on PATH; run `make setup` (installs the Debian package)")
+        home = self.data_dir(state)
+        targets = home / "targets"
+        targets.mkdir(exist_ok=True)
+        shutil.rmtree(home / "tsdb", ignore_errors=True)
+        port = free_port()
+        config = {
+            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
+            "scrape_configs": [
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
+                {
+                    "job_name": "sandbox",
+                    "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}],
+                },
+            ],
+        }
+        (home / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = [
+            exe,
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",
+            "--web.enable-admin-api",
+            "--log.level=warn",
+        ]
+        return Launch(cmd=cmd, url=f"http://127.0.0.1:{port}", ports={"http": port})
+
+    def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
+        return http_ok(f"{record.url}/-/ready")
+
+    def env(self, state: SandboxState, record: ServiceRecord) -> dict[str, str]:
+        return {"PROMETHEUS_URL": record.url}

@@ -1,0 +1,67 @@
+"""A real local Ray head (``ray start --head --block``); the Job Submission API is on its dashboard port.
+
+Every Ray port is chosen free on 127.0.0.1, so several heads (this one and the ones the KubeRay emulation
+starts) live side by side. Usage statistics are off: nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from sandbox.procs import free_port
+from sandbox.services.base import Launch, Service, http_ok
+from sandbox.state import SandboxState, ServiceRecord
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
+
+
+def ray_head_launch(temp_dir: Path, num_cpus: int = 1, extra: list[str] | None = None) -> Launch:
+    """Return how to start a blocking Ray head on free loopback ports.
+
+    Args:
+        temp_dir: Ray's session directory root (keep the path short: Ray's socket paths must fit 107 bytes).
+        num_cpus: logical CPUs the head advertises.
+        extra: more ``ray start`` flags (e.g. from a RayCluster's ``rayStartParams``).
+
+    Returns:
+        A :class:`Launch` whose ``url`` is the dashboard (Job Submission API) and ``ports`` has
+        ``gcs``, ``dashboard``, ``client``, ``metrics``.
+    """
+    ports = {"gcs": free_port(), "dashboard": free_port(), "client": free_port(), "metrics": free_port()}
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    ray = Path(sys.executable).with_name("ray")
+    cmd = [
+        str(ray), "start", "--head", "--block", "--disable-usage-stats",
+        "--node-ip-address=127.0.0.1",
+        f"--port={ports['gcs']}",
+        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={ports['dashboard']}",
+        f"--ray-client-server-port={ports['client']}",
+        f"--metrics-export-port={ports['metrics']}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--num-cpus={num_cpus}",
+        f"--temp-dir={temp_dir}",
+        *(extra or []),
+    ]
+    # Job entrypoints run `python ...` from PATH: make that the interpreter Ray itself runs on.
+    env = {**RAY_ENV, "PATH": f"{ray.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return Launch(cmd=cmd, url=f"http://127.0.0.1:{ports['dashboard']}", ports=ports, env=env)
+
+
+class RayHead(Service):
+    name = "ray"
+    ready_timeout = 120.0
+
+    def launch(self, state: SandboxState) -> Launch:
+        return ray_head_launch(self.data_dir(state) / "t", num_cpus=2)
+
+    def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
+        return http_ok(f"{record.url}/api/version")
+
+    def env(self, state: SandboxState, record: ServiceRecord) -> dict[str, str]:
+        return {"RAY_ADDRESS": record.url}

@@ -1,0 +1,32 @@
+"""``up`` is safe to call twice and ``down`` leaves no process and no listener behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox import launcher
+from sandbox.procs import alive, port_open
+
+pytestmark = pytest.mark.integration
+
+SERVICES = ("kube-apiserver", "s3", "gcs")  # etcd comes with the apiserver
+
+
+def test_up_twice_then_down_leaves_nothing_behind() -> None:
+    instance = "lifecycle"
+    try:
+        first = launcher.up(SERVICES, instance=instance)
+        pids = {n: r.pid for n, r in first.services.items()}
+        assert set(pids) == {"etcd", "kube-apiserver", "s3", "gcs"}
+
+        second = launcher.up(SERVICES, instance=instance)
+        assert {n: r.pid for n, r in second.services.items()} == pids, "a second up must not restart anything"
+
+        ports = [p for r in second.services.values() for p in r.ports.values()]
+        assert all(port_open(p) for p in (second.services["s3"].ports["http"], second.services["gcs"].ports["http"]))
+    finally:
+        stopped = launcher.down(instance=instance)
+    assert set(stopped) == {"etcd", "kube-apiserver", "s3", "gcs"}
+    assert not any(alive(pid) for pid in pids.values())
+    assert not [p for p in ports if port_open(p)]
+    assert launcher.load(instance).services == {}
