@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from flows.commands import sandbox
+from flows.commands import demo, sandbox, validate
 from flows.output import err_console
 from tasks.errors import InputError, KaiopsError
 
@@ -20,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox.app, name="sandbox")
+app.command("demo")(demo.demo)
+app.command("validate")(validate.validate)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ kaiops's two error roots: 5xx/timeouts are :class:`TemporaryError`, 4xx are :cla
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,8 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Dynami
 
     Inside a pod with no kubeconfig, the in-cluster ServiceAccount is used.
     """
+    # The client reads $KUBECONFIG once at import time; read it again so later exports count.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
     try:
         api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
     except k8s_config.ConfigException:

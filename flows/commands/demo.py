@@ -1,0 +1,32 @@
+"""``kaiops demo``: start the sandbox, run the demo flow on it, print and save the summary."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Directory for summary.json and the reports."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Start the sandbox (if needed) and run the demo on it; writes ``<out>/summary.json``."""
+    from sandbox import launcher
+
+    launcher.up()
+    os.environ.update(launcher.env())
+    from flows.demo import demo as demo_flow  # after the exports: Prefect reads PREFECT_API_URL on import
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["KAIOPS_DEMO_OUT"] = str(out.resolve())
+    summary = demo_flow()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    rows = [{"section": name, "ok": section.get("ok"), "details": {k: v for k, v in section.items() if k != "ok"}}
+            for name, section in summary.items()]
+    emit(rows, output, title=f"kaiops demo (summary in {out / 'summary.json'})")
+    if not all(section.get("ok") for section in summary.values()):
+        raise typer.Exit(1)

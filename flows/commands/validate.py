@@ -1,0 +1,43 @@
+"""``kaiops validate FILE...``: check manifests offline before anything is applied.
+
+Exit 0 when there is no error finding (warnings and info are printed but allowed), 2 when there is any
+error finding (including a file that is not YAML or not a Kubernetes object).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit, err_console
+from tasks.manifests import validate_files
+from tasks.manifests.findings import Finding, has_errors
+
+EXIT_INVALID = 2
+
+
+def validate(
+    files: list[Path] = typer.Argument(..., help="YAML manifests to check (several documents per file allowed)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Validate KubeRay, KServe, Gateway API and core Kubernetes manifests offline (no cluster needed)."""
+    findings = validate_files(files)
+    if output is OutputFormat.table:
+        if findings:
+            emit([_table_row(f) for f in findings], output, title="kaiops validate")
+        errors = sum(f.severity == "error" for f in findings)
+        summary = f"{len(files)} file(s), {len(findings)} finding(s), {errors} error(s)"
+        err_console.print(("[red]invalid:[/red] " if errors else "[green]ok:[/green] ") + summary)
+    else:
+        emit([f.as_dict() for f in findings], output)
+    if has_errors(findings):
+        raise typer.Exit(EXIT_INVALID)
+
+
+def _table_row(finding: Finding) -> dict[str, str]:
+    """Two readable columns for people: where (file, document, object, field) and what (rule, fix)."""
+    doc = f"[{finding.document}]" if finding.document is not None else ""
+    where = f"{finding.file}{doc} {finding.object}\n{finding.field}".strip()
+    what = f"{finding.severity} {finding.rule}: {finding.message}\nfix: {finding.fix}"
+    return {"where": where, "finding": what}

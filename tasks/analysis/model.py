@@ -1,0 +1,284 @@
+"""Typed vocabulary of canary analysis: enums, the policy, one look's samples, state and results.
+
+Units, everywhere in :mod:`tasks.analysis`:
+
+- rates and shares are **fractions 0..1** (0.012 means 1.2 %); only human ``reason`` strings show percent;
+- latencies are **seconds** (convert Knative's milliseconds before building a :class:`MetricSample`);
+- request and event counts are **cumulative since the canary started** (Prometheus ``increase()`` over the
+  canary's lifetime); they may be fractional because ``increase()`` extrapolates, and are rounded to whole
+  requests by the analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Verdict(StrEnum):
+    """What one metric says about the canary at one look."""
+
+    PASS = "pass"  # enough data, no threshold breached, no statistical evidence the canary is worse
+    FAIL = "fail"  # a threshold is breached or the anytime-valid test shows the canary is worse
+    INCONCLUSIVE = "inconclusive"  # no data, NaN, failed query or too few requests: neither pass nor fail
+
+
+class Direction(StrEnum):
+    """Which way a metric gets better."""
+
+    LOWER_IS_BETTER = "lower_is_better"  # error rates, latencies
+    HIGHER_IS_BETTER = "higher_is_better"  # success rates, throughput
+
+
+class Outcome(StrEnum):
+    """What happened to the metric query itself (a breached threshold is a Verdict, not an Outcome)."""
+
+    OK = "ok"  # the query answered with values (which may still be NaN or too few)
+    NO_DATA = "no_data"  # the query answered with an empty result
+    QUERY_FAILED = "query_failed"  # Prometheus unreachable, timed out or returned an error
+
+
+class Decision(StrEnum):
+    """What the rollout should do after this step's analysis."""
+
+    ADVANCE = "advance"  # go to the next traffic step
+    HOLD = "hold"  # keep the current traffic split and analyse again next tick
+    ROLLBACK = "rollback"  # send all traffic back to the previous revision
+    PROMOTE = "promote"  # the last step passed: make the canary the new stable revision
+    PAUSE_FOR_HUMAN = "pause_for_human"  # evidence is mixed (marginal score): a person decides
+
+
+class MetricKind(StrEnum):
+    """How a metric is sampled and compared."""
+
+    RATIO = "ratio"  # event counts over request counts (5xx errors / requests); exact sequential tests
+    LATENCY = "latency"  # quantile-style values (p95 seconds); paired-window sign test plus thresholds
+
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaselineBound(BaseModel):
+    """Worst canary value still accepted, relative to the baseline's value.
+
+    For ``lower_is_better`` metrics the canary may be at most ``baseline * factor + margin``; for
+    ``higher_is_better`` at least ``baseline / factor - margin``. ``factor=1.2`` alone means "at most 20 %
+    worse"; ``margin=0.01`` alone on an error rate means "at most 1 percentage point worse"; both combine.
+    """
+
+    model_config = _STRICT
+
+    factor: float = Field(1.0, ge=1.0, le=1000.0, description="Multiplicative tolerance (>= 1).")
+    margin: float = Field(
+        0.0, ge=0.0, le=1e6, description="Additive tolerance in the metric's unit (fraction or seconds)."
+    )
+
+    def worst_allowed(self, baseline: float, direction: Direction) -> float:
+        """Return the worst accepted canary value for a baseline value (same unit as ``baseline``)."""
+        if direction is Direction.LOWER_IS_BETTER:
+            return baseline * self.factor + self.margin
+        return baseline / self.factor - self.margin
+
+
+MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+
+
+class MetricSpec(BaseModel):
+    """One metric the canary is judged on."""
+
+    model_config = _STRICT
+
+    name: MetricName = Field(description="Identifier, e.g. 'error_rate'; samples are matched by it.")
+    kind: MetricKind = Field(description="ratio (event counts / request counts) or latency (seconds).")
+    direction: Direction = Field(
+        Direction.LOWER_IS_BETTER,
+        description="For ratio metrics: lower_is_better means the counted events are bad (errors); "
+        "higher_is_better means they are good (successes) and bad = total - events.",
+    )
+    absolute_bound: float | None = Field(
+        None,
+        ge=0.0,
+        le=1e6,
+        description="Worst accepted canary value regardless of baseline: a fraction 0..1 for ratio metrics, "
+        "seconds for latency. None: no absolute bound.",
+    )
+    baseline_bound: BaselineBound | None = Field(
+        None, description="Worst accepted canary value relative to the baseline. None: no such bound."
+    )
+    weight: float = Field(1.0, gt=0.0, le=100.0, description="Weight in the step score (> 0).")
+    critical: bool = Field(False, description="A failing critical metric rolls back regardless of score.")
+
+    @model_validator(mode="after")
+    def _ratio_bound_is_a_fraction(self) -> Self:
+        if self.kind is MetricKind.RATIO and self.absolute_bound is not None and self.absolute_bound > 1.0:
+            raise ValueError(
+                f"absolute_bound {self.absolute_bound} of ratio metric {self.name!r} is a fraction 0..1 "
+                "(write 0.05 for 5 %)"
+            )
+        return self
+
+
+class CanaryAnalysisPolicy(BaseModel):
+    """How a canary is judged at each step (loaded later from configs/ by the lead's policy YAML)."""
+
+    model_config = _STRICT
+
+    min_requests_per_step: int = Field(
+        100, ge=1, le=10**9, description="Canary requests needed since the last analysed look; fewer is inconclusive."
+    )
+    query_failure_limit: int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="Consecutive steps with a failed query that are held; one more fails closed with on_query_failure.",
+    )
+    on_query_failure: Decision = Field(
+        Decision.ROLLBACK, description="Fail-closed decision past query_failure_limit: rollback or hold."
+    )
+    inconclusive_step_limit: int = Field(
+        3, ge=0, le=100, description="Consecutive inconclusive steps that are held; one more rolls back."
+    )
+    score_threshold: float = Field(
+        0.8, gt=0.0, le=1.0, description="Weighted share of passing conclusive metrics needed to advance."
+    )
+    marginal_score: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Scores in [marginal_score, score_threshold) pause for a human; below rolls back.",
+    )
+    alpha: float = Field(
+        0.05, gt=0.0, le=0.2, description="Budget for a false failure over ALL looks and metrics (fraction)."
+    )
+    metrics: list[MetricSpec] = Field(min_length=1, max_length=50, description="Metrics judged each step.")
+
+    @field_validator("on_query_failure")
+    @classmethod
+    def _fail_closed(cls, value: Decision) -> Decision:
+        if value not in (Decision.ROLLBACK, Decision.HOLD):
+            raise ValueError("on_query_failure must be 'rollback' or 'hold': never advance without evidence")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.marginal_score > self.score_threshold:
+            raise ValueError(
+                f"marginal_score {self.marginal_score} must not exceed score_threshold {self.score_threshold}"
+            )
+        names = [m.name for m in self.metrics]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique, repeated: {duplicates}")
+        return self
+
+    @property
+    def alpha_per_metric(self) -> float:
+        """Bonferroni share of ``alpha`` for each metric's statistical checks (fraction)."""
+        return self.alpha / len(self.metrics)
+
+
+class MetricSample(BaseModel):
+    """What the metric queries returned for one metric at one look.
+
+    Ratio metrics fill the four counts; latency metrics fill the two totals, the two values and optionally
+    the paired windows. Values that are missing, NaN or inconsistent make the verdict inconclusive (they
+    are data, not programming errors, so they are not refused here).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: MetricName = Field(description="Name of the MetricSpec this sample belongs to.")
+    outcome: Outcome = Field(description="What happened to the query.")
+    error: str | None = Field(None, max_length=2000, description="Query error message when query_failed.")
+    canary_total: float | None = Field(None, description="Canary requests, cumulative since canary start.")
+    baseline_total: float | None = Field(None, description="Baseline requests, cumulative since canary start.")
+    canary_events: float | None = Field(None, description="Ratio: canary events (errors), cumulative.")
+    baseline_events: float | None = Field(None, description="Ratio: baseline events (errors), cumulative.")
+    canary_value: float | None = Field(None, description="Latency: canary value over this look, seconds.")
+    baseline_value: float | None = Field(None, description="Latency: baseline value over this look, seconds.")
+    canary_windows: list[float] | None = Field(
+        None,
+        max_length=100_000,
+        description="Latency: canary values of short windows since the last "
+        "look, seconds, paired by index with baseline_windows (same time range).",
+    )
+    baseline_windows: list[float] | None = Field(
+        None, max_length=100_000, description="Latency: baseline values of the same windows, seconds."
+    )
+
+
+class MetricState(BaseModel):
+    """What one metric carries from look to look (counts already analysed, accumulated evidence)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    canary_total: int = Field(0, ge=0, description="Canary requests already analysed (cumulative).")
+    baseline_total: int = Field(0, ge=0, description="Baseline requests already analysed (cumulative).")
+    canary_bad: int = Field(0, ge=0, description="Ratio: canary bad events already analysed.")
+    baseline_bad: int = Field(0, ge=0, description="Ratio: baseline bad events already analysed.")
+    evidence_canary_bad: int = Field(
+        0, ge=0, description="Ratio: canary bad events in the batches the e-process could use."
+    )
+    log_mgf_sums: list[float] | None = Field(
+        None, description="Ratio: odds-ratio e-process accumulator, see sequential.OddsRatioEvidence."
+    )
+    windows_worse: int = Field(0, ge=0, description="Latency: windows where the canary was worse.")
+    windows_better: int = Field(0, ge=0, description="Latency: windows where the canary was better.")
+
+
+class CanaryState(BaseModel):
+    """Everything the analysis needs from earlier looks; the flow saves it on the InferenceService."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    looks: int = Field(0, ge=0, description="Looks analysed so far.")
+    consecutive_query_failures: int = Field(0, ge=0, description="Steps in a row with a failed query.")
+    consecutive_inconclusive: int = Field(0, ge=0, description="Steps in a row without a conclusion.")
+    metrics: dict[str, MetricState] = Field(default_factory=dict, description="Per metric name.")
+
+
+class MetricVerdict(BaseModel):
+    """The verdict on one metric at one look, with the numbers behind it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    kind: MetricKind
+    critical: bool
+    weight: float
+    outcome: Outcome
+    verdict: Verdict
+    reason: str = Field(description="One line a human can act on.")
+    canary: float | None = Field(None, description="Canary estimate (fraction or seconds).")
+    baseline: float | None = Field(None, description="Baseline estimate (fraction or seconds).")
+    canary_requests: int | None = Field(None, description="Canary requests analysed so far (cumulative).")
+    step_requests: int | None = Field(None, description="Canary requests new at this look.")
+    e_value: float | None = Field(None, description="Anytime-valid evidence that the canary is worse.")
+    e_threshold: float | None = Field(None, description="e_value at or above this fails the metric.")
+    diff_low: float | None = Field(None, description="Ratio: anytime-valid CI of canary - baseline, low.")
+    diff_high: float | None = Field(None, description="Ratio: anytime-valid CI of canary - baseline, high.")
+
+
+class StepAnalysis(BaseModel):
+    """The result of one look: verdicts, score, decision and the state to save for the next look."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    look: int = Field(description="1-based index of this look.")
+    decision: Decision
+    reason: str = Field(description="One line explaining the decision.")
+    score: float | None = Field(None, description="Weighted share of passing conclusive metrics, 0..1.")
+    verdicts: list[MetricVerdict]
+    state: CanaryState = Field(description="Save this and pass it to the next look.")
+
+    def to_json(self) -> str:
+        """Return the analysis as a JSON document (NaN and infinities become null)."""
+        return self.model_dump_json(indent=2)
+
+
+def is_number(value: float | None) -> bool:
+    """Return True for a finite number (not None, NaN or infinite)."""
+    return value is not None and math.isfinite(value)

@@ -1,0 +1,188 @@
+"""Entry points: validate parsed documents or YAML files, and return every finding.
+
+Order per document: is it a Kubernetes object at all; structural schema and metadata; domain rules. When a
+domain rule and a schema check report the same field, the domain rule's finding is kept (it names the field
+that does exist), the generic one is dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.manifests import metadata, rules, schema
+from tasks.manifests.findings import Finding, Problem, Rule, Severity
+from tasks.manifests.paths import mapping
+from tasks.manifests.rules.base import Manifest
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def to_json_like(value: Any) -> Any:
+    """Return ``value`` as the apiserver would see it after YAML->JSON: nulls in mappings pruned, dates as
+    RFC 3339 strings, binary as base64, mapping keys as strings."""
+    if isinstance(value, dict):
+        return {str(k): to_json_like(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [to_json_like(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _whole_document(source: str, index: int | None, rule: Rule, message: str, fix: str) -> Finding:
+    """Return an error finding about a whole file or document (no object, no field)."""
+    return Finding(source, index, "", "", Severity.error, rule, message, fix)
+
+
+def _object_label(doc: dict[str, Any]) -> str:
+    name = mapping(doc.get("metadata")).get("name") or mapping(doc.get("metadata")).get("generateName") or "?"
+    return f"{doc.get('kind')}/{name}"
+
+
+def _not_object(doc: Any) -> str | None:
+    """Return why ``doc`` is not a Kubernetes object, or None when it is one."""
+    if not isinstance(doc, dict):
+        return f"the document is a {type(doc).__name__}, not a mapping"
+    missing = [k for k in ("apiVersion", "kind") if not isinstance(doc.get(k), str) or not doc.get(k)]
+    return f"the document has no {' or '.join(missing)}" if missing else None
+
+
+def check_object(doc: dict[str, Any]) -> list[Problem]:
+    """Return every problem of one Kubernetes object (schema, metadata, domain rules), deduplicated.
+
+    Args:
+        doc: a mapping with string ``apiVersion`` and ``kind`` (already JSON-like).
+    """
+    group, _ = schema.split_api_version(doc["apiVersion"])
+    structural = list(schema.check(doc))
+    if not any(p.rule is Rule.SCHEMA_UNKNOWN_KIND for p in structural):
+        structural += metadata.check(doc, group, doc["kind"])
+    domain = list(rules.run(Manifest(doc, group, doc["kind"])))
+    claimed = {p.field for p in domain}
+    return [p for p in structural if p.field not in claimed] + domain
+
+
+def validate_documents(docs: Sequence[Any], source: str = "<input>") -> list[Finding]:
+    """Validate already-parsed documents (e.g. from ``yaml.safe_load_all``).
+
+    Args:
+        docs: the documents, in file order; ``None`` (empty documents) are skipped.
+        source: the file name to report.
+
+    Returns:
+        findings in document order; empty when everything is clean.
+    """
+    findings: list[Finding] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for index, raw in enumerate(docs):
+        if raw is None:
+            continue
+        doc = to_json_like(raw)
+        why = _not_object(doc)
+        if why:
+            findings.append(
+                _whole_document(
+                    source,
+                    index,
+                    Rule.DOCUMENT_NOT_OBJECT,
+                    f"not a Kubernetes object: {why}",
+                    "each YAML document must be a mapping with apiVersion, kind and metadata",
+                )
+            )
+            continue
+        label = _object_label(doc)
+        for p in check_object(doc):
+            findings.append(Finding(source, index, label, p.field, p.severity, p.rule, p.message, p.fix))
+        findings.extend(_duplicate(doc, source, index, label, seen))
+    return findings
+
+
+def _duplicate(
+    doc: dict[str, Any], source: str, index: int, label: str, seen: dict[tuple[str, str, str], int]
+) -> Iterable[Finding]:
+    meta = mapping(doc.get("metadata"))
+    if not meta.get("name"):
+        return []
+    key = (doc["apiVersion"].split("/")[0] + "/" + doc["kind"], str(meta.get("namespace", "")), meta["name"])
+    if key in seen:
+        return [
+            Finding(
+                source,
+                index,
+                label,
+                "metadata.name",
+                Severity.warning,
+                Rule.DOCUMENT_DUPLICATE,
+                f"{label} is already defined in document {seen[key]}; the later one overwrites it",
+                "remove one of them or give them different names",
+            )
+        ]
+    seen[key] = index
+    return []
+
+
+def validate_text(text: str, source: str) -> list[Finding]:
+    """Validate a YAML stream; a YAML syntax error or a stream without objects is itself a finding."""
+    try:
+        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return [
+            _whole_document(
+                source,
+                None,
+                Rule.DOCUMENT_YAML,
+                f"not valid YAML{where}: {problem}",
+                "fix the YAML syntax (indentation, quoting, tabs) at that position",
+            )
+        ]
+    if not any(d is not None for d in docs):
+        return [
+            _whole_document(
+                source,
+                None,
+                Rule.DOCUMENT_NOT_OBJECT,
+                "the file holds no Kubernetes object",
+                "add a document with apiVersion, kind and metadata, or leave the file out",
+            )
+        ]
+    return validate_documents(docs, source)
+
+
+def validate_files(paths: Iterable[Path | str]) -> list[Finding]:
+    """Validate YAML files, each possibly holding several ``---`` documents.
+
+    Args:
+        paths: files to read.
+
+    Returns:
+        findings across all files, file by file; an unreadable file is a ``document.unreadable`` finding.
+    """
+    findings: list[Finding] = []
+    for path in paths:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            findings.append(
+                _whole_document(
+                    source,
+                    None,
+                    Rule.DOCUMENT_UNREADABLE,
+                    f"cannot read the file: {exc.__class__.__name__}: {exc}",
+                    "check the path and that the file is UTF-8 text",
+                )
+            )
+            continue
+        findings.extend(validate_text(text, source))
+    return findings
