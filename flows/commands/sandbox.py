@@ -8,7 +8,6 @@ from dataclasses import asdict
 import typer
 
 from flows.output import OutputFormat, OutputOption, emit
-from sandbox import launcher
 
 app = typer.Typer(help="The local sandbox platform (real apiserver, Prometheus, S3, GCS, Ray, Prefect).",
                   no_args_is_help=True)
@@ -19,6 +18,8 @@ ServicesArg = typer.Option(None, "--service", "-s", help="Only this service (rep
 @app.command()
 def up(service: list[str] | None = ServicesArg, output: OutputFormat = OutputOption) -> None:
     """Start every sandbox service that is not already healthy (safe to run twice)."""
+    from sandbox import launcher
+
     try:
         launcher.up(tuple(service) if service else launcher.DEFAULT_SERVICES)
     except ValueError as exc:
@@ -29,12 +30,16 @@ def up(service: list[str] | None = ServicesArg, output: OutputFormat = OutputOpt
 @app.command()
 def down(output: OutputFormat = OutputOption) -> None:
     """Stop exactly the processes this sandbox started."""
+    from sandbox import launcher
+
     emit({"stopped": launcher.down()}, output)
 
 
 @app.command()
 def status(output: OutputFormat = OutputOption) -> None:
     """Each service, its address and health. Exit 1 when any started service is unhealthy."""
+    from sandbox import launcher
+
     rows = launcher.status()
     emit([asdict(s) for s in rows], output, title="sandbox")
     if any(r.state == "unhealthy" for r in rows):
@@ -44,6 +49,8 @@ def status(output: OutputFormat = OutputOption) -> None:
 @app.command()
 def env(output: OutputFormat = OutputOption) -> None:
     """Print the exports a shell needs: ``eval "$(kaiops sandbox env)"``."""
+    from sandbox import launcher
+
     values = launcher.env()
     if output is OutputFormat.table:
         for key, value in values.items():

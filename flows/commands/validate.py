@@ -7,12 +7,14 @@ error finding (including a file that is not YAML or not a Kubernetes object).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from flows.output import OutputFormat, OutputOption, emit, err_console
-from tasks.manifests import validate_files
-from tasks.manifests.findings import Finding, has_errors
+
+if TYPE_CHECKING:
+    from tasks.manifests.findings import Finding
 
 EXIT_INVALID = 2
 
@@ -22,6 +24,9 @@ def validate(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Validate KubeRay, KServe, Gateway API and core Kubernetes manifests offline (no cluster needed)."""
+    from tasks.manifests import validate_files  # jsonschema and the schemas load only when needed
+    from tasks.manifests.findings import has_errors
+
     findings = validate_files(files)
     if output is OutputFormat.table:
         if findings:

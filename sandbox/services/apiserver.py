@@ -12,7 +12,6 @@ import ssl
 
 import yaml
 
-from sandbox import crd_install
 from sandbox.paths import binary
 from sandbox.pki import Pki, ensure_pki
 from sandbox.procs import free_port
@@ -65,6 +64,8 @@ class KubeApiserver(Service):
         return http_ok(f"{record.url}/readyz", context=self._ssl(state))
 
     def after_ready(self, state: SandboxState, record: ServiceRecord) -> None:
+        from sandbox import crd_install  # imports the kubernetes client: only when needed
+
         write_kubeconfig(state, record.url)
         crd_install.install_crds(str(state.kubeconfig))
 
