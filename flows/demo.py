@@ -31,4 +31,29 @@ def demo() -> dict:
         kubernetes["crds_established"] == kubernetes["crds_expected"]
         and summary["platform"]["ray"]["status"] == "SUCCEEDED"
     )
+    # backup: a backup of what the demo created (namespaces demo and ray), then a restore drill of it
+    from configs.backup import BackupPolicy, DrillConfig
+    from flows.backup import backup as backup_flow
+    from flows.backup import restore_drill
+    from tasks.backup.steps import existing_namespaces_task
+
+    backup_namespaces = existing_namespaces_task(["demo", "ray"])
+    if backup_namespaces:
+        backup_policy = BackupPolicy(name="demo", destination="s3://kaiops-backups/demo", create_bucket=True,
+                                     namespaces=backup_namespaces, drill=DrillConfig(readiness_timeout_seconds=180))
+        made = backup_flow(policy=backup_policy)
+        try:
+            drilled = restore_drill(policy=backup_policy, backup_id=made["backup_id"])
+            summary["backup"] = {"backup": made, "drill": drilled, "ok": drilled["verdict"] == "passed"}
+        except Exception as exc:  # a failed drill is a failed section, not a crashed demo
+            summary["backup"] = {"backup": made, "drill": {"reason": str(exc)}, "ok": False}
+    else:
+        summary["backup"] = {"namespaces": [], "reason": "neither demo nor ray namespace exists", "ok": False}
+    # serving: iris v1 from the sandbox S3 as an InferenceService; predictions through its router, per-revision
+    # queue-proxy series in Prometheus
+    from prefect import task
+
+    from sandbox.kserve.demo import serve_iris
+
+    summary["serving"] = task(name="serve-iris")(serve_iris)(dict(os.environ))
     return summary

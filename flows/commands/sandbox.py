@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import typer
 
+from flows.commands import sandbox_load
 from flows.output import OutputFormat, OutputOption, emit
 
 app = typer.Typer(help="The local sandbox platform (real apiserver, Prometheus, S3, GCS, Ray, Prefect).",
@@ -57,3 +58,6 @@ def env(output: OutputFormat = OutputOption) -> None:
             typer.echo(f"export {key}={shlex.quote(value)}")
         return
     emit(values, output)
+
+
+app.command("load")(sandbox_load.load)

@@ -1,0 +1,204 @@
+"""Benchmark: kaiops backup and restore drill against kubectl on the sandbox apiserver and S3.
+
+1. Creates ``--objects`` custom resources and ConfigMaps (RayCluster, InferenceService, ServingRuntime,
+   HTTPRoute and the ConfigMaps they reference) across ``--namespaces`` namespaces, in parallel, labelled
+   ``kaiops.io/bench=<run>``.
+2. Times a kaiops backup of them (paged, parallel lists; parallel uploads to the sandbox S3; manifest last)
+   against ``kubectl get <same kinds> -A -l ... -o json`` in the same run (goal: ratio <= 1.2).
+3. Times a restore of ``--drill-objects`` of them into scratch namespaces (verify checksums, check CRDs,
+   apply in order with server-side apply, read back and compare) against ``kubectl apply --server-side``
+   of the same objects written as files.
+4. Deletes what it created (namespaces stay Terminating: the sandbox runs no controller-manager).
+
+Run: ``KAIOPS_SANDBOX=<instance> .venv/bin/python bench/backup.py [--objects 5000] [--namespaces 50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from configs.backup import BackupPolicy
+from sandbox import launcher
+from sandbox.paths import binary
+from tasks import kube
+from tasks.backup import discovery, drill, steps
+from tasks.backup.restore import ExistingPolicy, ProductionMarker
+
+KINDS = ("rayclusters.ray.io,inferenceservices.serving.kserve.io,servingruntimes.serving.kserve.io,"
+         "httproutes.gateway.networking.k8s.io,configmaps")
+
+
+def make_objects(ns: str, count: int, label: dict[str, str]) -> list[dict]:
+    """``count`` objects for ``ns``: groups of (ConfigMap, InferenceService using it, RayCluster using it,
+    ServingRuntime, HTTPRoute)."""
+    out: list[dict] = []
+    i = 0
+    while len(out) < count:
+        meta = lambda name: {"name": name, "namespace": ns, "labels": label}  # noqa: E731
+        group = [
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(f"cfg-{i}"), "data": {"threshold": str(i)}},
+            {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": meta(f"isvc-{i}"),
+             "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": f"s3://m/{i}"},
+                                    "volumes": [{"name": "c", "configMap": {"name": f"cfg-{i}"}}]}}},
+            {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": meta(f"rc-{i}"),
+             "spec": {"headGroupSpec": {"rayStartParams": {"num-cpus": "1"}, "template": {"spec": {"containers": [
+                 {"name": "ray-head", "image": "rayproject/ray:2.46.0",
+                  "envFrom": [{"configMapRef": {"name": f"cfg-{i}"}}]}]}}}}},
+            {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ServingRuntime", "metadata": meta(f"rt-{i}"),
+             "spec": {"supportedModelFormats": [{"name": "sklearn"}],
+                      "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:v0.15.0"}]}},
+            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta(f"route-{i}"),
+             "spec": {"rules": [{"backendRefs": [{"name": f"isvc-{i}-predictor", "port": 80}]}]}},
+        ]
+        out += group[: count - len(out)]
+        i += 1
+    return out
+
+
+def create_all(api, objects: list[dict], parallelism: int = 32) -> None:
+    """POST every object (one request each, in parallel)."""
+    kinds = {discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"]) for o in objects}
+    found = discovery.discover(api, kinds)
+
+    def post(o: dict) -> None:
+        info = found.served[discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])]
+        api.call_api(info.path(o["metadata"].get("namespace")), "POST", body=o, auth_settings=["BearerToken"],
+                     header_params={"Content-Type": "application/json"}, _preload_content=False)
+
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        list(pool.map(post, objects))
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objects", type=int, default=5000)
+    parser.add_argument("--namespaces", type=int, default=50)
+    parser.add_argument("--drill-objects", type=int, default=1000)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+
+    env = launcher.env()
+    os.environ.update(env)
+    kubectl = str(binary("kubectl"))
+    dyn = kube.connect(env["KUBECONFIG"])
+    api = dyn.client
+    run = secrets.token_hex(3)
+    label = {"kaiops.io/bench": run}
+    namespaces = [f"bench-{run}-{i:03d}" for i in range(args.namespaces)]
+    per_ns = [args.objects // args.namespaces + (1 if i < args.objects % args.namespaces else 0)
+              for i in range(args.namespaces)]
+    objects = [o for ns, n in zip(namespaces, per_ns, strict=True) for o in make_objects(ns, n, label)]
+    create_all(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": label}}
+                     for n in namespaces])
+    t_create, _ = timed(lambda: create_all(api, objects))
+    print(f"created {len(objects)} objects in {args.namespaces} namespaces in {t_create:.1f}s")
+
+    policy = BackupPolicy(name=f"bench-{run}", destination=f"s3://kaiops-bench/{run}", create_bucket=True,
+                          label_selector=f"kaiops.io/bench={run}", encryption_key_env=None, parallelism=16)
+    kubectl_cmd = [kubectl, "--kubeconfig", env["KUBECONFIG"], "get", KINDS, "-A", "-l", f"kaiops.io/bench={run}",
+                   "-o", "json"]
+    t_kubectl, out = timed(lambda: subprocess.run(kubectl_cmd, capture_output=True, check=True).stdout)
+    listed = len(json.loads(out)["items"])
+
+    def do_backup():
+        exported = steps.export_objects(policy)
+        return exported, steps.write_backup(policy, exported, key=None)
+
+    t_backup, (exported, written) = timed(do_backup)
+    t_export = exported.seconds
+
+    # drill: the first namespaces holding about --drill-objects objects
+    take, total = [], 0
+    for ns, n in zip(namespaces, per_ns, strict=True):
+        if total >= args.drill_objects:
+            break
+        take.append(ns)
+        total += n
+    loaded = steps.verify_backup(policy, written.backup_id, None)
+    chosen = [o for o in loaded.objects if (o["metadata"].get("namespace") or o["metadata"]["name"]) in take]
+    drill_id = secrets.token_hex(3)
+
+    def do_drill():
+        dplan = drill.plan_drill(chosen, drill_id)
+        loaded.objects = dplan.restore
+        plan = steps.plan_restore(loaded, kubeconfig=None, namespace_map=dplan.namespace_map,
+                                  existing=ExistingPolicy.fail, marker=ProductionMarker(), yes=False)
+        report = steps.apply_restore(plan, kubeconfig=None, backup_id=written.backup_id,
+                                     existing=ExistingPolicy.fail, dry_run=False, parallelism=16)
+        pairs = [(o, a) for o, a in zip(dplan.restore, plan.objects, strict=True) if a["kind"] != "Namespace"]
+        results = steps.drill_wait(pairs, kubeconfig=None, mode=drill.ReadinessMode.present, timeout=120)
+        return dplan, plan, report, results
+
+    t_drill, (dplan, _plan, report, results) = timed(do_drill)
+    equal = sum(r.equal for r in results)
+
+    # kubectl apply --server-side of the same objects (other scratch namespaces)
+    kmap = drill.scratch_map(take, "k" + drill_id[1:])
+    with tempfile.TemporaryDirectory() as tmp:
+        from tasks.backup.restore import prepare
+
+        docs = prepare(drill.plan_drill(chosen, "k" + drill_id[1:]).restore, kmap)
+        for i, doc in enumerate(docs):
+            Path(tmp, f"{i:05d}.json").write_text(json.dumps(doc))
+        create_all(api, [d for d in docs if d["kind"] == "Namespace"])
+        files = [d for d in docs if d["kind"] != "Namespace"]
+        for i, doc in enumerate(docs):
+            if doc["kind"] == "Namespace":
+                Path(tmp, f"{i:05d}.json").unlink()
+        t_apply, _ = timed(lambda: subprocess.run(
+            [kubectl, "--kubeconfig", env["KUBECONFIG"], "apply", "--server-side", "--field-manager", "bench",
+             "-f", tmp], capture_output=True, check=True))
+
+    rows = [
+        ("backup (list + upload + manifest)", t_backup, "kubectl get -A -o json", t_kubectl, written.objects, listed),
+        ("  of which list/export", t_export, "kubectl get -A -o json", t_kubectl, len(exported.objects), listed),
+        ("restore drill (verify+apply+compare)", t_drill, "kubectl apply --server-side", t_apply,
+         len(results), len(files)),
+    ]
+    print(f"\n{'kaiops':40} {'s':>7} {'baseline':30} {'s':>7} {'ratio':>6} {'objects':>8}")
+    for name, ts, base, tb, n, nb in rows:
+        print(f"{name:40} {ts:7.2f} {base:30} {tb:7.2f} {ts / tb:6.2f} {n:>8} (baseline {nb})")
+    print(f"\nbackup {written.backup_id}: {written.objects} objects, {written.bytes / 1e6:.1f} MB; "
+          f"drill: {report.counts()}, equal {equal}/{len(results)}")
+
+    # clean up: the bench objects, the drill copies, then the namespaces (left Terminating: no controller-manager)
+    all_ns = namespaces + list(dplan.namespace_map.values()) + list(kmap.values())
+    found = discovery.discover(api, [discovery.KindName("ray.io", "RayCluster"),
+                                     discovery.KindName("serving.kserve.io", "InferenceService"),
+                                     discovery.KindName("serving.kserve.io", "ServingRuntime"),
+                                     discovery.KindName("gateway.networking.k8s.io", "HTTPRoute"),
+                                     discovery.KindName("", "ConfigMap"), discovery.KindName("", "Namespace")])
+
+    def wipe(ns: str) -> None:
+        for name, info in found.served.items():
+            if name.kind != "Namespace":
+                api.call_api(info.path(ns), "DELETE", auth_settings=["BearerToken"], _preload_content=False)
+        api.call_api(found.served[discovery.KindName("", "Namespace")].path(None, ns), "DELETE",
+                     auth_settings=["BearerToken"], _preload_content=False)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(wipe, all_ns))
+    if args.json:
+        args.json.write_text(json.dumps([dict(zip(["kaiops", "seconds", "baseline", "baseline_seconds", "objects",
+                                                    "baseline_objects"], r, strict=True)) for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Backups of the platform's custom resources, retention, restore and restore drills, as Prefect flows.
+
+Each flow body reads as its runbook; every step is a task in ``tasks/backup/steps.py``. Each flow leaves a
+markdown artifact and returns a JSON-able summary; a refused restore or a failed drill fails the flow run
+with the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
+from tasks.backup import steps
+from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
+from tasks.backup.restore import Action, ExistingPolicy, Outcome, ProductionMarker
+from tasks.errors import KaiopsError, PermanentError
+
+
+class DrillFailed(PermanentError):
+    """A restore drill did not prove the backup: objects not restored, not ready, different, or too slow."""
+
+
+class RestoreFailed(PermanentError):
+    """A restore finished with objects the server refused."""
+
+
+def _policy(policy: str | BackupPolicy) -> BackupPolicy:
+    return policy if isinstance(policy, BackupPolicy) else load_policy(Path(policy))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_none_\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _artifact(key: str, markdown: str) -> None:
+    create_markdown_artifact(key=key, markdown=markdown, description=markdown.splitlines()[0].lstrip("# "))
+
+
+@flow(name="backup", log_prints=True)
+def backup(
+    policy: str | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False, kubeconfig: str | None = None
+) -> dict[str, Any]:
+    """Export the policy's objects and write them with a manifest (last) to the policy's destination.
+
+    Args:
+        policy: path of a ``configs/backups/*.yaml`` file (or a :class:`BackupPolicy`).
+        dry_run: list what would be backed up; write nothing.
+        kubeconfig: cluster to read (default ``$KUBECONFIG``).
+
+    Returns:
+        ``{"backup_id", "destination", "counts", "objects", "bytes", "seconds", "missing_kinds", ...}``.
+    """
+    pol = _policy(policy)
+    key_given = steps.policy_key(pol) is not None
+    exported = steps.export_task(pol, kubeconfig=kubeconfig, include_secrets=key_given)
+    counts: dict[str, int] = {}
+    for obj in exported.objects:
+        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+    summary: dict[str, Any] = {
+        "policy": pol.name,
+        "dry_run": dry_run,
+        "counts": dict(sorted(counts.items())),
+        "objects": len(exported.objects),
+        "missing_kinds": exported.missing_kinds,
+        "left_out": exported.left_out,
+        "warnings": exported.warnings,
+        "secrets": "encrypted" if key_given else "excluded (no key)",
+    }
+    if not dry_run:
+        try:
+            written = steps.write_task(pol, exported)
+        except KaiopsError:
+            steps.backup_metrics_task(pol, success=False, written=None)
+            raise
+        summary |= {
+            "backup_id": written.backup_id,
+            "destination": written.destination,
+            "bytes": written.bytes,
+            "seconds": round(exported.seconds + written.seconds, 3),
+            "encrypted": written.encrypted,
+        }
+        summary["metrics_file"] = steps.backup_metrics_task(pol, success=True, written=written)
+    title = "dry run" if dry_run else summary["backup_id"]
+    _artifact(
+        "backup",
+        f"# Backup {pol.name}: {title}\n\n"
+        + _table([{"kind": k, "objects": n} for k, n in summary["counts"].items()])
+        + f"\nKinds not served: {', '.join(exported.missing_kinds) or 'none'}\n",
+    )
+    return summary
+
+
+@flow(name="retention", log_prints=True)
+def retention(policy: str | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False) -> dict[str, Any]:
+    """Apply the policy's retention: keep N daily, M weekly, K monthly complete backups; clean incomplete ones.
+
+    Returns:
+        ``{"plan": [{"backup", "action", "reasons"}...], "deleted_keys": n, "dry_run": bool}``.
+    """
+    pol = _policy(policy)
+    plan = steps.retention_plan_task(pol)
+    deleted = 0 if dry_run else steps.retention_apply_task(pol, plan)
+    _artifact("retention", f"# Retention {pol.name}{' (dry run)' if dry_run else ''}\n\n" + _table(plan.rows()))
+    return {"policy": pol.name, "dry_run": dry_run, "plan": plan.rows(), "deleted_keys": deleted}
+
+
+@flow(name="restore", log_prints=True)
+def restore(
+    backup_id: str,
+    policy: str | BackupPolicy = str(DEFAULT_POLICY),
+    namespace_map: dict[str, str] | None = None,
+    existing: ExistingPolicy = ExistingPolicy.fail,
+    dry_run: bool = False,
+    yes: bool = False,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """Restore ``backup_id``: verify every checksum and every needed CRD before any write, then apply in
+    dependency order with server-side apply.
+
+    Raises:
+        BackupIncomplete, ChecksumMismatch, MissingKinds, ProductionRefused, ExistingObjects: before any write.
+        RestoreFailed: some objects were refused (the others were restored; see the artifact).
+    """
+    pol = _policy(policy)
+    loaded = steps.verify_task(pol, backup_id)
+    marker = ProductionMarker(pol.production.key, pol.production.value)
+    plan = steps.plan_restore_task(
+        loaded, kubeconfig=kubeconfig, namespace_map=namespace_map or {}, existing=existing, marker=marker, yes=yes
+    )
+    report = steps.apply_restore_task(
+        plan,
+        kubeconfig=kubeconfig,
+        backup_id=backup_id,
+        existing=existing,
+        dry_run=dry_run,
+        parallelism=pol.parallelism,
+    )
+    failed = [{"object": i.ref, "reason": i.message} for i in report.items if i.action is Action.failed]
+    summary = {
+        "backup_id": backup_id,
+        "dry_run": dry_run,
+        "outcome": report.outcome.value,
+        "counts": report.counts(),
+        "production_namespaces": plan.production,
+        "failed": failed,
+    }
+    _artifact(
+        "restore",
+        f"# Restore {backup_id}: {report.outcome.value}{' (dry run)' if dry_run else ''}\n\n"
+        + _table([{"action": k, "objects": v} for k, v in report.counts().items()])
+        + ("\n## Refused\n\n" + _table(failed) if failed else ""),
+    )
+    if report.outcome is not Outcome.succeeded:
+        raise RestoreFailed(
+            f"restore of {backup_id} {report.outcome.value}: {len(failed)} object(s) refused; "
+            f"first: {failed[0]['object']}: {failed[0]['reason']}"
+        )
+    return summary
+
+
+@flow(name="restore-drill", log_prints=True)
+def restore_drill(
+    policy: str | BackupPolicy = str(DEFAULT_POLICY),
+    backup_id: str | None = None,
+    readiness: ReadinessMode = ReadinessMode.conditions,
+    timeout: float | None = None,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """Prove a backup: restore it into fresh scratch namespaces, wait for readiness, compare with the backup,
+    measure the RTO, delete what was restored, report.
+
+    Args:
+        backup_id: default the newest complete backup.
+        readiness: ``conditions`` (per-kind rules; needs the KubeRay/KServe controllers) or ``present``.
+        timeout: readiness wait in seconds (default the policy's ``drill.readiness_timeout_seconds``).
+
+    Returns:
+        ``{"verdict": "passed", "objects": {"restored", "ready", "equal", "total"}, "rto_seconds", ...}``.
+
+    Raises:
+        DrillFailed: the drill did not pass (the reason is in the message and the artifact).
+    """
+    pol = _policy(policy)
+    backup_id = backup_id or steps.newest_good(pol)
+    if backup_id is None:
+        raise DrillFailed(f"no complete backup under {pol.destination}")
+    drill_id = secrets.token_hex(3)
+    started = time.monotonic()
+    loaded = steps.verify_task(pol, backup_id)
+    dplan = plan_drill(loaded.objects, drill_id)
+    loaded.objects = dplan.restore
+    marker = ProductionMarker(pol.production.key, pol.production.value)
+    plan = steps.plan_restore_task(
+        loaded,
+        kubeconfig=kubeconfig,
+        namespace_map=dplan.namespace_map,
+        existing=ExistingPolicy.fail,
+        marker=marker,
+        yes=False,
+    )
+    report = steps.apply_restore_task(
+        plan,
+        kubeconfig=kubeconfig,
+        backup_id=backup_id,
+        existing=ExistingPolicy.fail,
+        dry_run=False,
+        parallelism=pol.parallelism,
+    )
+    ok = {(i.kind, i.namespace or "", i.name) for i in report.items if i.action is Action.created}
+    pairs = [
+        (orig, applied)
+        for orig, applied in zip(dplan.restore, plan.objects, strict=True)
+        if applied["kind"] != "Namespace"
+        and (applied["kind"], applied["metadata"].get("namespace") or "", applied["metadata"]["name"]) in ok
+    ]
+    results = steps.drill_wait_task(
+        pairs,
+        kubeconfig=kubeconfig,
+        mode=readiness,
+        timeout=timeout or pol.drill.readiness_timeout_seconds,
+        parallelism=pol.parallelism,
+    )
+    rto = time.monotonic() - started
+    cluster_failed = 0
+    if dplan.cluster_scoped:
+        loaded.objects = dplan.cluster_scoped
+        cplan = steps.plan_restore_task(
+            loaded, kubeconfig=kubeconfig, namespace_map={}, existing=ExistingPolicy.update, marker=marker, yes=False
+        )
+        creport = steps.apply_restore_task(
+            cplan, kubeconfig=kubeconfig, backup_id=backup_id, existing=ExistingPolicy.update, dry_run=True
+        )
+        cluster_failed = sum(i.action is Action.failed for i in creport.items)
+    failed_applies = sum(i.action is Action.failed for i in report.items if i.kind != "Namespace")
+    cleanup_errors = steps.drill_cleanup_task(plan.objects, sorted(dplan.namespace_map.values()), kubeconfig=kubeconfig)
+    summary = summarise(
+        results,
+        rto=rto,
+        max_rto=pol.drill.max_rto_seconds,
+        failed_applies=failed_applies,
+        cluster_checked=len(dplan.cluster_scoped),
+        cluster_failed=cluster_failed,
+    )
+    summary |= {
+        "backup_id": backup_id,
+        "drill_id": drill_id,
+        "readiness": readiness.value,
+        "scratch_namespaces": sorted(dplan.namespace_map.values()),
+        "cleanup_errors": cleanup_errors,
+    }
+    passed = summary["verdict"] == DrillVerdict.passed.value
+    summary["metrics_file"] = steps.drill_metrics_task(pol, success=passed, rto=rto, objects=summary["objects"])
+    bad = [
+        {"object": r.ref, "ready": r.ready, "equal": r.equal, "reason": r.reason}
+        for r in results
+        if not (r.ready and r.equal)
+    ]
+    bad += [
+        {"object": i.ref, "ready": False, "equal": False, "reason": i.message}
+        for i in report.items
+        if i.action is Action.failed
+    ]
+    _artifact(
+        "restore-drill",
+        f"# Restore drill {backup_id}: {summary['verdict']}\n\n"
+        + _table([{**summary["objects"], "rto_seconds": summary["rto_seconds"]}])
+        + (f"\n**Reason:** {summary['reason']}\n\n" + _table(bad[:50]) if not passed else ""),
+    )
+    if not passed:
+        raise DrillFailed(f"drill of {backup_id} failed: {summary['reason']}")
+    return summary

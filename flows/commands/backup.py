@@ -1,0 +1,127 @@
+"""``kaiops backup | backups list | retention | restore | drill``: backups of the platform's custom resources.
+
+Exit codes: 0 done, 1 the operation failed (a failed drill, refused objects), 2 bad input or a refusal made
+before any write (a production namespace without ``--yes``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit
+from tasks.errors import InputError
+
+DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "configs" / "backups" / "nightly.yaml"
+PolicyOption = typer.Option(DEFAULT_POLICY, "--policy", "-p", help="Backup policy file (configs/backups/*.yaml).")
+
+backups_app = typer.Typer(help="Inspect stored backups.", no_args_is_help=True)
+
+
+def backup(
+    policy: Path = PolicyOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be backed up; write nothing."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Back up RayClusters, InferenceServices and friends (plus what they reference) to S3/GCS."""
+    from flows.backup import backup as backup_flow
+
+    emit(backup_flow(policy=str(policy), dry_run=dry_run), output, title="kaiops backup")
+
+
+@backups_app.command("list")
+def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOption) -> None:
+    """List the backups under the policy's destination, newest first (complete or not)."""
+    from configs.backup import load_policy
+    from tasks.backup import steps
+
+    rows = [
+        {
+            "backup": b.id,
+            "complete": b.complete,
+            "objects": len((b.manifest or {}).get("objects", [])),
+            "bytes": (b.manifest or {}).get("bytes", ""),
+            "cluster": ((b.manifest or {}).get("cluster") or {}).get("server", ""),
+        }
+        for b in steps.list_backups(load_policy(policy))
+    ]
+    emit(rows, output, title="kaiops backups")
+
+
+def retention(
+    policy: Path = PolicyOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted; delete nothing."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones."""
+    from flows.backup import retention as retention_flow
+
+    result = retention_flow(policy=str(policy), dry_run=dry_run)
+    emit(result["plan"] if output is OutputFormat.table else result, output, title="kaiops retention")
+
+
+def _namespace_map(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep or not src or not dst:
+            raise InputError(
+                "<cli>", "--namespace-map", f"{pair!r} is not FROM=TO", "write e.g. --namespace-map prod=staging"
+            )
+        out[src] = dst
+    return out
+
+
+def restore(
+    backup_id: str = typer.Argument(..., help="Backup id (see `kaiops backups list`)."),
+    policy: Path = PolicyOption,
+    namespace_map: list[str] = typer.Option([], "--namespace-map", help="FROM=TO; repeatable."),
+    existing: str = typer.Option("fail", "--existing", help="skip, update or fail when an object exists."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Server-side dry run; write nothing."),
+    yes: bool = typer.Option(False, "--yes", help="Allow writing into production namespaces."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Restore a backup after verifying every checksum and every needed CRD."""
+    from flows.backup import restore as restore_flow
+    from tasks.backup.restore import ExistingPolicy
+
+    try:
+        policy_existing = ExistingPolicy(existing)
+    except ValueError as exc:
+        raise InputError("<cli>", "--existing", f"{existing!r} is not skip, update or fail", "pick one") from exc
+    result = restore_flow(
+        backup_id=backup_id,
+        policy=str(policy),
+        namespace_map=_namespace_map(namespace_map),
+        existing=policy_existing,
+        dry_run=dry_run,
+        yes=yes,
+    )
+    emit(result, output, title="kaiops restore")
+
+
+def drill(
+    policy: Path = PolicyOption,
+    backup_id: str = typer.Option(None, "--backup", help="Backup id (default: the newest complete one)."),
+    readiness: str = typer.Option("conditions", "--readiness", help="conditions or present."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Restore the newest good backup into scratch namespaces, check and time it, clean up."""
+    from flows.backup import restore_drill
+    from tasks.backup.drill import ReadinessMode
+
+    try:
+        mode = ReadinessMode(readiness)
+    except ValueError as exc:
+        raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one") from exc
+    emit(restore_drill(policy=str(policy), backup_id=backup_id, readiness=mode), output, title="kaiops drill")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the backup commands to the ``kaiops`` app."""
+    app.command("backup")(backup)
+    app.add_typer(backups_app, name="backups")
+    app.command("retention")(retention)
+    app.command("restore")(restore)
+    app.command("drill")(drill)

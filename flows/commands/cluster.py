@@ -1,0 +1,121 @@
+"""``kaiops provision CONFIG`` and ``kaiops cluster scale|suspend|resume|upgrade|teardown CONFIG``.
+
+Each runs the matching flow of :mod:`flows.provision` and prints its summary. ``--dry-run`` shows the
+server-side dry-run diff and changes nothing. A failed readiness wait prints the diagnosis and exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, console, emit
+
+app = typer.Typer(help="Day-2 operations on a provisioned Ray cluster.", no_args_is_help=True)
+
+ConfigArg = typer.Argument(..., help="Cluster config, e.g. configs/clusters/sandbox.yaml.")
+DryRun = typer.Option(False, "--dry-run", help="Show the server-side dry-run diff; change nothing.")
+Timeout = typer.Option(600.0, "--timeout", help="Seconds to wait for the cluster.", min=1, max=7200)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _show(summary: dict[str, Any], output: OutputFormat, title: str) -> None:
+    diff = summary.get("diff") or ""
+    if output is OutputFormat.table:
+        if diff:
+            console.print(diff, markup=False, highlight=False)
+        row = {k: v for k, v in summary.items() if k != "diff"}
+        if isinstance(row.get("smoke"), dict):
+            row["smoke"] = {k: row["smoke"][k] for k in ("job_id", "status", "seconds") if k in row["smoke"]}
+        emit(row, output, title=title)
+    else:
+        emit(summary, output)
+    if not summary.get("ok", True):
+        raise typer.Exit(1)
+
+
+def provision(
+    config: Path = ConfigArg,
+    dry_run: bool = DryRun,
+    timeout: float = Timeout,
+    no_smoke: bool = typer.Option(False, "--no-smoke", help="Skip the smoke job."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Provision (create or update) a Ray cluster from CONFIG, wait until ready and run the smoke job."""
+    _quiet()
+    from flows.provision import provision_ray_cluster
+
+    summary = provision_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout, smoke=not no_smoke)
+    _show(summary, output, f"provision {summary['cluster']}")
+
+
+@app.command()
+def scale(
+    config: Path = ConfigArg,
+    group: str = typer.Option(..., "--group", help="Worker group name."),
+    replicas: int = typer.Option(..., "--replicas", help="Desired workers (within min/max).", min=0, max=1000),
+    dry_run: bool = DryRun,
+    timeout: float = Timeout,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Set one worker group's replicas and wait until the workers are ready."""
+    _quiet()
+    from flows.provision import scale_ray_cluster
+
+    summary = scale_ray_cluster(str(config), group, replicas, dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"scale {summary['cluster']}")
+
+
+@app.command()
+def suspend(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
+            output: OutputFormat = OutputOption) -> None:
+    """Suspend the cluster (all Ray processes stop; the RayCluster stays)."""
+    _quiet()
+    from flows.provision import suspend_ray_cluster
+
+    summary = suspend_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"suspend {summary['cluster']}")
+
+
+@app.command()
+def resume(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
+           output: OutputFormat = OutputOption) -> None:
+    """Resume a suspended cluster, wait until ready and run the smoke job."""
+    _quiet()
+    from flows.provision import resume_ray_cluster
+
+    summary = resume_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"resume {summary['cluster']}")
+
+
+@app.command()
+def upgrade(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
+            output: OutputFormat = OutputOption) -> None:
+    """Apply a changed spec to an existing cluster; wait for the new observedGeneration and a passing smoke job."""
+    _quiet()
+    from flows.provision import upgrade_ray_cluster
+
+    summary = upgrade_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"upgrade {summary['cluster']}")
+
+
+@app.command()
+def teardown(
+    config: Path = ConfigArg,
+    yes: bool = typer.Option(False, "--yes", help="Confirm the deletion."),
+    dry_run: bool = DryRun,
+    timeout: float = Timeout,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Delete the cluster (refuses without --yes)."""
+    _quiet()
+    from flows.provision import teardown_ray_cluster
+
+    summary = teardown_ray_cluster(str(config), yes=yes, dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"teardown {summary['cluster']}")

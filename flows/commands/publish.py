@@ -1,0 +1,32 @@
+"""``kaiops publish SRC DEST``: upload a model directory as a versioned, manifest-last model in S3/GCS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit
+
+
+def publish(
+    src: Path = typer.Argument(..., help="Local model directory."),
+    dest: str = typer.Argument(..., help="Version URI: s3://BUCKET/PREFIX/VERSION or gs://BUCKET/PREFIX/VERSION."),
+    force: bool = typer.Option(False, "--force", help="Replace a published version whose content differs."),
+    model_format: str | None = typer.Option(None, "--model-format", help="KServe modelFormat.name, e.g. sklearn."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be uploaded; change nothing."),
+    aws_block: str | None = typer.Option(None, "--aws-block",
+                                         help="Prefect block aws-credentials/NAME or minio-credentials/NAME."),
+    gcp_block: str | None = typer.Option(None, "--gcp-block", help="Prefect block gcp-credentials/NAME."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Publish SRC to DEST: parallel uploads, sha256 per file, manifest.json last; only changed files upload."""
+    from tasks.storage.tasks import check_force_needed
+
+    check_force_needed(str(src), dest)  # bad input -> exit 2 before a flow run starts
+    from flows.publish import publish_model
+
+    summary = publish_model(str(src), dest, force=force, model_format=model_format, dry_run=dry_run,
+                            aws_block=aws_block, gcp_block=gcp_block,
+                            terminal_progress=output is OutputFormat.table)
+    emit(summary, output, title=f"kaiops publish {dest}")

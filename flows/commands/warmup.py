@@ -1,0 +1,37 @@
+"""``kaiops warmup ISVC-OR-FILE``: diagnose storage wiring, download with KServe's code, verify the manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit, err_console
+
+
+def warmup(
+    target: str = typer.Argument(..., help="InferenceService name, or a manifest file (may hold its SA/Secrets)."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of the InferenceService."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Download directory (replaced each run)."),
+    local_model_cache: bool = typer.Option(False, "--local-model-cache",
+                                           help="Also create a LocalModelCache and wait for its node copies."),
+    node_group: str = typer.Option("sandbox", "--node-group", help="LocalModelNodeGroup for --local-model-cache."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Warm up an InferenceService's model storage; exit 1 unless every file is downloaded and verified."""
+    from flows.warmup import warmup_model
+
+    summary = warmup_model(target, namespace=namespace, cache_dir=str(cache_dir) if cache_dir else None,
+                           local_model_cache=local_model_cache, node_group=node_group)
+    if output is OutputFormat.table:
+        rows = {k: v for k, v in summary.items() if k not in ("credentials", "problems", "failed_files")}
+        emit(rows, output, title=f"kaiops warmup {target}")
+        for p in summary["problems"]:
+            err_console.print(f"[red]{p['severity']}[/red] {p['kind']} {p['object']}: {p['problem']}")
+            err_console.print(f"  fix: {p['fix']}")
+        for f in summary["failed_files"]:
+            err_console.print(f"[red]{f['verdict']}[/red] {f['path']}: {f['detail']}")
+    else:
+        emit(summary, output)
+    if not summary["ok"]:
+        raise typer.Exit(1)

@@ -1,0 +1,113 @@
+"""Load generator: real v1-protocol prediction requests at a steady rate against an InferenceService URL.
+
+Payloads are valid iris rows (4 features: sepal length/width, petal length/width in cm), drawn from the three
+classes, so a scikit-learn iris model answers 200 and its predictions vary.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.kserve.router import REVISION_HEADER
+
+IRIS_ROWS = ([5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [6.4, 3.2, 4.5, 1.5], [5.5, 2.3, 4.0, 1.3],
+             [6.3, 3.3, 6.0, 2.5], [7.2, 3.6, 6.1, 2.5])
+MAX_RPS = 200
+MAX_DURATION_S = 3600
+
+
+@dataclass
+class LoadReport:
+    """What a load run saw.
+
+    Attributes:
+        sent: requests sent.
+        by_code: HTTP status -> count (0 = no answer: connection refused or timed out).
+        by_revision: revision that answered (from ``x-kaiops-revision``) -> count.
+        latencies_ms: client-side latency of each answered request, milliseconds.
+        seconds: wall time of the run.
+    """
+
+    sent: int = 0
+    by_code: Counter = field(default_factory=Counter)
+    by_revision: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for code, n in self.by_code.items() if 200 <= code < 300)
+
+    def quantile_ms(self, q: float) -> float:
+        """Latency quantile ``q`` (0..1) in milliseconds (0 when nothing answered)."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def summary(self) -> dict[str, Any]:
+        return {"sent": self.sent, "ok": self.ok, "by_code": {str(k): v for k, v in sorted(self.by_code.items())},
+                "by_revision": dict(sorted(self.by_revision.items())), "p50_ms": round(self.quantile_ms(0.5), 1),
+                "p95_ms": round(self.quantile_ms(0.95), 1), "seconds": round(self.seconds, 1)}
+
+
+def predict_once(url: str, model: str, row: list[float], timeout: float = 30.0) -> tuple[int, str, dict]:
+    """POST one v1 ``:predict`` request; return ``(status, revision, body)`` (status 0 when no answer)."""
+    data = json.dumps({"instances": [row]}).encode()
+    req = urllib.request.Request(f"{url}/v1/models/{model}:predict", data=data, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers.get(REVISION_HEADER, ""), json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get(REVISION_HEADER, "") if err.headers else "", {}
+    except (OSError, ValueError):
+        return 0, "", {}
+
+
+def run(url: str, model: str, rps: float, duration: float, workers: int = 16) -> LoadReport:
+    """Send ``rps`` requests per second for ``duration`` seconds to ``url`` (model ``model``).
+
+    Requests start on a fixed schedule (open loop): a slow server does not lower the offered rate until
+    all ``workers`` are busy.
+
+    Raises:
+        ValueError: rps not in (0, 200] or duration not in (0, 3600].
+    """
+    if not 0 < rps <= MAX_RPS:
+        raise ValueError(f"rps must be in (0, {MAX_RPS}]")
+    if not 0 < duration <= MAX_DURATION_S:
+        raise ValueError(f"duration must be in (0, {MAX_DURATION_S}] seconds")
+    report = LoadReport()
+    lock = threading.Lock()
+    total = max(1, int(rps * duration))
+
+    def one(i: int) -> None:
+        start = time.monotonic()
+        code, revision, _ = predict_once(url, model, IRIS_ROWS[i % len(IRIS_ROWS)])
+        elapsed = (time.monotonic() - start) * 1000.0
+        with lock:
+            report.by_code[code] += 1
+            if revision:
+                report.by_revision[revision] += 1
+            if code:
+                report.latencies_ms.append(elapsed)
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i in range(total):
+            delay = began + i / rps - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, i)
+            report.sent += 1
+    report.seconds = time.monotonic() - began
+    return report

@@ -1,0 +1,211 @@
+"""Which of the kinds kaiops backs up this cluster serves, found by API discovery.
+
+A kind whose CRD is not installed is *reported* (``Discovery.missing``), never an error: a cluster
+without KServe still gets its RayClusters backed up.
+
+Reads go straight to the REST paths (``/apis``, ``/apis/<group>/<version>``) through the kubernetes
+client's ``ApiClient`` and JSON, without the dynamic client's object wrapping: listing thousands of
+objects is then as fast as ``kubectl get -o json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from tasks.errors import PermanentError, TemporaryError
+
+
+@dataclass(frozen=True)
+class KindName:
+    """A kind as a user names it: API group (``""`` for core) and kind."""
+
+    group: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+# The custom resources a backup covers (issue 7), in the order they are reported.
+CUSTOM_KINDS: tuple[KindName, ...] = (
+    KindName("ray.io", "RayCluster"),
+    KindName("ray.io", "RayJob"),
+    KindName("ray.io", "RayService"),
+    KindName("serving.kserve.io", "InferenceService"),
+    KindName("serving.kserve.io", "ServingRuntime"),
+    KindName("serving.kserve.io", "ClusterServingRuntime"),
+    KindName("serving.kserve.io", "InferenceGraph"),
+    KindName("serving.kserve.io", "TrainedModel"),
+    KindName("serving.kserve.io", "LocalModelCache"),
+    KindName("gateway.networking.k8s.io", "HTTPRoute"),
+)
+# Core kinds backed up only when a custom resource references them (plus the namespaces themselves).
+REFERENCED_KINDS: tuple[KindName, ...] = (
+    KindName("", "ConfigMap"),
+    KindName("", "ServiceAccount"),
+    KindName("", "Secret"),
+)
+NAMESPACE = KindName("", "Namespace")
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """A kind the cluster serves.
+
+    Attributes:
+        group: API group (``""`` for core).
+        version: the preferred version (what ``kubectl get`` uses).
+        kind: the kind.
+        plural: the resource name in URLs (``rayclusters``).
+        namespaced: True for namespaced kinds.
+    """
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def name(self) -> KindName:
+        return KindName(self.group, self.kind)
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        """The REST path of the collection (or of one object when ``name`` is given)."""
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+@dataclass
+class Discovery:
+    """What discovery found: the kinds served (by :class:`KindName`) and the wanted kinds that are not."""
+
+    served: dict[KindName, KindInfo] = field(default_factory=dict)
+    missing: list[KindName] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        served = {str(k): asdict(v) for k, v in self.served.items()}
+        return {"served": served, "missing": [str(m) for m in self.missing]}
+
+
+def get_json(api: ApiClient, path: str, query: Iterable[tuple[str, Any]] = ()) -> dict[str, Any]:
+    """GET ``path`` on the apiserver and return the JSON body.
+
+    Raises:
+        TemporaryError: connection failure or 5xx/429.
+        PermanentError: other 4xx (the status is in ``.status``; 404 has ``.status == 404``).
+    """
+    try:
+        resp = api.call_api(
+            path, "GET", query_params=list(query), header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
+        )
+    except ApiException as exc:
+        if exc.status in (429,) or (exc.status or 0) >= 500:
+            raise TemporaryError(f"GET {path}: HTTP {exc.status}") from exc
+        err = PermanentError(f"GET {path}: HTTP {exc.status}: {(exc.body or '')[:300]!s}")
+        err.status = exc.status  # type: ignore[attr-defined]
+        raise err from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise TemporaryError(f"GET {path}: {exc.__class__.__name__}: {exc}") from exc
+    return json.loads(resp.data)
+
+
+def list_pages(api: ApiClient, info: KindInfo, *, namespace: str | None = None, label_selector: str | None = None,
+               limit: int = 500) -> Iterator[dict[str, Any]]:
+    """Yield every object of ``info`` (in ``namespace`` or all), page by page (``limit``/``continue``).
+
+    Each item gets ``apiVersion``/``kind`` filled in (list responses leave them out).
+    """
+    token: str | None = None
+    while True:
+        query: list[tuple[str, Any]] = [("limit", limit)]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if token:
+            query.append(("continue", token))
+        page = get_json(api, info.path(namespace), query)
+        for item in page.get("items") or []:
+            item["apiVersion"], item["kind"] = info.api_version, info.kind
+            yield item
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def discover(api: ApiClient, wanted: Iterable[KindName]) -> Discovery:
+    """Find the preferred version, plural and scope of each wanted kind.
+
+    Args:
+        api: the kubernetes ``ApiClient`` (``kube.connect(...).client``).
+        wanted: kinds to look for.
+
+    Returns:
+        :class:`Discovery`; kinds not served land in ``missing`` (not an error).
+    """
+    wanted = list(dict.fromkeys(wanted))
+    groups = {g["name"]: g for g in get_json(api, "/apis").get("groups", [])}
+    result = Discovery()
+    resources: dict[str, list[dict[str, Any]]] = {}
+    for name in wanted:
+        if name.group:
+            group = groups.get(name.group)
+            if group is None:
+                result.missing.append(name)
+                continue
+            # The preferred version first, then the others: a group's kinds may live in different versions
+            # (serving.kserve.io: InferenceService in v1beta1, ServingRuntime only in v1alpha1).
+            preferred = group["preferredVersion"]["version"]
+            versions = [preferred] + [v["version"] for v in group["versions"] if v["version"] != preferred]
+            candidates = [(v, f"/apis/{name.group}/{v}") for v in versions]
+        else:
+            candidates = [("v1", "/api/v1")]
+        for version, path in candidates:
+            if path not in resources:
+                resources[path] = get_json(api, path).get("resources", [])
+            match = next((r for r in resources[path] if r["kind"] == name.kind and "/" not in r["name"]), None)
+            if match is not None:
+                result.served[name] = KindInfo(name.group, version, name.kind, match["name"], bool(match["namespaced"]))
+                break
+        else:
+            result.missing.append(name)
+    return result
+
+
+def crd_versions(api: ApiClient, infos: Iterable[KindInfo]) -> dict[str, dict[str, Any]]:
+    """Return ``{"Kind.group": {"served": [...], "storage": "v1"}}`` for the custom kinds in ``infos``."""
+    out: dict[str, dict[str, Any]] = {}
+    for info in infos:
+        if info.name not in CUSTOM_KINDS:
+            continue
+        try:
+            crd = get_json(api, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{info.plural}.{info.group}")
+        except PermanentError:
+            continue
+        versions = crd["spec"]["versions"]
+        out[str(info.name)] = {
+            "served": [v["name"] for v in versions if v.get("served")],
+            "storage": next((v["name"] for v in versions if v.get("storage")), None),
+            "annotations": {k: v for k, v in (crd["metadata"].get("annotations") or {}).items()
+                            if k.endswith("bundle-version") or k.endswith("controller-gen.kubebuilder.io/version")},
+        }
+    return out
+
+
+def server_version(api: ApiClient) -> str:
+    """The apiserver's ``gitVersion`` (``v1.35.4``)."""
+    return str(get_json(api, "/version").get("gitVersion"))

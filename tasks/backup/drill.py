@@ -1,0 +1,231 @@
+"""Restore drills: restore into fresh scratch namespaces, wait for readiness, compare, time, clean up.
+
+Pure parts: :func:`scratch_map` (unique namespace names per drill), :func:`normalise` and :func:`differences`
+(restored object vs backup). I/O parts: :func:`wait_ready` (watches, one per object with a readiness
+signal) and :func:`cleanup`.
+
+Cluster-scoped objects (ClusterServingRuntime, LocalModelCache) are not restored by a drill into the same
+cluster (that would overwrite the live ones); they are checked with a server-side dry run instead.
+
+The sandbox runs no controller-manager: a deleted namespace stays ``Terminating`` forever. The drill
+deletes the objects it restored itself, then the scratch namespaces, and does not wait for them to go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from kubernetes.dynamic import DynamicClient
+
+from tasks import kube
+from tasks.backup.export import strip
+from tasks.backup.readiness import has_signal, readiness
+from tasks.errors import KaiopsError
+
+DRILL_LABEL = "kaiops.io/drill"
+NAMESPACE_MAX = 63
+
+
+class ReadinessMode(StrEnum):
+    """How a drill decides a restored object is ready."""
+
+    conditions = "conditions"  # per-kind rules (RayCluster state/HeadPodReady, InferenceService Ready)
+    present = "present"  # existing is enough (no controllers running)
+
+
+class DrillVerdict(StrEnum):
+    """How a drill ended."""
+
+    passed = "passed"  # every object restored, ready and equal to the backup
+    failed = "failed"  # at least one object not restored, not ready, or different
+
+
+def scratch_map(namespaces: list[str], drill_id: str) -> dict[str, str]:
+    """Map each source namespace to ``d-<drill_id>-<ns>`` (at most 63 characters, unique per drill).
+
+    A name too long is cut and given a hash suffix so two long names never collide.
+    """
+    out: dict[str, str] = {}
+    for ns in namespaces:
+        name = f"d-{drill_id}-{ns}"
+        if len(name) > NAMESPACE_MAX:
+            digest = hashlib.sha256(ns.encode()).hexdigest()[:6]
+            name = f"{name[:NAMESPACE_MAX - 7].rstrip('-')}-{digest}"
+        out[ns] = name
+    return out
+
+
+def normalise(obj: dict[str, Any]) -> dict[str, Any]:
+    """What must survive a restore: the object without server-set fields, status, namespace,
+    ownerReferences and field-manager bookkeeping."""
+    out = strip(obj)
+    meta = out["metadata"]
+    meta.pop("namespace", None)
+    meta.pop("ownerReferences", None)
+    return out
+
+
+def differences(backup: dict[str, Any], restored: dict[str, Any], limit: int = 5) -> list[str]:
+    """Dotted paths where ``restored`` differs from ``backup`` after :func:`normalise` (at most ``limit``)."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if len(found) >= limit:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                walk(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+        elif a != b:
+            found.append(path or "<root>")
+
+    walk(normalise(backup), normalise(restored), "")
+    return found
+
+
+@dataclass
+class ObjectResult:
+    """One drilled object: ``ref``, restored, ready (with reason), equal (with differing paths)."""
+
+    ref: str
+    restored: bool = False
+    ready: bool = False
+    equal: bool = False
+    reason: str = ""
+    differences: list[str] = field(default_factory=list)
+
+
+Waiter = Callable[[DynamicClient, dict[str, Any], float], dict[str, Any]]
+
+
+def wait_condition(dyn: DynamicClient, obj: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Watch ``obj`` until its kind's readiness rule holds (``present`` kinds: a single read).
+
+    Raises:
+        TimeoutError: not ready within ``timeout`` seconds (message has the rule's last reason).
+    """
+    meta = obj["metadata"]
+    if not has_signal(obj):
+        return kube.get(dyn, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+    try:
+        return kube.wait_for(dyn, obj["apiVersion"], obj["kind"], meta["name"], lambda o: readiness(o).ready,
+                             namespace=meta.get("namespace"), timeout=timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{kube.object_ref(obj)}: not ready after {timeout:.0f}s") from exc
+
+
+def wait_present(dyn: DynamicClient, obj: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Read ``obj`` back; existing is enough (:attr:`ReadinessMode.present`)."""
+    meta = obj["metadata"]
+    return kube.get(dyn, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+
+
+WAITERS: dict[ReadinessMode, Waiter] = {ReadinessMode.conditions: wait_condition, ReadinessMode.present: wait_present}
+
+
+def wait_ready(dyn: DynamicClient, pairs: list[tuple[dict[str, Any], dict[str, Any]]], mode: ReadinessMode,
+               timeout: float, parallelism: int = 16) -> list[ObjectResult]:
+    """For each ``(backup object, applied object)``: wait for readiness, read it back and compare.
+
+    Args:
+        pairs: the object as in the backup and as applied (namespace mapped).
+        mode: :class:`ReadinessMode`.
+        timeout: seconds for the whole wait (each object gets what is left).
+
+    Returns:
+        One :class:`ObjectResult` per pair (``restored`` True: the caller restored them).
+    """
+    deadline = time.monotonic() + timeout
+    waiter = WAITERS[mode]
+
+    def one(pair: tuple[dict[str, Any], dict[str, Any]]) -> ObjectResult:
+        original, applied = pair
+        result = ObjectResult(kube.object_ref(applied), restored=True)
+        try:
+            live = waiter(dyn, applied, max(1.0, deadline - time.monotonic()))
+        except (TimeoutError, KaiopsError) as exc:
+            result.reason = str(exc)[:300]
+            return result
+        result.ready = True
+        result.differences = differences(original, live)
+        result.equal = not result.differences
+        if not result.equal:
+            result.reason = "differs at " + ", ".join(result.differences)
+        return result
+
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        return list(pool.map(one, pairs))
+
+
+def cleanup(dyn: DynamicClient, applied: list[dict[str, Any]], namespaces: list[str],
+            parallelism: int = 16) -> list[str]:
+    """Delete the restored objects (newest wave first), then the scratch namespaces; do not wait.
+
+    Returns:
+        Messages for deletions that failed (cleanup never raises: the drill result matters more).
+    """
+    errors: list[str] = []
+
+    def delete(obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        try:
+            resource = kube.resource_for(dyn, obj["apiVersion"], obj["kind"])
+            resource.delete(name=meta["name"], namespace=meta.get("namespace"))
+        except Exception as exc:  # report and go on
+            if getattr(exc, "status", None) != 404:
+                errors.append(f"delete {kube.object_ref(obj)}: {str(exc)[:200]}")
+
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        list(pool.map(delete, [o for o in reversed(applied) if o["kind"] != "Namespace"]))
+        list(pool.map(delete, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in namespaces]))
+    return errors
+
+
+@dataclass
+class DrillPlan:
+    """What a drill restores: ``restore`` (fresh scratch Namespace objects + the namespaced objects, names
+    not yet mapped), ``cluster_scoped`` (checked by server dry run only), and the namespace map."""
+
+    restore: list[dict[str, Any]]
+    cluster_scoped: list[dict[str, Any]]
+    namespace_map: dict[str, str]
+
+
+def plan_drill(objects: list[dict[str, Any]], drill_id: str) -> DrillPlan:
+    """Split a backup's objects for a drill; the backed-up Namespace objects are replaced by fresh ones
+    labelled ``kaiops.io/drill=<drill_id>`` (their labels, e.g. a production marker, are not copied)."""
+    namespaced = [o for o in objects if o["metadata"].get("namespace")]
+    cluster = [o for o in objects if not o["metadata"].get("namespace") and o["kind"] != "Namespace"]
+    names = sorted({o["metadata"]["namespace"] for o in namespaced})
+    fresh = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {DRILL_LABEL: drill_id}}}
+             for n in names]
+    return DrillPlan(fresh + namespaced, cluster, scratch_map(names, drill_id))
+
+
+def summarise(results: list[ObjectResult], *, rto: float, max_rto: float | None, failed_applies: int,
+              cluster_checked: int, cluster_failed: int) -> dict[str, Any]:
+    """The drill's JSON summary and verdict (``reason`` says why a failed drill failed)."""
+    counts = {"restored": sum(r.restored for r in results), "ready": sum(r.ready for r in results),
+              "equal": sum(r.equal for r in results), "total": len(results) + failed_applies}
+    reasons = []
+    if failed_applies:
+        reasons.append(f"{failed_applies} object(s) not restored")
+    if counts["ready"] < counts["restored"]:
+        reasons.append(f"{counts['restored'] - counts['ready']} object(s) not ready")
+    if counts["equal"] < counts["ready"]:
+        reasons.append(f"{counts['ready'] - counts['equal']} object(s) differ from the backup")
+    if cluster_failed:
+        reasons.append(f"{cluster_failed} cluster-scoped object(s) refused by the server dry run")
+    if max_rto is not None and rto > max_rto:
+        reasons.append(f"RTO {rto:.1f}s exceeds {max_rto:.0f}s")
+    verdict = DrillVerdict.failed if reasons else DrillVerdict.passed
+    return {"verdict": verdict.value, "reason": "; ".join(reasons), "objects": counts, "rto_seconds": round(rto, 3),
+            "cluster_scoped_dry_run": {"checked": cluster_checked, "failed": cluster_failed}}

@@ -1,0 +1,274 @@
+"""The backup and restore steps, each one I/O concern, as plain functions and as Prefect tasks.
+
+The plain functions (:func:`export_objects`, :func:`write_backup`, :func:`verify_backup`, ...) are what the
+benchmark and tests call; the ``*_task`` objects wrap them for flows, retrying :class:`TemporaryError` only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from configs.backup import BackupPolicy
+from tasks import kube
+from tasks.backup import crypto, discovery, drill, metrics, restore, retention, store
+from tasks.backup.export import Selection, export
+from tasks.backup.order import load_order
+from tasks.errors import is_retryable
+
+
+def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn``: retry only when the task failed with a :class:`TemporaryError`."""
+    exc = getattr(state, "data", None)
+    return isinstance(exc, BaseException) and is_retryable(exc)
+
+
+IO: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _retry_temporary,
+                      "cache_policy": NO_CACHE}
+ONCE: dict[str, Any] = {"cache_policy": NO_CACHE}
+
+
+def policy_key(policy: BackupPolicy) -> bytes | None:
+    """The encryption key the policy names (None when none is set). Never logged."""
+    return crypto.load_key(policy.encryption_key_env, policy.encryption_key_block)
+
+
+def destination(policy: BackupPolicy) -> store.Destination:
+    return store.parse_destination(policy.destination, f"policy {policy.name}")
+
+
+@dataclass
+class Exported:
+    """The objects of one backup, ready to upload, and what discovery and export reported."""
+
+    objects: list[dict[str, Any]]
+    cluster: dict[str, Any]
+    crds: dict[str, Any]
+    missing_kinds: list[str]
+    left_out: dict[str, int]
+    warnings: list[str]
+    seconds: float
+
+
+def export_objects(policy: BackupPolicy, *, kubeconfig: str | None = None, include_secrets: bool = False) -> Exported:
+    """Discover the kinds and export the selected objects (see :mod:`tasks.backup.export`)."""
+    started = time.monotonic()
+    dyn = kube.connect(kubeconfig)
+    api = dyn.client
+    custom = [k for k in discovery.CUSTOM_KINDS if k.kind in policy.kinds]
+    found = discovery.discover(api, [*custom, *discovery.REFERENCED_KINDS, discovery.NAMESPACE])
+    selection = Selection(namespaces=policy.namespaces, label_selector=policy.label_selector,
+                          keep_status=policy.keep_status, include_secrets=include_secrets,
+                          page_size=policy.page_size, parallelism=policy.parallelism)
+    result = export(api, found, custom, selection)
+    cluster = {"server": api.configuration.host, "version": discovery.server_version(api),
+               "context": _context_name(kubeconfig)}
+    return Exported(
+        objects=result.objects, cluster=cluster,
+        crds=discovery.crd_versions(api, [i for k, i in found.served.items() if k in custom]),
+        missing_kinds=[str(m) for m in found.missing], left_out=dict(result.left_out), warnings=result.warnings,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+def _context_name(kubeconfig: str | None) -> str | None:
+    from kubernetes import config as k8s_config
+
+    try:
+        _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+        return active.get("name")
+    except Exception:  # in-cluster: no kubeconfig
+        return None
+
+
+@dataclass
+class Written:
+    """A finished backup: id, destination URI, counts per kind, bytes, seconds, and the manifest key."""
+
+    backup_id: str
+    destination: str
+    counts: dict[str, int]
+    objects: int
+    bytes: int
+    seconds: float
+    manifest_key: str
+    encrypted: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None, backup_id: str | None = None,
+                 stop_before_manifest: bool = False) -> Written:
+    """Upload every object (Secrets sealed with ``key``), then write ``manifest.json`` LAST.
+
+    Args:
+        stop_before_manifest: leave the backup incomplete (tests and drills of the "cut off" case).
+    """
+    started = time.monotonic()
+    dest = destination(policy)
+    st = store.open_store(dest, policy.create_bucket)
+    backup_id = backup_id or store.new_backup_id()
+    blobs: list[tuple[str, bytes]] = []
+    entries: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for obj in exported.objects:
+        rel = store.object_key(obj)
+        data = store.encode(obj)
+        sealed = obj["kind"] == "Secret" and obj["apiVersion"] == "v1"
+        if sealed:
+            if key is None:  # export never includes Secrets without a key; refuse rather than leak
+                raise ValueError("a Secret reached the upload without an encryption key")
+            rel += ".sealed"
+            data = crypto.seal(key, data, rel)
+        blobs.append((rel, data))
+        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+        entries.append({"key": rel, "apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                        "namespace": obj["metadata"].get("namespace"), "name": obj["metadata"]["name"],
+                        "sha256": store.sha256(data), "size": len(data), "encrypted": sealed})
+    store.upload(st, dest, backup_id, blobs, parallelism=policy.parallelism)
+    total = sum(len(d) for _, d in blobs)
+    manifest = {
+        "format": store.FORMAT, "id": backup_id, "policy": policy.name,
+        "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
+        "missing_kinds": exported.missing_kinds, "left_out": exported.left_out, "warnings": exported.warnings,
+        "counts": dict(sorted(counts.items())), "objects": entries, "bytes": total, "keep_status": policy.keep_status,
+        "encryption": {"algorithm": crypto.ALGORITHM, "key_id": crypto.key_id(key)} if key else None,
+    }
+    manifest_key = "" if stop_before_manifest else store.write_manifest(st, dest, backup_id, manifest)
+    return Written(backup_id, dest.uri, manifest["counts"], len(entries), total,
+                   round(time.monotonic() - started, 3), manifest_key, sum(e["encrypted"] for e in entries))
+
+
+def list_backups(policy: BackupPolicy) -> list[store.StoredBackup]:
+    """Every backup under the policy's destination, newest first."""
+    dest = destination(policy)
+    return store.list_backups(store.open_store(dest, policy.create_bucket), dest)
+
+
+def retention_plan(policy: BackupPolicy, now: datetime | None = None) -> retention.Plan:
+    """The retention plan for the policy's destination (nothing deleted)."""
+    from datetime import timedelta
+
+    cands = [retention.Candidate(b.id, b.time, b.complete) for b in list_backups(policy)]
+    r = policy.retention
+    return retention.plan(cands, daily=r.daily, weekly=r.weekly, monthly=r.monthly, now=now or datetime.now(UTC),
+                          incomplete_grace=timedelta(hours=r.incomplete_after_hours))
+
+
+def apply_retention(policy: BackupPolicy, plan: retention.Plan) -> int:
+    """Delete the backups ``plan`` deletes (manifest first); return the number of keys deleted."""
+    dest = destination(policy)
+    st = store.open_store(dest)
+    return sum(store.delete_backup(st, dest, backup_id) for backup_id in plan.delete)
+
+
+def newest_good(policy: BackupPolicy) -> str | None:
+    """The id of the newest complete backup (None when there is none)."""
+    return next((b.id for b in list_backups(policy) if b.complete), None)
+
+
+def verify_backup(policy: BackupPolicy, backup_id: str, key: bytes | None) -> restore.LoadedBackup:
+    """Download and verify every object of ``backup_id`` (see :func:`tasks.backup.restore.load_backup`)."""
+    dest = destination(policy)
+    return restore.load_backup(store.open_store(dest), dest, backup_id, key, parallelism=policy.parallelism)
+
+
+@dataclass
+class RestorePlan:
+    """Objects ready to apply and what the pre-write checks found."""
+
+    objects: list[dict[str, Any]]
+    existing: set[tuple[str, str, str]]
+    production: list[str]
+
+
+def plan_restore(loaded: restore.LoadedBackup, *, kubeconfig: str | None, namespace_map: dict[str, str],
+                 existing: restore.ExistingPolicy, marker: restore.ProductionMarker, yes: bool,
+                 only_namespaced: bool = False) -> RestorePlan:
+    """Every check a restore makes before writing: kinds served, production namespaces, existing objects.
+
+    Raises:
+        MissingKinds, ProductionRefused, ExistingObjects: see :mod:`tasks.backup.restore`.
+    """
+    api = kube.connect(kubeconfig).client
+    objects = restore.prepare(loaded.objects, namespace_map)
+    if only_namespaced:
+        objects = [o for o in objects if o["metadata"].get("namespace") or o["kind"] == "Namespace"]
+    restore.check_kinds(api, objects)
+    production = restore.check_production(api, objects, marker, yes)
+    found = restore.existing_keys(api, objects)
+    restore.check_existing(objects, found, existing)
+    return RestorePlan(objects, found, production)
+
+
+def apply_restore(plan: RestorePlan, *, kubeconfig: str | None, backup_id: str, existing: restore.ExistingPolicy,
+                  dry_run: bool, parallelism: int = 16) -> restore.Report:
+    """Apply the planned objects in restore order (see :func:`tasks.backup.restore.apply_all`)."""
+    dyn = kube.connect(kubeconfig)
+    return restore.apply_all(dyn, plan.objects, load_order(), existing=plan.existing, policy=existing,
+                             dry_run=dry_run, backup=backup_id, parallelism=parallelism)
+
+
+def record_backup_metrics(policy: BackupPolicy, *, success: bool, written: Written | None) -> str:
+    path = metrics.record_backup(
+        metrics.metrics_dir(policy.metrics_dir), policy.name, success=success, now=time.time(),
+        duration=written.seconds if written else 0.0, counts=written.counts if written else None,
+        size=written.bytes if written else 0,
+    )
+    return str(path)
+
+
+def record_drill_metrics(policy: BackupPolicy, *, success: bool, rto: float, objects: dict[str, int]) -> str:
+    return str(metrics.record_drill(metrics.metrics_dir(policy.metrics_dir), policy.name, success=success,
+                                    now=time.time(), rto=rto, objects=objects))
+
+
+def drill_wait(pairs: list[tuple[dict[str, Any], dict[str, Any]]], *, kubeconfig: str | None,
+               mode: drill.ReadinessMode, timeout: float, parallelism: int = 16) -> list[drill.ObjectResult]:
+    """Wait for the restored objects and compare them with the backup (see :func:`tasks.backup.drill.wait_ready`)."""
+    return drill.wait_ready(kube.connect(kubeconfig), pairs, mode, timeout, parallelism)
+
+
+def drill_cleanup(applied: list[dict[str, Any]], namespaces: list[str], *, kubeconfig: str | None) -> list[str]:
+    """Delete what the drill restored, then its scratch namespaces (not waited for)."""
+    return drill.cleanup(kube.connect(kubeconfig), applied, namespaces)
+
+
+def write_with_policy_key(policy: BackupPolicy, exported: Exported, stop_before_manifest: bool = False) -> Written:
+    """:func:`write_backup` with the policy's key, read inside the task so the key is never a task parameter."""
+    return write_backup(policy, exported, key=policy_key(policy), stop_before_manifest=stop_before_manifest)
+
+
+def verify_with_policy_key(policy: BackupPolicy, backup_id: str) -> restore.LoadedBackup:
+    """:func:`verify_backup` with the policy's key (read here, never passed around)."""
+    return verify_backup(policy, backup_id, policy_key(policy))
+
+
+export_task = task(name="backup-export", **IO)(export_objects)
+write_task = task(name="backup-write", **IO)(write_with_policy_key)
+list_task = task(name="backup-list", **IO)(list_backups)
+retention_plan_task = task(name="retention-plan", **IO)(retention_plan)
+retention_apply_task = task(name="retention-apply", **IO)(apply_retention)
+verify_task = task(name="restore-verify", **IO)(verify_with_policy_key)
+plan_restore_task = task(name="restore-plan", **IO)(plan_restore)
+apply_restore_task = task(name="restore-apply", **ONCE)(apply_restore)  # not retried: it reports per object
+drill_wait_task = task(name="drill-wait", **ONCE)(drill_wait)
+drill_cleanup_task = task(name="drill-cleanup", **ONCE)(drill_cleanup)
+backup_metrics_task = task(name="backup-metrics", **ONCE)(record_backup_metrics)
+drill_metrics_task = task(name="drill-metrics", **ONCE)(record_drill_metrics)
+
+
+
+def existing_namespaces(names: list[str], kubeconfig: str | None = None) -> list[str]:
+    """Those of ``names`` that exist on the cluster (in the given order)."""
+    api = kube.connect(kubeconfig).client
+    info = discovery.discover(api, [discovery.NAMESPACE]).served[discovery.NAMESPACE]
+    live = {n["metadata"]["name"] for n in discovery.list_pages(api, info)}
+    return [n for n in names if n in live]
+
+
+existing_namespaces_task = task(name="existing-namespaces", **IO)(existing_namespaces)

@@ -1,0 +1,326 @@
+"""Where backups live: S3 (boto3) or GCS (google-cloud-storage), plus ``file://`` for tests and laptops.
+
+Layout under the destination URI ``s3://bucket/prefix``::
+
+    prefix/<backup-id>/objects/<group|core>/<Kind>/<namespace|_cluster>/<name>.json[.sealed]
+    prefix/<backup-id>/manifest.json        <- written LAST, only after every object was uploaded
+
+A backup id is ``YYYYMMDDTHHMMSSZ-<6 hex>`` (UTC start time). A directory without ``manifest.json`` is
+an *incomplete* backup: restore refuses it and retention cleans it after a day.
+
+The manifest (``format: kaiops-backup/v1``) holds the cluster (name, server, server version), the CRD
+versions, counts per kind, and per object its key, sha256 (of the stored bytes) and size.
+
+Endpoints come from the environment as the clients read them (``AWS_ENDPOINT_URL`` for S3,
+``STORAGE_EMULATOR_HOST`` for GCS). ``tasks/storage`` (model publishing) talks to the same stores; the
+two could later share the client construction and URI parsing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from tasks.errors import InputError, PermanentError, TemporaryError
+
+MANIFEST = "manifest.json"
+FORMAT = "kaiops-backup/v1"
+ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+class ObjectStore(Protocol):
+    """The five calls a backup needs from an object store. Keys are full paths inside the bucket."""
+
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def list_dirs(self, prefix: str) -> list[str]: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def delete(self, keys: list[str]) -> None: ...
+
+
+class S3Store:
+    """S3 through boto3 (``AWS_ENDPOINT_URL`` picks the sandbox's moto)."""
+
+    def __init__(self, bucket: str, create_bucket: bool = False) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.client = boto3.client("s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3}))
+        self._errors = __import__("botocore.exceptions", fromlist=["ClientError"])
+        if create_bucket:
+            try:
+                self.client.head_bucket(Bucket=bucket)
+            except self._errors.ClientError:
+                self.client.create_bucket(Bucket=bucket)
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except self._errors.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or code in ("SlowDown", "RequestTimeout"):
+                raise TemporaryError(f"s3://{self.bucket}: {what}: {code}") from exc
+            raise PermanentError(f"s3://{self.bucket}: {what}: {code or status}") from exc
+        except (self._errors.EndpointConnectionError, self._errors.ConnectionClosedError) as exc:
+            raise TemporaryError(f"s3://{self.bucket}: {what}: {exc}") from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(f"put {key}", self.client.put_object, Bucket=self.bucket, Key=key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        return self._call(f"get {key}", self.client.get_object, Bucket=self.bucket, Key=key)["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except self._errors.ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise TemporaryError(f"s3://{self.bucket}: head {key}: {exc}") from exc
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
+                                                                          Delimiter="/"):
+            out += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        return out
+
+    def list_keys(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return out
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start:start + 1000]]
+            self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk})
+
+
+class GcsStore:
+    """GCS through google-cloud-storage (``STORAGE_EMULATOR_HOST`` picks the sandbox's fake-gcs-server)."""
+
+    def __init__(self, bucket: str, create_bucket: bool = False) -> None:
+        from google.api_core import exceptions
+        from google.cloud import storage
+
+        self._exc = exceptions
+        if os.environ.get("STORAGE_EMULATOR_HOST"):
+            from google.auth.credentials import AnonymousCredentials
+
+            self.client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "sandbox"),
+                                         credentials=AnonymousCredentials())
+        else:
+            self.client = storage.Client()
+        self.name = bucket
+        self.bucket = self.client.bucket(bucket)
+        if create_bucket and not self.bucket.exists():
+            self.client.create_bucket(bucket)
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.bucket.blob(key).upload_from_string(data, content_type="application/json")
+        except self._exc.GoogleAPICallError as exc:
+            raise TemporaryError(f"gs://{self.name}: put {key}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.bucket.blob(key).download_as_bytes()
+        except self._exc.NotFound as exc:
+            raise PermanentError(f"gs://{self.name}: {key}: not found") from exc
+
+    def exists(self, key: str) -> bool:
+        return self.bucket.blob(key).exists()
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        blobs = self.client.list_blobs(self.name, prefix=prefix, delimiter="/")
+        list(blobs)  # the prefixes are filled while iterating
+        return sorted(blobs.prefixes)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return [b.name for b in self.client.list_blobs(self.name, prefix=prefix)]
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(self._exc.NotFound):
+                self.bucket.blob(key).delete()
+
+
+class LocalStore:
+    """A directory acting as a bucket (``file:///path``); for tests and a laptop."""
+
+    def __init__(self, root: str, create_bucket: bool = True) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError as exc:
+            raise PermanentError(f"file://{self.root}/{key}: not found") from exc
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        return sorted(f"{prefix}{p.name}/" for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A parsed destination URI: ``scheme`` (s3/gs/file), ``bucket`` and ``prefix`` (ends with ``/`` or empty)."""
+
+    scheme: str
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:
+        return f"{self.scheme}://{self.bucket}/{self.prefix}"
+
+
+def parse_destination(uri: str, source: str = "<policy>") -> Destination:
+    """Parse ``s3://bucket/prefix``, ``gs://bucket/prefix`` or ``file:///dir``.
+
+    Raises:
+        InputError: another scheme, or no bucket.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Destination("file", parsed.path.rstrip("/") or "/", "")
+    if parsed.scheme not in ("s3", "gs") or not parsed.netloc:
+        raise InputError(source, "destination", f"{uri!r} is not s3://bucket/prefix, gs://bucket/prefix or file:///dir",
+                         "write e.g. s3://kaiops-backups/nightly")
+    prefix = parsed.path.strip("/")
+    return Destination(parsed.scheme, parsed.netloc, f"{prefix}/" if prefix else "")
+
+
+def open_store(dest: Destination, create_bucket: bool = False) -> ObjectStore:
+    """Return the :class:`ObjectStore` for ``dest``."""
+    if dest.scheme == "s3":
+        return S3Store(dest.bucket, create_bucket)
+    if dest.scheme == "gs":
+        return GcsStore(dest.bucket, create_bucket)
+    return LocalStore(dest.bucket, create_bucket)
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    """``YYYYMMDDTHHMMSSZ-<6 hex>`` for ``now`` (UTC)."""
+    return f"{(now or datetime.now(UTC)).strftime(ID_TIME_FORMAT)}-{secrets.token_hex(3)}"
+
+
+def backup_time(backup_id: str) -> datetime | None:
+    """The UTC start time encoded in a backup id (None when the id is not one of ours)."""
+    try:
+        return datetime.strptime(backup_id.split("-")[0], ID_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def object_key(obj: dict[str, Any]) -> str:
+    """The path of ``obj`` inside a backup directory (``objects/ray.io/RayCluster/ns/name.json``)."""
+    group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else "core"
+    ns = obj["metadata"].get("namespace") or "_cluster"
+    return f"objects/{group}/{obj['kind']}/{ns}/{obj['metadata']['name']}.json"
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """Canonical JSON bytes (sorted keys, compact): the same object always hashes the same."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredBackup:
+    """A backup directory as listed: id, start time, and the manifest when it is complete (else None)."""
+
+    id: str
+    time: datetime | None
+    manifest: dict[str, Any] | None
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest is not None
+
+
+def upload(store: ObjectStore, dest: Destination, backup_id: str, blobs: Iterable[tuple[str, bytes]],
+           parallelism: int = 16) -> None:
+    """Upload ``(relative key, bytes)`` pairs of one backup in parallel (the manifest is not among them)."""
+    base = f"{dest.prefix}{backup_id}/"
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        list(pool.map(lambda kv: store.put(base + kv[0], kv[1]), blobs))
+
+
+def write_manifest(store: ObjectStore, dest: Destination, backup_id: str, manifest: dict[str, Any]) -> str:
+    """Write ``manifest.json`` (call only after every object is uploaded); return its key."""
+    key = f"{dest.prefix}{backup_id}/{MANIFEST}"
+    store.put(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    return key
+
+
+def read_manifest(store: ObjectStore, dest: Destination, backup_id: str) -> dict[str, Any] | None:
+    """The manifest of ``backup_id`` (None when there is none: the backup is incomplete)."""
+    key = f"{dest.prefix}{backup_id}/{MANIFEST}"
+    if not store.exists(key):
+        return None
+    manifest = json.loads(store.get(key))
+    if manifest.get("format") != FORMAT:
+        raise PermanentError(f"{dest.uri}{backup_id}: manifest format {manifest.get('format')!r}, expected {FORMAT}")
+    return manifest
+
+
+def list_backups(store: ObjectStore, dest: Destination, parallelism: int = 8) -> list[StoredBackup]:
+    """Every backup directory under ``dest``, newest first, with its manifest when complete."""
+    ids = [d[len(dest.prefix):].rstrip("/") for d in store.list_dirs(dest.prefix)]
+    ids = [i for i in ids if backup_time(i) is not None]
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        manifests = list(pool.map(lambda i: read_manifest(store, dest, i), ids))
+    backups = [StoredBackup(i, backup_time(i), m) for i, m in zip(ids, manifests, strict=True)]
+    return sorted(backups, key=lambda b: b.id, reverse=True)
+
+
+def delete_backup(store: ObjectStore, dest: Destination, backup_id: str) -> int:
+    """Delete every key of ``backup_id``, the manifest FIRST (so a half-deleted backup is incomplete, never
+    a complete backup with missing objects); return the number of keys deleted."""
+    base = f"{dest.prefix}{backup_id}/"
+    keys = store.list_keys(base)
+    manifest = [k for k in keys if k == base + MANIFEST]
+    store.delete(manifest)
+    rest = [k for k in keys if k != base + MANIFEST]
+    store.delete(rest)
+    return len(keys)

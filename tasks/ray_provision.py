@@ -1,0 +1,360 @@
+"""The steps of Ray cluster provisioning: load, render, validate, plan (server-side dry run + diff), apply,
+watch until ready, diagnose, smoke-test, delete. Prefect tasks over pure helpers.
+
+Pure helpers (no Prefect, no I/O): :func:`readiness_gaps`, :func:`spec_diff`, :func:`same_object`,
+:func:`diagnosis_text`. Tasks take a kubeconfig path (not a client) so their inputs stay hashable and
+loggable; only the I/O tasks retry, and only on :class:`~tasks.errors.TemporaryError`.
+
+The readiness rule follows what KubeRay v1.7 writes (ray-operator/controllers/ray/raycluster_controller.go
+``calculateStatus``): ``HeadPodReady`` and ``RayClusterProvisioned`` True, ``state == "ready"``,
+``readyWorkerReplicas >= desiredWorkerReplicas`` and ``observedGeneration >= metadata.generation`` (so a
+status computed for an older spec never counts).
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from configs.ray_cluster import RayClusterConfig, load_cluster_config
+from tasks import kube
+from tasks.errors import InputError, PermanentError, is_retryable
+from tasks.manifests import validate_documents
+from tasks.manifests.findings import Severity
+from tasks.ray_cluster import API_VERSION, KIND, namespace_manifest, render_ray_cluster
+
+SUSPEND_MANAGER = "kaiops-suspend"  # owns only spec.suspend, so a provision run never resumes a cluster
+EVENT_COMPONENT = "kaiops"
+
+
+class Decision(StrEnum):
+    """What a provisioning step did to the RayCluster."""
+
+    created = "created"  # the object did not exist and was applied
+    updated = "updated"  # the server-side dry run differed from the live object; applied
+    unchanged = "unchanged"  # the dry run equals the live object; nothing written
+    planned = "planned"  # dry run only: the diff was shown, nothing written
+    deleted = "deleted"  # the RayCluster was deleted
+    absent = "absent"  # nothing to delete: it was already gone
+
+
+class ProvisionTimeout(PermanentError):
+    """The cluster did not become ready in time; ``diagnosis`` says what was missing and why."""
+
+    def __init__(self, message: str, diagnosis: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.diagnosis = diagnosis
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The result of a server-side dry run against the live object.
+
+    Attributes:
+        decision: ``created``/``updated``/``unchanged`` (what applying would do).
+        diff: unified diff of ``metadata.labels`` + ``spec`` (live -> after apply), empty when unchanged.
+        live_resource_version: resourceVersion of the live object ("" when absent).
+    """
+
+    decision: Decision
+    diff: str
+    live_resource_version: str = ""
+
+
+# --- pure helpers ------------------------------------------------------------------------------------------
+def readiness_gaps(obj: dict[str, Any]) -> list[str]:
+    """What keeps a RayCluster from counting as provisioned; empty when ready.
+
+    Args:
+        obj: the RayCluster as read from the API.
+
+    Returns:
+        Human-readable gaps, e.g. ``"HeadPodReady is False (ContainersNotReady: ...)"``.
+    """
+    status = obj.get("status") or {}
+    gaps = []
+    for type_ in ("HeadPodReady", "RayClusterProvisioned"):
+        cond = kube.condition(obj, type_)
+        if not cond:
+            gaps.append(f"condition {type_} not reported yet")
+        elif cond.get("status") != "True":
+            gaps.append(f"{type_} is {cond.get('status')} ({cond.get('reason')}: {cond.get('message') or '-'})")
+    if status.get("state") != "ready":
+        gaps.append(f"state is {status.get('state') or 'unset'!r}, not 'ready'")
+    ready, desired = int(status.get("readyWorkerReplicas") or 0), int(status.get("desiredWorkerReplicas") or 0)
+    if ready < desired:
+        gaps.append(f"{ready}/{desired} workers ready")
+    generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    if observed < generation:
+        gaps.append(f"status is for generation {observed}, the spec is at {generation}")
+    return gaps
+
+
+def suspended_gaps(obj: dict[str, Any]) -> list[str]:
+    """What keeps a RayCluster from counting as suspended (``RayClusterSuspended`` True, state suspended)."""
+    gaps = []
+    if not kube.condition_true(obj, "RayClusterSuspended"):
+        cond = kube.condition(obj, "RayClusterSuspended") or {}
+        gaps.append(f"RayClusterSuspended is {cond.get('status', 'unset')}")
+    if (obj.get("status") or {}).get("state") != "suspended":
+        gaps.append(f"state is {(obj.get('status') or {}).get('state')!r}, not 'suspended'")
+    generation = int((obj.get("metadata") or {}).get("generation") or 0)
+    if int((obj.get("status") or {}).get("observedGeneration") or 0) < generation:
+        gaps.append("status is for an older generation")
+    return gaps
+
+
+def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if not obj:
+        return {}
+    meta = obj.get("metadata") or {}
+    return {"metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
+            "spec": obj.get("spec") or {}}
+
+
+def same_object(live: dict[str, Any] | None, planned: dict[str, Any]) -> bool:
+    """True when applying would change neither labels, annotations nor spec of ``live``."""
+    return live is not None and _comparable(live) == _comparable(planned)
+
+
+def spec_diff(live: dict[str, Any] | None, planned: dict[str, Any], name: str = "RayCluster") -> str:
+    """Unified diff (YAML) of labels/annotations/spec from ``live`` (None: absent) to ``planned``."""
+    before = yaml.safe_dump(_comparable(live), sort_keys=True).splitlines(keepends=True) if live else []
+    after = yaml.safe_dump(_comparable(planned), sort_keys=True).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(before, after, f"live/{name}", f"planned/{name}"))
+
+
+def diagnosis_text(diag: dict[str, Any]) -> str:
+    """One paragraph for people from :func:`diagnose`'s dict."""
+    lines = [f"missing: {'; '.join(diag.get('missing') or ['nothing'])}"]
+    for cond in diag.get("conditions") or []:
+        lines.append(f"condition {cond['type']}={cond['status']} reason={cond.get('reason')}: {cond.get('message')}")
+    for event in diag.get("events") or []:
+        lines.append(f"event {event['type']} {event['reason']}: {event['message']}")
+    return "\n".join(lines)
+
+
+# --- tasks -------------------------------------------------------------------------------------------------
+@task(cache_policy=NO_CACHE)
+def load_config(path: str) -> RayClusterConfig:
+    """Read a cluster config (``InputError`` naming file, field and fix when wrong)."""
+    return load_cluster_config(path)
+
+
+@task(cache_policy=NO_CACHE)
+def render_and_validate(cfg: RayClusterConfig, source: str) -> dict[str, Any]:
+    """Render the RayCluster and run the offline validator; error findings raise ``InputError``."""
+    manifest = render_ray_cluster(cfg)
+    errors = [f for f in validate_documents([manifest], source) if f.severity == Severity.error]
+    if errors:
+        first = errors[0]
+        raise InputError(source, first.field, f"rendered RayCluster is invalid: {first.message}", first.fix)
+    return manifest
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+def read_cluster(kubeconfig: str | None, name: str, namespace: str) -> dict[str, Any] | None:
+    """The live RayCluster, or None when it does not exist."""
+    try:
+        return kube.get(kube.connect(kubeconfig), API_VERSION, KIND, name, namespace)
+    except kube.NotFound:
+        return None
+
+
+def _retry(state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # the state holds the task's exception
+        return is_retryable(exc)
+    return False
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: str = kube.FIELD_MANAGER) -> Plan:
+    """Server-side dry-run ``manifest`` and compare with the live object (nothing is written).
+
+    Raises:
+        PermanentError: the server refused the object (schema, RBAC, conflict with another manager).
+    """
+    dyn = kube.connect(kubeconfig)
+    meta = manifest["metadata"]
+    try:
+        live = kube.get(dyn, manifest["apiVersion"], manifest["kind"], meta["name"], meta.get("namespace"))
+    except kube.NotFound:
+        live = None
+    try:
+        planned = kube.apply(dyn, manifest, field_manager=field_manager, dry_run=True)
+    except kube.NotFound:  # the namespace does not exist yet: show the client-side rendering
+        planned = manifest
+    if same_object(live, planned):
+        return Plan(Decision.unchanged, "", (live or {}).get("metadata", {}).get("resourceVersion", ""))
+    decision = Decision.created if live is None else Decision.updated
+    return Plan(decision, spec_diff(live, planned, meta["name"]),
+                (live or {}).get("metadata", {}).get("resourceVersion", ""))
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+def ensure_namespace(kubeconfig: str | None, namespace: str) -> bool:
+    """Create the namespace when missing (server-side apply); return True when it was created."""
+    dyn = kube.connect(kubeconfig)
+    try:
+        kube.get(dyn, "v1", "Namespace", namespace)
+        return False
+    except kube.NotFound:
+        kube.apply(dyn, namespace_manifest(namespace))
+        return True
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+def apply_manifest(kubeconfig: str | None, manifest: dict[str, Any],
+                   field_manager: str = kube.FIELD_MANAGER) -> dict[str, Any]:
+    """Server-side apply (strict field validation, conflicts surfaced); return the object as stored."""
+    return kube.apply(kube.connect(kubeconfig), manifest, field_manager=field_manager)
+
+
+@task(cache_policy=NO_CACHE)
+def record_event(kubeconfig: str | None, obj: dict[str, Any], reason: str, message: str,
+                 type_: str = "Normal") -> None:
+    """Record a kaiops decision as a core/v1 Event on the RayCluster (best effort: never fails the flow)."""
+    meta = obj.get("metadata") or {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    body = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.kaiops-", "namespace": meta.get("namespace")},
+        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta.get("name"),
+                           "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+        "reason": reason, "message": message[:1000], "type": type_,
+        "source": {"component": EVENT_COMPONENT}, "reportingComponent": EVENT_COMPONENT,
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }
+    try:
+        dyn = kube.connect(kubeconfig)
+        kube.resource_for(dyn, "v1", "Event").create(body=body, namespace=meta.get("namespace"))
+    except Exception as exc:  # an Event is a courtesy; the decision itself already happened
+        print(f"event {reason} not recorded: {exc}")
+
+
+def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int = 8) -> list[dict[str, Any]]:
+    """The last ``limit`` Events on the RayCluster ``namespace/name`` (oldest first)."""
+    dyn = kube.connect(kubeconfig)
+    events = kube.resource_for(dyn, "v1", "Event").get(
+        namespace=namespace, field_selector=f"involvedObject.kind={KIND},involvedObject.name={name}"
+    ).to_dict().get("items") or []
+    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+    return [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
+             "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
+             "time": e.get("lastTimestamp")} for e in events[-limit:]]
+
+
+@task(cache_policy=NO_CACHE)
+def diagnose(kubeconfig: str | None, name: str, namespace: str, want: str = "ready") -> dict[str, Any]:
+    """What is missing, the conditions that are not True (reason, message) and the recent Events."""
+    try:
+        obj = kube.get(kube.connect(kubeconfig), API_VERSION, KIND, name, namespace)
+    except kube.NotFound:
+        return {"missing": [f"RayCluster {namespace}/{name} does not exist"], "conditions": [], "events": []}
+    gaps = readiness_gaps(obj) if want == "ready" else suspended_gaps(obj)
+    conditions = [{k: c.get(k) for k in ("type", "status", "reason", "message")}
+                  for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") != "True"]
+    try:
+        events = recent_events(kubeconfig, name, namespace)
+    except Exception as exc:
+        events = [{"type": "Warning", "reason": "EventsUnreadable", "message": str(exc), "source": "kaiops"}]
+    return {"missing": gaps, "conditions": conditions, "events": events}
+
+
+@task(cache_policy=NO_CACHE)
+def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: float,
+               want: str = "ready") -> dict[str, Any]:
+    """Watch the RayCluster until it is ready (``want="ready"``) or suspended (``"suspended"``).
+
+    Args:
+        timeout_s: seconds.
+
+    Raises:
+        ProvisionTimeout: not there in time; the message and ``diagnosis`` say what is missing, the
+            conditions' reasons and the recent Events.
+    """
+    gaps = readiness_gaps if want == "ready" else suspended_gaps
+    try:
+        return kube.wait_for(kube.connect(kubeconfig), API_VERSION, KIND, name, lambda o: not gaps(o),
+                             namespace=namespace, timeout=timeout_s)
+    except TimeoutError as exc:
+        diag = diagnose.fn(kubeconfig, name, namespace, want)
+        raise ProvisionTimeout(
+            f"RayCluster {namespace}/{name} not {want} after {timeout_s:.0f}s:\n{diagnosis_text(diag)}", diag
+        ) from exc
+
+
+@task(cache_policy=NO_CACHE, retries=4, retry_delay_seconds=5, retry_condition_fn=lambda t, r, s: _retry(s))
+def smoke_job(dashboard_url: str, timeout_s: float = 300.0) -> dict[str, Any]:
+    """Run the kaiops smoke job through the Job Submission API; return its result as a dict.
+
+    Retries when the API is not reachable yet (e.g. "No available agent to submit job" right after start).
+    """
+    from tasks.ray_jobs import smoke_test
+
+    result = smoke_test(dashboard_url, timeout=timeout_s)
+    out = asdict(result)
+    out["logs"] = result.logs[-2000:]
+    out["succeeded"] = result.succeeded
+    return out
+
+
+@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+def delete_cluster(kubeconfig: str | None, name: str, namespace: str, timeout_s: float = 120.0) -> Decision:
+    """Delete the RayCluster and watch until it is gone; ``absent`` when it did not exist."""
+    dyn = kube.connect(kubeconfig)
+    resource = kube.resource_for(dyn, API_VERSION, KIND)
+    try:
+        resource.delete(name=name, namespace=namespace)
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return Decision.absent
+        raise kube._translate(exc, f"delete {KIND} {namespace}/{name}") from exc
+    if wait_deleted(dyn, API_VERSION, KIND, name, namespace, timeout_s):
+        return Decision.deleted
+    raise PermanentError(f"RayCluster {namespace}/{name} still exists {timeout_s:.0f}s after delete (finalizers?)")
+
+
+def wait_deleted(dyn: Any, api_version: str, kind: str, name: str, namespace: str, timeout_s: float) -> bool:
+    """Watch one object until it is gone (True) or ``timeout_s`` seconds pass (False)."""
+    resource = kube.resource_for(dyn, api_version, kind)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            current = resource.get(name=name, namespace=namespace)
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                return True
+            raise
+        for event in dyn.watch(resource, namespace=namespace, field_selector=f"metadata.name={name}",
+                               resource_version=current.metadata.resourceVersion,
+                               timeout=max(1, int(min(60, deadline - time.monotonic())))):
+            if event["type"] == "DELETED":
+                return True
+    return False
+
+
+@task(cache_policy=NO_CACHE)
+def owned_service_gone(kubeconfig: str | None, name: str, namespace: str, timeout_s: float = 60.0) -> bool:
+    """Wait until the operator-owned head Service ``<name>-head-svc`` is gone; True when it is."""
+    return wait_deleted(kube.connect(kubeconfig), "v1", "Service", f"{name}-head-svc", namespace, timeout_s)
+
+
+def config_path_label(path: str | Path) -> str:
+    """The config file as shown in reports (relative to the working directory when possible)."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)

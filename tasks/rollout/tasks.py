@@ -1,0 +1,451 @@
+"""Prefect tasks of the rollout, rollback and guard flows: one I/O concern each, one transition each.
+
+Every task that changes the cluster reads the record from the InferenceService, makes one transition and
+writes it back (with the lease renewed) in one optimistic-concurrency write, so a killed run leaves a
+consistent record behind for a resumed run or for the guard.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from configs.canary import CanaryPolicy, load_policy
+from tasks import kube
+from tasks.analysis import Decision, StepAnalysis, analyse_step
+from tasks.errors import is_retryable
+from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, preflight
+from tasks.rollout import kube_ops
+from tasks.rollout.report import write_report
+from tasks.rollout.state import (
+    Action,
+    HumanChoice,
+    LeaseHeld,
+    LookRecord,
+    Phase,
+    RolloutRecord,
+    acquire,
+    after_analysis,
+    after_human,
+    iso,
+    parse_time,
+    released,
+    renew,
+)
+
+_IO = {"retries": 3, "retry_delay_seconds": 2, "retry_condition_fn": lambda t, r, s: _retryable(s)}
+
+
+def _retryable(state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as exc:
+        return is_retryable(exc)
+    return False
+
+
+def _dyn(kubeconfig: str | None = None):
+    return kube.connect(kubeconfig)
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def holder_id() -> str:
+    """Who holds the lease: the Prefect flow run id when inside one, else host/pid/random."""
+    try:
+        from prefect.runtime import flow_run
+
+        if flow_run.id:
+            return f"flow-run/{flow_run.id}"
+    except Exception:
+        pass
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+@task(name="validate-policy", **_IO)
+def validate_policy(policy_file: str, prometheus_url: str) -> CanaryPolicy:
+    """Load the policy and check its metrics and labels exist in Prometheus (nothing changes).
+
+    Raises:
+        InputError: bad policy file or a template naming a missing metric/label.
+        TemporaryError: Prometheus unreachable (retried).
+    """
+    policy = load_policy(policy_file)
+    provider = PrometheusProvider(prometheus_url)
+    try:
+        preflight(provider, policy, policy_file)
+    finally:
+        provider.close()
+    return policy
+
+
+@task(name="check-target", **_IO)
+def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: str, storage_uri: str | None) -> str:
+    """Refuse before any change: the InferenceService must exist and run in the policy's mode.
+
+    Returns:
+        the deployment mode.
+    """
+    dyn = _dyn()
+    isvc = kube_ops.get_isvc(dyn, namespace, name)
+    kube_ops.routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
+    return kube_ops.deployment_mode(isvc)
+
+
+@task(name="ensure-concurrency-limit", **_IO)
+def ensure_concurrency_limit(limit_name: str) -> None:
+    """Create the Prefect global concurrency limit ``limit_name`` with 1 slot unless it exists."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(limit_name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
+            except ObjectAlreadyExists:
+                pass
+
+
+def concurrency_name(namespace: str, name: str) -> str:
+    """The Prefect global concurrency limit serialising rollouts of one InferenceService."""
+    return f"rollout-{namespace}-{name}"
+
+
+@task(name="acquire-lease", **_IO)
+def acquire_lease(namespace: str, name: str, holder: str, policy: CanaryPolicy, storage_uri: str) -> RolloutRecord:
+    """Take the lease annotation (or renew our own) and return the record to continue from.
+
+    Raises:
+        LeaseHeld: another rollout holds a valid lease, or a dead one waits for the guard.
+    """
+    dyn = _dyn()
+
+    def change(record: RolloutRecord | None) -> RolloutRecord:
+        new = acquire(record, holder, now(), policy.lease_seconds)
+        if new.phase is Phase.INITIALIZED and not new.target_storage_uri:
+            new = new.model_copy(update={"target_storage_uri": storage_uri, "mode": policy.mode.value})
+        return new
+
+    _, record = kube_ops.write_record(dyn, namespace, name, change)
+    assert record is not None
+    return record
+
+
+def _routing(dyn, namespace: str, name: str, policy: CanaryPolicy):
+    isvc = kube_ops.get_isvc(dyn, namespace, name)
+    return isvc, kube_ops.routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-")
+
+
+def _ours(holder: str, ttl: float):
+    def check(record: RolloutRecord | None) -> RolloutRecord:
+        if record is None:
+            raise LeaseHeld("the rollout record disappeared from the InferenceService")
+        return renew(record, holder, now(), ttl)
+
+    return check
+
+
+@task(name="start-canary", **_IO)
+def start_canary(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> RolloutRecord:
+    """Apply the new storageUri with the first step's traffic; remember what served before (one write)."""
+    dyn = _dyn()
+    isvc, routing = _routing(dyn, namespace, name, policy)
+    first = policy.steps[0]
+
+    def change(record: RolloutRecord | None) -> RolloutRecord:
+        rec = _ours(holder, policy.lease_seconds)(record)
+        return rec.model_copy(
+            update={
+                "phase": Phase.WAITING_READY,
+                "step": 0,
+                "traffic": first,
+                "previous_storage_uri": kube_ops.storage_uri(isvc),
+                "previous_revision": routing.stable_revision(isvc),
+                "started": iso(now()),
+            }
+        )
+
+    _, current = kube_ops.read_record(dyn, namespace, name)
+    assert current is not None
+    target = current.target_storage_uri
+    obj, record = kube_ops.write_record(dyn, namespace, name, change, routing.start_spec(target, first))
+    assert record is not None
+    if isinstance(routing, kube_ops.RawRouting):
+        routing.after_start(obj, target, first)
+    kube_ops.record_event(dyn, obj, "Started", f"canary {target} at {first}% (was {record.previous_storage_uri})")
+    return record
+
+
+@task(name="wait-ready")
+def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> RolloutRecord:
+    """Wait (watch, renewing the lease) for the new revision; Progressing when ready, RollingBack when it
+    failed to load or missed the deadline (the record's message carries KServe's reason)."""
+    dyn = _dyn()
+    _, record = kube_ops.read_record(dyn, namespace, name)
+    assert record is not None
+    isvc, routing = _routing(dyn, namespace, name, policy)
+    deadline = parse_time(record.started).timestamp() + policy.ready_deadline_seconds
+    target_ns, target_name, percent = routing.ready_target(record)
+    failure = ""
+    while True:
+        remaining = deadline - time.time()
+        chunk = min(max(remaining, 1.0), policy.lease_seconds / 3)
+        try:
+            kube_ops.wait_revision(dyn, target_ns, target_name, record.previous_revision if target_name == name else "",
+                                   percent, chunk)
+            break
+        except kube_ops.RevisionFailed as exc:
+            if "deadline" not in str(exc) or remaining <= chunk:
+                failure = str(exc) if "deadline" not in str(exc) else f"not ready within {policy.ready_deadline_seconds:.0f}s"
+                break
+        kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
+    isvc, routing = _routing(dyn, namespace, name, policy)
+    if failure:
+        update = {"phase": Phase.ROLLING_BACK, "message": failure}
+    else:
+        canary_rev, _ = routing.revisions(isvc)
+        start = now()
+        update = {"phase": Phase.PROGRESSING, "canary_revision": canary_rev, "canary_started": iso(start),
+                  "last_look": iso(start)}
+
+    def change(rec: RolloutRecord | None) -> RolloutRecord:
+        return _ours(holder, policy.lease_seconds)(rec).model_copy(update=update)
+
+    obj, record = kube_ops.write_record(dyn, namespace, name, change)
+    reason = "RevisionFailed" if failure else "RevisionReady"
+    kube_ops.record_event(dyn, obj, reason, failure or f"revision {record.canary_revision} ready", warning=bool(failure))
+    return record
+
+
+@task(name="wait-interval")
+def wait_interval(namespace: str, name: str, holder: str, policy: CanaryPolicy, seconds: float) -> RolloutRecord:
+    """Sleep ``seconds`` (until the next look), renewing the lease every third of its length."""
+    dyn = _dyn()
+    end = time.time() + seconds
+    record = None
+    while True:
+        _, record = kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
+        left = end - time.time()
+        if left <= 0:
+            return record
+        time.sleep(min(left, policy.lease_seconds / 3))
+
+
+def next_look_in(record: RolloutRecord, policy: CanaryPolicy) -> float:
+    """Seconds until the next look is due (warm-up before the first, then one interval after the last)."""
+    first = not record.history
+    base = parse_time(record.last_look or record.canary_started).timestamp()
+    due = base + policy.interval_seconds + (policy.warmup_seconds if first else 0.0)
+    return max(0.0, due - time.time())
+
+
+@task(name="analyse-look")
+def analyse_look(
+    namespace: str, name: str, holder: str, policy: CanaryPolicy, prometheus_url: str
+) -> tuple[RolloutRecord, Action, StepAnalysis]:
+    """Query Prometheus, analyse, make the transition and write it with the traffic change in one write."""
+    dyn = _dyn()
+    isvc, record = kube_ops.read_record(dyn, namespace, name)
+    assert record is not None
+    _, routing = _routing(dyn, namespace, name, policy)
+    canary_rev, baseline_rev = record.canary_revision, record.previous_revision
+    if isinstance(routing, kube_ops.RawRouting):
+        canary_rev, baseline_rev = routing.revisions(isvc)
+    ctx = QueryContext(namespace=namespace, isvc=name, canary_revision=canary_rev, baseline_revision=baseline_rev)
+    t = time.time()
+    provider = PrometheusProvider(prometheus_url)
+    try:
+        samples = collect_samples(
+            provider, policy, ctx, now=t, canary_start=parse_time(record.canary_started).timestamp(),
+            last_look=parse_time(record.last_look or record.canary_started).timestamp(),
+        )
+    finally:
+        provider.close()
+    final = record.step >= len(policy.steps) - 1
+    analysis = analyse_step(policy.analysis_policy(), record.analysis, samples, final_step=final)
+    look = LookRecord(
+        look=len(record.history) + 1, step=record.step, traffic=record.traffic, at=iso(now()),
+        decision=analysis.decision, reason=analysis.reason, score=analysis.score,
+        metrics={v.metric: {"canary": v.canary, "baseline": v.baseline, "verdict": v.verdict.value,
+                            "outcome": v.outcome.value} for v in analysis.verdicts},
+    )
+    looked = record.model_copy(update={"analysis": analysis.state, "history": [*record.history, look],
+                                       "last_look": iso(now()), "message": analysis.reason})
+    new, action = after_analysis(looked, analysis.decision, policy.steps, policy.approval_steps, policy.max_looks)
+
+    def change(rec: RolloutRecord | None) -> RolloutRecord:
+        ours = _ours(holder, policy.lease_seconds)(rec)
+        return new.model_copy(update={"lease_expires": ours.lease_expires})
+
+    spec_change = routing.traffic_spec(new.traffic) if action is Action.SET_TRAFFIC else None
+    obj, written = kube_ops.write_record(dyn, namespace, name, change, spec_change)
+    if action is Action.SET_TRAFFIC:
+        routing.after_traffic(new.traffic)
+    warning = analysis.decision in (Decision.ROLLBACK, Decision.PAUSE_FOR_HUMAN)
+    kube_ops.record_event(dyn, obj, analysis.decision.value,
+                          f"look {look.look} at {look.traffic}%: {analysis.reason}", warning=warning)
+    assert written is not None
+    return written, action, analysis
+
+
+@task(name="decide-human")
+def decide_human(namespace: str, name: str, holder: str, policy: CanaryPolicy, choice: HumanChoice | None) -> RolloutRecord:
+    """Apply a human decision (None = timed out: roll back) as one transition with its traffic change."""
+    dyn = _dyn()
+    _, record = kube_ops.read_record(dyn, namespace, name)
+    assert record is not None
+    _, routing = _routing(dyn, namespace, name, policy)
+    new, action = after_human(record, choice, policy.steps)
+
+    def change(rec: RolloutRecord | None) -> RolloutRecord:
+        return new.model_copy(update={"lease_expires": _ours(holder, policy.lease_seconds)(rec).lease_expires})
+
+    spec_change = routing.traffic_spec(new.traffic) if action is Action.SET_TRAFFIC else None
+    obj, written = kube_ops.write_record(dyn, namespace, name, change, spec_change)
+    if action is Action.SET_TRAFFIC:
+        routing.after_traffic(new.traffic)
+    kube_ops.record_event(dyn, obj, f"human-{choice.value if choice else 'timeout'}", written.message if written else "")
+    return written
+
+
+@task(name="promote", **_IO)
+def promote(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> RolloutRecord:
+    """Make the canary the stable revision (Serverless: remove canaryTrafficPercent) and release the lease."""
+    dyn = _dyn()
+    _, record = kube_ops.read_record(dyn, namespace, name)
+    assert record is not None
+    _, routing = _routing(dyn, namespace, name, policy)
+    routing.after_promote(record)
+
+    def change(rec: RolloutRecord | None) -> RolloutRecord:
+        rec = _ours(holder, policy.lease_seconds)(rec)
+        msg = f"promoted {rec.target_storage_uri} after {len(rec.history)} looks"
+        return released(rec.model_copy(update={"phase": Phase.SUCCEEDED, "traffic": 100, "message": msg}))
+
+    obj, written = kube_ops.write_record(dyn, namespace, name, change, routing.promote_spec())
+    kube_ops.record_event(dyn, obj, "promote", written.message if written else "promoted")
+    return written
+
+
+@task(name="rollback", **_IO)
+def rollback(namespace: str, name: str, reason: str = "", holder: str | None = None) -> dict[str, Any]:
+    """Restore the previous revision to 100 % and release the lease. Idempotent.
+
+    Serverless: ``canaryTrafficPercent: 0`` and the previous ``storageUri`` in one write (see
+    :class:`tasks.rollout.kube_ops.ServerlessRouting` for what KServe does with it). RawDeployment: the
+    HTTPRoute back to 100/0 and the canary InferenceService deleted.
+
+    Args:
+        reason: why (goes to the record's message and the Event).
+        holder: when given, roll back only while this holder owns the rollout (failure hooks use it so a
+            refused second rollout never rolls back the first); None: unconditionally (CLI, guard).
+
+    Returns:
+        ``{"inferenceservice", "changed": bool, "phase", "message"}``.
+    """
+    dyn = _dyn()
+    isvc, record = kube_ops.read_record(dyn, namespace, name)
+    ref = f"{namespace}/{name}"
+    if record is None:
+        return {"inferenceservice": ref, "changed": False, "phase": None, "message": "no rollout on record"}
+    if holder is not None and record.lease_holder != holder:
+        return {"inferenceservice": ref, "changed": False, "phase": record.phase.value, "message": "not our rollout"}
+    if record.phase is Phase.SUCCEEDED:
+        return {"inferenceservice": ref, "changed": False, "phase": record.phase.value,
+                "message": "promoted rollout: roll forward with a new rollout instead"}
+    routing = kube_ops.routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-")
+    if isinstance(routing, kube_ops.RawRouting):
+        routing.after_rollback(record)
+    spec_change = routing.rollback_spec(record.previous_storage_uri)
+    message = reason or record.message or "rolled back"
+
+    def change(rec: RolloutRecord | None) -> RolloutRecord | None:
+        if rec is None:
+            return None
+        if rec.phase is Phase.ROLLED_BACK and not rec.lease_holder:
+            return None
+        return released(rec.model_copy(update={"phase": Phase.ROLLED_BACK, "traffic": 0, "message": message}))
+
+    already = record.phase is Phase.ROLLED_BACK and _spec_rolled_back(isvc, record)
+    obj, written = kube_ops.write_record(dyn, namespace, name, change, None if already else spec_change)
+    changed = not already
+    if changed:
+        kube_ops.record_event(dyn, obj, "rollback", message, warning=True)
+    return {"inferenceservice": ref, "changed": changed, "phase": Phase.ROLLED_BACK.value, "message": message}
+
+
+def _spec_rolled_back(isvc: dict[str, Any], record: RolloutRecord) -> bool:
+    if kube_ops.deployment_mode(isvc) == "RawDeployment":
+        return True
+    pred = (isvc.get("spec") or {}).get("predictor") or {}
+    uri_ok = not record.previous_storage_uri or kube_ops.storage_uri(isvc) == record.previous_storage_uri
+    return pred.get("canaryTrafficPercent") == 0 and uri_ok
+
+
+@task(name="find-dead-rollouts", **_IO)
+def find_dead_rollouts(namespace: str | None = None) -> list[dict[str, str]]:
+    """InferenceServices whose rollout is running but whose lease expired (the flow died)."""
+    dyn = _dyn()
+    t = now()
+    out = []
+    for isvc in kube_ops.list_isvcs(dyn, namespace):
+        record = RolloutRecord.from_annotations(isvc["metadata"].get("annotations"))
+        if record is not None and record.lease_expired(t):
+            out.append({"namespace": isvc["metadata"]["namespace"], "name": isvc["metadata"]["name"],
+                        "phase": record.phase.value, "holder": record.lease_holder,
+                        "expired": record.lease_expires})
+    return out
+
+
+@task(name="write-report")
+def report(namespace: str, name: str, out_dir: str) -> dict[str, str]:
+    """Write the report of the rollout on record; return paths by role."""
+    _, record = kube_ops.read_record(_dyn(), namespace, name)
+    assert record is not None
+    return {k: str(v) for k, v in write_report(record, namespace, name, Path(out_dir)).items()}
+
+
+@task(name="read-record", **_IO)
+def read_record(namespace: str, name: str) -> RolloutRecord | None:
+    """The rollout record on the InferenceService."""
+    return kube_ops.read_record(_dyn(), namespace, name)[1]
+
+
+@task(name="serving", **_IO)
+def serving(namespace: str, name: str) -> dict[str, int]:
+    """Traffic percent per revision (Serverless status) or per backend (RawDeployment route)."""
+    dyn = _dyn()
+    isvc = kube_ops.get_isvc(dyn, namespace, name)
+    return kube_ops.routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-").serving(isvc)
+
+
+@task(name="dry-run-look", **_IO)
+def dry_run_look(namespace: str, name: str, policy: CanaryPolicy, prometheus_url: str) -> dict[str, Any]:
+    """Analyse the live traffic split of the last interval without changing anything."""
+    dyn = _dyn()
+    isvc, routing = _routing(dyn, namespace, name, policy)
+    canary_rev, baseline_rev = routing.revisions(isvc)
+    ctx = QueryContext(namespace=namespace, isvc=name, canary_revision=canary_rev, baseline_revision=baseline_rev)
+    t = time.time()
+    provider = PrometheusProvider(prometheus_url)
+    try:
+        samples = collect_samples(provider, policy, ctx, now=t, canary_start=t - policy.interval_seconds,
+                                  last_look=t - policy.interval_seconds)
+    finally:
+        provider.close()
+    analysis = analyse_step(policy.analysis_policy(), None, samples, final_step=False)
+    return {"canary_revision": canary_rev, "baseline_revision": baseline_rev, "decision": analysis.decision.value,
+            "reason": analysis.reason, "verdicts": [v.model_dump(mode="json") for v in analysis.verdicts]}

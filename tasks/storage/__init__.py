@@ -1,0 +1,18 @@
+"""Model versions in object storage (S3, GCS): publish a local directory under a versioned prefix with a
+sha256 per file and ``manifest.json`` written last, list and read published versions, verify a local copy.
+
+A version exists for a reader only when its ``manifest.json`` exists (:func:`list_versions`,
+:func:`read_manifest`). Stores (:mod:`.s3`, :mod:`.gcs`) are small classes over boto3 / google-cloud-storage
+with one shape (:class:`.layout.ObjectStore`); :mod:`.publisher` is the upload logic (no Prefect here), the
+Prefect tasks live in :mod:`.tasks`. Not here: KServe credential resolution (:mod:`tasks.kserve_credentials`)
+and the storage-initializer download (:mod:`tasks.storage_initializer`).
+"""
+
+from tasks.storage.layout import ObjectInfo, ObjectStore, StorageUri, parse_uri
+from tasks.storage.manifest import Manifest, ManifestFile
+from tasks.storage.publisher import PublishOutcome, PublishResult, list_versions, publish, read_manifest
+
+__all__ = [
+    "Manifest", "ManifestFile", "ObjectInfo", "ObjectStore", "PublishOutcome", "PublishResult", "StorageUri",
+    "list_versions", "parse_uri", "publish", "read_manifest",
+]

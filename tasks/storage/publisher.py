@@ -1,0 +1,258 @@
+"""Publish a local model directory as one version (``<uri>/manifest.json`` written last), and read versions.
+
+Rules:
+- A version exists for readers only once ``manifest.json`` exists; :func:`list_versions` and
+  :func:`read_manifest` ignore prefixes without one.
+- Every object carries its sha256 in metadata (``sha256``); a file whose object already has the same size and
+  sha256 is not uploaded again (resume after an interruption, republish of changed files only).
+- A published version with different content is never overwritten without ``force``; with ``force`` the old
+  manifest is deleted first (the version disappears for readers), changed files are uploaded, then the new
+  manifest is written.
+- Publishing the same content again uploads nothing (idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from tasks.errors import InputError, PermanentError
+from tasks.storage.layout import MANIFEST_NAME, LocalFile, ObjectStore, StorageUri, parse_uri, scan_local
+from tasks.storage.manifest import Manifest, build_manifest, sha256_file
+
+
+class PublishOutcome(StrEnum):
+    """What a publish did."""
+
+    PUBLISHED = "published"  # a new version now exists
+    RESUMED = "resumed"  # an interrupted publish was completed (some files were already there)
+    UPDATED = "updated"  # an existing version was replaced (--force); only changed files were uploaded
+    UNCHANGED = "unchanged"  # the version already had exactly this content; nothing was uploaded
+    DRY_RUN = "dry_run"  # nothing was changed; the plan is in the result
+
+
+class ProgressSink:
+    """Receives progress; the CLI shows a rich bar, the flow a Prefect progress artifact. Methods are called
+    from worker threads (implementations must be thread-safe)."""
+
+    def start(self, total_bytes: int, total_files: int) -> None:
+        """Upload of ``total_bytes`` in ``total_files`` files begins."""
+
+    def advance(self, nbytes: int) -> None:
+        """``nbytes`` more bytes were sent."""
+
+    def finish(self) -> None:
+        """Upload ended (successfully or not)."""
+
+
+@dataclass
+class PublishResult:
+    """Outcome of :func:`publish`; sizes in bytes, ``seconds`` wall time of the whole publish."""
+
+    destination: str
+    outcome: PublishOutcome
+    files_total: int
+    files_uploaded: list[str]
+    files_skipped: int
+    bytes_total: int
+    bytes_uploaded: int
+    seconds: float
+    deleted: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
+
+    @property
+    def mb_per_second(self) -> float:
+        """Upload throughput in MB/s (10**6 bytes) over the whole publish."""
+        return self.bytes_uploaded / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict:
+        return {
+            "destination": self.destination, "outcome": self.outcome.value, "files_total": self.files_total,
+            "files_uploaded": len(self.files_uploaded), "files_skipped": self.files_skipped,
+            "bytes_total": self.bytes_total, "bytes_uploaded": self.bytes_uploaded,
+            "seconds": round(self.seconds, 3), "mb_per_second": round(self.mb_per_second, 2),
+            "deleted": len(self.deleted),
+            "model_format": self.manifest.model_format if self.manifest else None,
+        }
+
+
+def read_manifest(store: ObjectStore, uri: StorageUri) -> Manifest | None:
+    """The manifest of the version at ``uri``, or None when it is not published (no manifest).
+
+    Raises:
+        PermanentError: the manifest exists but is not a valid kaiops manifest.
+    """
+    raw = store.get_bytes(uri.bucket, uri.key(MANIFEST_NAME))
+    if raw is None:
+        return None
+    try:
+        return Manifest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PermanentError(f"{uri}{MANIFEST_NAME}: not a valid manifest: {exc.errors()[0]['msg']}") from exc
+
+
+def list_versions(store: ObjectStore, model_uri: StorageUri | str) -> dict[str, Manifest]:
+    """Published versions directly under ``model_uri`` (``s3://models/iris/`` -> ``{"v1": Manifest, ...}``).
+
+    A prefix without ``manifest.json`` (an interrupted or running publish) is not a version.
+    """
+    uri = parse_uri(model_uri) if isinstance(model_uri, str) else model_uri
+    out: dict[str, Manifest] = {}
+    for key in sorted(store.list(uri.bucket, uri.prefix)):
+        rest = key[len(uri.prefix):]
+        parts = rest.split("/")
+        if len(parts) == 2 and parts[1] == MANIFEST_NAME:
+            manifest = read_manifest(store, uri.child(parts[0]))
+            if manifest is not None:
+                out[parts[0]] = manifest
+    return out
+
+
+def hash_files(files: list[LocalFile], workers: int = 8) -> dict[str, str]:
+    """rel path -> hex sha256, hashed in parallel threads."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip([f.rel for f in files], pool.map(lambda f: sha256_file(f.path), files), strict=True))
+
+
+def publish(
+    src: str | Path,
+    dest: str,
+    store: ObjectStore,
+    *,
+    force: bool = False,
+    model_format: str | None = None,
+    dry_run: bool = False,
+    workers: int = 8,
+    progress: ProgressSink | None = None,
+    source: str | None = None,
+) -> PublishResult:
+    """Upload the files of ``src`` to the version ``dest`` and write ``manifest.json`` last.
+
+    Args:
+        src: local model directory.
+        dest: the version URI, ``s3://bucket/prefix/v1`` or ``gs://...``.
+        store: the object store for ``dest``'s scheme.
+        force: replace an existing version whose content differs.
+        model_format: KServe ``modelFormat.name`` recorded in the manifest.
+        dry_run: compute the plan (what would be uploaded) and change nothing.
+        workers: parallel file uploads (each S3 multipart file also uses its own threads).
+        progress: receives byte progress.
+        source: recorded in the manifest (default ``host:abs-path``).
+
+    Returns:
+        :class:`PublishResult`.
+
+    Raises:
+        InputError: bad ``src``/``dest``, the bucket does not exist, or the version exists with other content
+            and ``force`` is False (nothing changed).
+        TemporaryError / PermanentError: the store failed; files uploaded so far stay and a new run resumes.
+    """
+    started = time.monotonic()
+    uri = parse_uri(dest)
+    if uri.scheme != store.scheme:
+        raise InputError("<cli>", "DEST", f"{dest} is not a {store.scheme}:// URI", f"use a {store.scheme}:// URI")
+    if not uri.prefix:
+        raise InputError("<cli>", "DEST", f"{dest} has no prefix", "publish under a version prefix, e.g. .../v1")
+    files = scan_local(src)
+    if not store.bucket_exists(uri.bucket):
+        raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
+                         "create the bucket (or fix the name) first")
+    hashes = hash_files(files, workers)
+    manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
+                              source=source or f"{socket.gethostname()}:{Path(src).resolve()}")
+    existing = read_manifest(store, uri)
+    listing = store.list(uri.bucket, uri.prefix)
+    total = sum(f.size for f in files)
+
+    if existing is not None and not existing.same_content(manifest) and not force:
+        old_files, new_files = existing.by_path(), manifest.by_path()
+        changed = sorted(p for p in old_files.keys() | new_files.keys() if old_files.get(p) != new_files.get(p))
+        what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else "model format"
+        raise InputError("<cli>", "DEST", f"{uri} is already published with different content ({what}); "
+                         "refusing to overwrite",
+                         "publish to a new version, or pass --force to replace it")
+
+    known = existing.by_path() if existing is not None else {}
+    todo: list[LocalFile] = []
+    for f in files:
+        key = uri.key(f.rel)
+        obj = listing.get(key)
+        if obj is None or obj.size != f.size:
+            todo.append(f)
+            continue
+        if f.rel in known and known[f.rel].sha256 == hashes[f.rel]:
+            continue  # the manifest vouches for it and the object is there with the right size
+        head = store.head(uri.bucket, key)
+        if head is None or head.sha256 != hashes[f.rel]:
+            todo.append(f)
+    nested = {k[: -len(MANIFEST_NAME)] for k in listing if k.endswith("/" + MANIFEST_NAME)
+              and k != uri.key(MANIFEST_NAME)}
+    wanted = {uri.key(f.rel) for f in files} | {uri.key(MANIFEST_NAME)}
+    stale = sorted(k for k in listing if k not in wanted and not any(k.startswith(n) for n in nested))
+
+    unchanged = existing is not None and existing.same_content(manifest) and not todo and not stale
+    if unchanged:
+        outcome = PublishOutcome.UNCHANGED
+    elif dry_run:
+        outcome = PublishOutcome.DRY_RUN
+    elif existing is not None:
+        outcome = PublishOutcome.UPDATED
+    elif len(todo) < len(files):
+        outcome = PublishOutcome.RESUMED
+    else:
+        outcome = PublishOutcome.PUBLISHED
+    result = PublishResult(
+        destination=str(uri), outcome=outcome, files_total=len(files), files_uploaded=[f.rel for f in todo],
+        files_skipped=len(files) - len(todo), bytes_total=total, bytes_uploaded=sum(f.size for f in todo),
+        seconds=0.0, deleted=stale, manifest=existing if unchanged else manifest,
+    )
+    if unchanged or dry_run:
+        if unchanged:
+            result.files_uploaded, result.bytes_uploaded, result.deleted = [], 0, []
+        result.seconds = time.monotonic() - started
+        return result
+
+    if existing is not None:
+        # The version disappears for readers before any of its files change.
+        store.delete(uri.bucket, [uri.key(MANIFEST_NAME)])
+    _upload_all(store, uri, todo, hashes, workers, progress)
+    if stale:
+        store.delete(uri.bucket, stale)
+    body = manifest.to_bytes()
+    store.put_bytes(uri.bucket, uri.key(MANIFEST_NAME), body, hashlib.sha256(body).hexdigest())
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _upload_all(store: ObjectStore, uri: StorageUri, todo: list[LocalFile], hashes: dict[str, str], workers: int,
+                progress: ProgressSink | None) -> None:
+    sink = progress or ProgressSink()
+    sink.start(sum(f.size for f in todo), len(todo))
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            sink.advance(n)
+
+    # Biggest first: the long multipart files start early and the small ones fill the gaps.
+    ordered = sorted(todo, key=lambda f: -f.size)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = [pool.submit(store.upload_file, uri.bucket, uri.key(f.rel), f.path, hashes[f.rel], advance)
+                       for f in ordered]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+            for fut in done:
+                if fut.exception() is not None:
+                    raise fut.exception()  # type: ignore[misc]
+    finally:
+        sink.finish()

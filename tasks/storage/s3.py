@@ -1,0 +1,164 @@
+"""S3 (and S3-compatible: moto, MinIO) object store over boto3, with multipart/threaded transfers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import PermanentError, TemporaryError
+from tasks.storage.layout import SHA256_METADATA, ObjectInfo
+
+MiB = 1 << 20
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        code = exc.response.get("Error", {}).get("Code", "")
+        if status >= 500 or code in ("SlowDown", "RequestTimeout"):
+            return TemporaryError(f"{what}: S3 {code or status}")
+        return PermanentError(f"{what}: S3 {code or status}: {exc.response.get('Error', {}).get('Message', '')}")
+    if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
+        return TemporaryError(f"{what}: {type(exc).__name__}: {exc}")
+    return exc
+
+
+class S3Store:
+    """boto3-backed :class:`tasks.storage.layout.ObjectStore`.
+
+    Args:
+        client: a boto3 S3 client (from env, an AwsCredentials/MinIOCredentials block, or explicit keys).
+        multipart_threshold: bytes above which a file goes multipart.
+        multipart_chunksize: part size in bytes.
+        max_concurrency: threads per multipart file.
+    """
+
+    scheme = "s3"
+
+    def __init__(self, client: Any, *, multipart_threshold: int = 16 * MiB, multipart_chunksize: int = 16 * MiB,
+                 max_concurrency: int = 4) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self.client = client
+        self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
+                                       multipart_chunksize=multipart_chunksize,
+                                       max_concurrency=max_concurrency, use_threads=True)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> S3Store:
+        """Client from the standard variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...)."""
+        import boto3
+        from botocore.config import Config
+
+        return cls(boto3.client("s3", config=Config(max_pool_connections=32)), **kwargs)
+
+    @classmethod
+    def from_keys(cls, *, access_key_id: str | None, secret_access_key: str | None, endpoint_url: str | None,
+                  region: str | None = None, verify: bool | str | None = None, anonymous: bool = False,
+                  **kwargs: Any) -> S3Store:
+        """Client from explicit values (e.g. the credentials KServe would inject); nothing read from env."""
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+                                        region_name=region or "us-east-1")
+        config = Config(max_pool_connections=32, retries={"max_attempts": 2},
+                        signature_version=UNSIGNED if anonymous else None)
+        return cls(session.client("s3", endpoint_url=endpoint_url, verify=verify, config=config), **kwargs)
+
+    @classmethod
+    def from_block(cls, slug: str, **kwargs: Any) -> S3Store:
+        """Client from a Prefect block: ``aws-credentials/NAME`` or ``minio-credentials/NAME``."""
+        from prefect.blocks.core import Block
+
+        block = Block.load(slug)
+        return cls(block.get_s3_client(), **kwargs)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return True
+        except ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) == 404:
+                return False
+            raise _translate(exc, f"HEAD bucket {bucket}") from exc
+        except Exception as exc:
+            raise _translate(exc, f"HEAD bucket {bucket}") from exc
+
+    def list(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
+        out: dict[str, ObjectInfo] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                for item in page.get("Contents") or []:
+                    out[item["Key"]] = ObjectInfo(item["Key"], int(item["Size"]))
+        except Exception as exc:
+            raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
+        return out
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) == 404:
+                return None
+            raise _translate(exc, f"HEAD s3://{bucket}/{key}") from exc
+        except Exception as exc:
+            raise _translate(exc, f"HEAD s3://{bucket}/{key}") from exc
+        return ObjectInfo(key, int(resp["ContentLength"]), (resp.get("Metadata") or {}).get(SHA256_METADATA))
+
+    def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
+                    progress: Callable[[int], None] | None = None) -> None:
+        try:
+            self.client.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {SHA256_METADATA: sha256}},
+                                    Config=self.transfer, Callback=progress)
+        except Exception as exc:
+            raise _translate(exc, f"upload s3://{bucket}/{key}") from exc
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, sha256: str) -> None:
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, Metadata={SHA256_METADATA: sha256},
+                                   ContentType="application/json" if key.endswith(".json") else
+                                   "application/octet-stream")
+        except Exception as exc:
+            raise _translate(exc, f"put s3://{bucket}/{key}") from exc
+
+    def get_bytes(self, bucket: str, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise _translate(exc, f"get s3://{bucket}/{key}") from exc
+        except Exception as exc:
+            raise _translate(exc, f"get s3://{bucket}/{key}") from exc
+
+    def delete(self, bucket: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            try:
+                self.client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+            except Exception as exc:
+                raise _translate(exc, f"delete under s3://{bucket}") from exc
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` if missing (sandbox/demo helper)."""
+        if not self.bucket_exists(bucket):
+            try:
+                self.client.create_bucket(Bucket=bucket)
+            except Exception as exc:
+                raise _translate(exc, f"create bucket {bucket}") from exc
+
+
+def endpoint_from_env() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")

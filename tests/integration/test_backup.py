@@ -1,0 +1,206 @@
+"""Backups and restores against the sandbox apiserver and S3: what a user would notice if they broke."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from configs.backup import BackupPolicy
+from tasks import kube
+from tasks.backup import steps, store
+from tasks.backup.drill import differences
+from tasks.backup.restore import (
+    Action,
+    BackupIncomplete,
+    ChecksumMismatch,
+    ExistingObjects,
+    ExistingPolicy,
+    MissingKinds,
+    ProductionMarker,
+    ProductionRefused,
+)
+from tests.integration.backup_support import namespace, owned_ray_cluster, platform_objects
+
+pytestmark = pytest.mark.integration
+CANARY = "plain-text-canary-7f3a"
+
+
+@pytest.fixture(scope="module")
+def env():
+    """Only what backups need: the apiserver and S3 of this instance."""
+    from sandbox import launcher
+
+    launcher.up(("kube-apiserver", "s3"))
+    values = launcher.env()
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield values
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def kdyn(env):
+    return kube.connect(env["KUBECONFIG"])
+
+
+@pytest.fixture(scope="module")
+def source(kdyn) -> str:
+    ns = f"src-{uuid.uuid4().hex[:6]}"
+    kube.apply(kdyn, namespace(ns, {"kaiops.io/environment": "production"}))
+    for obj in [*platform_objects(ns), owned_ray_cluster(ns)]:
+        kube.apply(kdyn, obj)
+    return ns
+
+
+@pytest.fixture
+def key(monkeypatch) -> bytes:
+    raw = os.urandom(32)
+    monkeypatch.setenv("KAIOPS_TEST_BACKUP_KEY", base64.urlsafe_b64encode(raw).decode())
+    return raw
+
+
+def policy(ns: str, **extra) -> BackupPolicy:
+    return BackupPolicy(name="t", destination=f"s3://bk-{uuid.uuid4().hex[:8]}/nightly", create_bucket=True,
+                        namespaces=[ns], encryption_key_env="KAIOPS_TEST_BACKUP_KEY", **extra)
+
+
+def take_backup(pol: BackupPolicy, **kwargs) -> steps.Written:
+    key = steps.policy_key(pol)
+    return steps.write_backup(pol, steps.export_objects(pol, include_secrets=key is not None), key=key, **kwargs)
+
+
+def restore_into(pol, backup_id, mapping, existing=ExistingPolicy.fail, yes=False, dry_run=False):
+    loaded = steps.verify_backup(pol, backup_id, steps.policy_key(pol))
+    plan = steps.plan_restore(loaded, kubeconfig=None, namespace_map=mapping, existing=existing,
+                              marker=ProductionMarker(), yes=yes)
+    return steps.apply_restore(plan, kubeconfig=None, backup_id=backup_id, existing=existing, dry_run=dry_run)
+
+
+def live(kdyn, obj, ns):
+    return kube.get(kdyn, obj["apiVersion"], obj["kind"], obj["metadata"]["name"], ns)
+
+
+def namespace_exists(kdyn, name: str) -> bool:
+    try:
+        kube.get(kdyn, "v1", "Namespace", name)
+        return True
+    except kube.NotFound:
+        return False
+
+
+def test_round_trip_restores_every_object_equal(kdyn, source, key) -> None:
+    pol = policy(source)
+    written = take_backup(pol)
+    assert written.counts == {"ConfigMap": 2, "HTTPRoute": 1, "InferenceService": 1, "Namespace": 1,
+                              "RayCluster": 1, "Secret": 1, "ServiceAccount": 1, "ServingRuntime": 1}
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    report = restore_into(pol, written.backup_id, {source: target}, yes=True)
+    assert report.outcome.value == "succeeded", report.items
+    assert all(i.action is Action.created for i in report.items)
+    loaded = steps.verify_backup(pol, written.backup_id, key)
+    for obj in loaded.objects:
+        if obj["kind"] in ("Namespace", "Secret"):
+            continue
+        assert differences(obj, live(kdyn, obj, target)) == [], obj["kind"]
+    secret = kube.get(kdyn, "v1", "Secret", "s3-creds", target)
+    assert base64.b64decode(secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode() == CANARY
+
+
+def test_secrets_are_never_stored_in_plain_text(env, source, key, monkeypatch) -> None:
+    pol = policy(source)
+    written = take_backup(pol)
+    assert written.encrypted == 1
+    monkeypatch.delenv("KAIOPS_TEST_BACKUP_KEY")
+    unkeyed = take_backup(pol)
+    assert "Secret" not in unkeyed.counts
+    dest = store.parse_destination(pol.destination)
+    st = store.open_store(dest)
+    blobs = [st.get(k) for k in st.list_keys(dest.prefix)]
+    encoded = base64.b64encode(CANARY.encode())
+    assert blobs and not any(CANARY.encode() in b or encoded in b for b in blobs)
+
+
+def test_altered_object_is_detected_and_nothing_restored(kdyn, source, key) -> None:
+    pol = policy(source)
+    written = take_backup(pol)
+    dest = store.parse_destination(pol.destination)
+    st = store.open_store(dest)
+    victim = next(k for k in st.list_keys(dest.prefix) if "/ConfigMap/" in k)
+    st.put(victim, st.get(victim).replace(b"0.5", b"0.9"))
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(ChecksumMismatch, match="ConfigMap"):
+        restore_into(pol, written.backup_id, {source: target}, yes=True)
+    assert not namespace_exists(kdyn, target)
+
+
+def test_backup_cut_off_before_its_manifest_is_ignored_by_restore_and_retention(source, key) -> None:
+    pol = policy(source)
+    good = take_backup(pol)
+    cut = take_backup(pol, stop_before_manifest=True)
+    listed = {b.id: b.complete for b in steps.list_backups(pol)}
+    assert listed == {good.backup_id: True, cut.backup_id: False}
+    assert steps.newest_good(pol) == good.backup_id
+    with pytest.raises(BackupIncomplete):
+        steps.verify_backup(pol, cut.backup_id, key)
+    plan = steps.retention_plan(pol, now=datetime.now(UTC) + timedelta(days=2))
+    assert cut.backup_id in plan.delete and good.backup_id in plan.keep
+    steps.apply_retention(pol, plan)
+    assert [b.id for b in steps.list_backups(pol)] == [good.backup_id]
+
+
+def test_missing_crd_is_reported_before_any_write(kdyn, source, key) -> None:
+    pol = policy(source)
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    exported = steps.export_objects(pol, include_secrets=True)
+    exported.objects.append({"apiVersion": "widgets.example.com/v1", "kind": "Widget",
+                             "metadata": {"name": "w", "namespace": source}, "spec": {}})
+    written = steps.write_backup(pol, exported, key=key)
+    with pytest.raises(MissingKinds, match=r"Widget.widgets.example.com \(CRD not installed\)"):
+        restore_into(pol, written.backup_id, {source: target}, yes=True)
+    assert not namespace_exists(kdyn, target)
+
+
+def test_existing_object_policies(kdyn, source, key) -> None:
+    pol = policy(source)
+    written = take_backup(pol)
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    restore_into(pol, written.backup_id, {source: target}, yes=True)
+    changed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "model-config", "namespace": target},
+               "data": {"threshold": "0.1"}}
+    kube.apply(kdyn, changed, field_manager="someone-else", force=True)
+
+    with pytest.raises(ExistingObjects, match="ConfigMap"):
+        restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.fail, yes=True)
+    skipped = restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.skip, yes=True)
+    assert {i.action for i in skipped.items} == {Action.skipped}
+    assert kube.get(kdyn, "v1", "ConfigMap", "model-config", target)["data"]["threshold"] == "0.1"
+    dry = restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.update, yes=True,
+                       dry_run=True)
+    assert Action.would_update in {i.action for i in dry.items}
+    assert kube.get(kdyn, "v1", "ConfigMap", "model-config", target)["data"]["threshold"] == "0.1"
+    # update: kaiops never forces another manager's fields; the conflict is reported for that object only
+    updated = restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.update, yes=True)
+    failed = [i for i in updated.items if i.action is Action.failed]
+    assert [i.name for i in failed] == ["model-config"] and "conflict" in failed[0].message
+    assert updated.outcome.value == "partially-failed"
+    assert {i.action for i in updated.items if i.name != "model-config"} == {Action.updated}
+
+
+def test_production_namespace_refused_without_yes(kdyn, source, key) -> None:
+    pol = policy(source)
+    written = take_backup(pol)
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    # the backed-up namespace carries the production marker, so creating it needs --yes
+    with pytest.raises(ProductionRefused, match=target):
+        restore_into(pol, written.backup_id, {source: target})
+    assert not namespace_exists(kdyn, target)
+    report = restore_into(pol, written.backup_id, {source: target}, yes=True)
+    assert report.outcome.value == "succeeded"

@@ -1,0 +1,127 @@
+"""Publishing to the sandbox S3 (moto) and GCS (fake-gcs-server): manifest last, resume, republish, force."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tasks.errors import InputError
+from tasks.storage import PublishOutcome, list_versions, parse_uri, publish, read_manifest
+
+pytestmark = pytest.mark.integration
+
+
+def make_model(root: Path, files: int = 6, size: int = 40_000) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        sub = root / ("weights" if i % 2 else "")
+        sub.mkdir(exist_ok=True)
+        (sub / f"part-{i}.bin").write_bytes(bytes([i]) * (size + i))
+    (root / "model.joblib").write_bytes(b"model" * 100)
+    return root
+
+
+@pytest.fixture(params=["s3", "gs"])
+def store_and_bucket(request, sandbox):
+    bucket = f"pub-{uuid.uuid4().hex[:10]}"
+    if request.param == "s3":
+        from tasks.storage.s3 import S3Store
+
+        store = S3Store.from_env(multipart_threshold=64 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    else:
+        from tasks.storage.gcs import GcsStore
+
+        store = GcsStore.from_env()
+    store.create_bucket(bucket)
+    return store, f"{request.param}://{bucket}"
+
+
+class FailAfter:
+    """Wraps a store; the (n+1)-th file upload raises, as a killed process would stop mid-publish."""
+
+    def __init__(self, store, n: int) -> None:
+        self.store, self.n, self.calls, self.seen_versions = store, n, 0, []
+        self.scheme = store.scheme
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def upload_file(self, bucket, key, path, sha256, progress=None):
+        self.calls += 1
+        if self.calls > self.n:
+            raise ConnectionError("simulated interruption")
+        self.store.upload_file(bucket, key, path, sha256, progress)
+
+
+def test_publish_then_republish_uploads_nothing(tmp_path: Path, store_and_bucket) -> None:
+    store, base = store_and_bucket
+    src = make_model(tmp_path / "m")
+    first = publish(src, f"{base}/iris/v1", store, model_format="sklearn", workers=4)
+    assert first.outcome is PublishOutcome.PUBLISHED and len(first.files_uploaded) == 7
+    manifest = read_manifest(store, parse_uri(f"{base}/iris/v1"))
+    assert manifest is not None and manifest.model_format == "sklearn"
+    assert {f.path for f in manifest.files} == {"model.joblib", *(p.relative_to(src).as_posix()
+                                                                   for p in src.rglob("*.bin"))}
+    again = publish(src, f"{base}/iris/v1", store, model_format="sklearn")
+    assert again.outcome is PublishOutcome.UNCHANGED and again.files_uploaded == [] and again.bytes_uploaded == 0
+    assert list(list_versions(store, f"{base}/iris/")) == ["v1"]
+
+
+def test_interrupted_publish_is_invisible_then_resumes(tmp_path: Path, store_and_bucket) -> None:
+    store, base = store_and_bucket
+    src = make_model(tmp_path / "m")
+    dest = f"{base}/iris/v2"
+    with pytest.raises(ConnectionError):
+        publish(src, dest, FailAfter(store, 3), workers=1)
+    # files are there, the manifest is not: no reader sees the version
+    uri = parse_uri(dest)
+    assert len(store.list(uri.bucket, uri.prefix)) == 3
+    assert read_manifest(store, uri) is None and list_versions(store, f"{base}/iris/") == {}
+    resumed = publish(src, dest, store)
+    assert resumed.outcome is PublishOutcome.RESUMED
+    assert resumed.files_skipped == 3 and len(resumed.files_uploaded) == 4
+    assert list(list_versions(store, f"{base}/iris/")) == ["v2"]
+
+
+def test_changed_content_refused_without_force_and_only_changed_uploaded_with_it(tmp_path: Path,
+                                                                                 store_and_bucket) -> None:
+    store, base = store_and_bucket
+    src = make_model(tmp_path / "m")
+    dest = f"{base}/iris/v3"
+    publish(src, dest, store)
+    (src / "model.joblib").write_bytes(b"retrained")
+    with pytest.raises(InputError) as err:
+        publish(src, dest, store)
+    assert dest in str(err.value) and "model.joblib" in str(err.value) and "--force" in str(err.value)
+    old = read_manifest(store, parse_uri(dest))
+    assert old is not None and old.by_path()["model.joblib"].size == 500  # untouched
+    forced = publish(src, dest, store, force=True)
+    assert forced.outcome is PublishOutcome.UPDATED and forced.files_uploaded == ["model.joblib"]
+    assert read_manifest(store, parse_uri(dest)).by_path()["model.joblib"].size == len(b"retrained")
+
+
+def test_missing_bucket_is_input_error(tmp_path: Path, store_and_bucket) -> None:
+    store, base = store_and_bucket
+    scheme = base.split("://")[0]
+    with pytest.raises(InputError, match="does not exist"):
+        publish(make_model(tmp_path / "m", files=1), f"{scheme}://no-such-bucket-{uuid.uuid4().hex[:6]}/x/v1", store)
+
+
+def test_cli_publish_refuses_overwrite_with_exit_2(tmp_path: Path, sandbox) -> None:
+    import subprocess
+    import sys
+
+    from tasks.storage.s3 import S3Store
+
+    bucket = f"cli-{uuid.uuid4().hex[:8]}"
+    S3Store.from_env().create_bucket(bucket)
+    src = make_model(tmp_path / "m", files=1)
+    publish(src, f"s3://{bucket}/m/v1", S3Store.from_env())
+    (src / "model.joblib").write_bytes(b"other")
+    kaiops = Path(sys.executable).with_name("kaiops")
+    proc = subprocess.run([str(kaiops), "publish", str(src), f"s3://{bucket}/m/v1", "-o", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"s3://{bucket}/m/v1/" in proc.stderr

@@ -1,0 +1,301 @@
+"""Pure backup logic: stripping, ownership, references, retention, order, readiness, drill comparison,
+encryption, metrics, the policy model and the PrometheusRule."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from configs.backup import load_policy
+from tasks.backup import crypto, metrics
+from tasks.backup.drill import differences, scratch_map, summarise
+from tasks.backup.export import Ref, operator_owned, references, strip
+from tasks.backup.order import load_order, sort_objects, waves
+from tasks.backup.readiness import readiness
+from tasks.backup.retention import Candidate, Reason, plan
+from tasks.backup.store import LocalStore, backup_time, delete_backup, new_backup_id, parse_destination
+from tasks.errors import InputError
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+
+
+def obj(kind, name="x", ns="a", api="v1", **extra):
+    return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, **extra}
+
+
+def test_strip_removes_server_set_fields_and_status() -> None:
+    o = obj("ConfigMap", data={"k": "v"}, status={"x": 1})
+    o["metadata"] |= {
+        "uid": "u",
+        "resourceVersion": "1",
+        "generation": 2,
+        "creationTimestamp": "t",
+        "managedFields": [{}],
+        "annotations": {crypto.__name__: "keep", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+    }
+    out = strip(o)
+    assert out["metadata"] == {"name": "x", "namespace": "a", "annotations": {crypto.__name__: "keep"}}
+    assert "status" not in out and strip(o, keep_status=True)["status"] == {"x": 1}
+    assert o["metadata"]["uid"] == "u"  # the input is not changed
+
+
+@pytest.mark.parametrize(
+    ("owner", "owned"),
+    [
+        ({"apiVersion": "ray.io/v1", "kind": "RayJob"}, True),
+        ({"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService"}, True),
+        ({"apiVersion": "serving.knative.dev/v1", "kind": "Route"}, True),
+        ({"apiVersion": "apps/v1", "kind": "Deployment"}, False),
+    ],
+)
+def test_operator_owned_objects_are_left_out(owner, owned) -> None:
+    o = obj("RayCluster", api="ray.io/v1")
+    o["metadata"]["ownerReferences"] = [{**owner, "name": "o", "uid": "u"}]
+    assert operator_owned(o) is owned
+    assert operator_owned(obj("Service", metadata_labels=None)) is False
+
+
+def test_references_follow_pod_specs_and_service_account_secrets() -> None:
+    isvc = obj(
+        "InferenceService",
+        api="serving.kserve.io/v1beta1",
+        spec={
+            "predictor": {
+                "serviceAccountName": "sa",
+                "volumes": [{"name": "v", "configMap": {"name": "cm"}}, {"name": "s", "secret": {"secretName": "sec"}}],
+                "containers": [
+                    {
+                        "envFrom": [{"configMapRef": {"name": "cm2"}}],
+                        "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "sec2", "key": "k"}}}],
+                    }
+                ],
+            }
+        },
+    )
+    assert references(isvc) == {
+        Ref("ServiceAccount", "sa"),
+        Ref("ConfigMap", "cm"),
+        Ref("ConfigMap", "cm2"),
+        Ref("Secret", "sec"),
+        Ref("Secret", "sec2"),
+    }
+    sa = obj("ServiceAccount", secrets=[{"name": "s3"}], imagePullSecrets=[{"name": "pull"}])
+    assert references(sa) == {Ref("Secret", "s3"), Ref("Secret", "pull")}
+
+
+T0 = datetime(2025, 3, 31, 2, 0, tzinfo=UTC)
+
+
+def nightly(days: int, complete: bool = True) -> list[Candidate]:
+    return [Candidate(f"b{i:03d}", T0 - timedelta(days=i), complete) for i in range(days)]
+
+
+def test_retention_keeps_daily_weekly_monthly_and_deletes_the_rest() -> None:
+    p = plan(nightly(120), daily=7, weekly=4, monthly=3, now=T0)
+    assert all(f"b{i:03d}" in p.keep for i in range(7))
+    assert Reason.newest in p.keep["b000"]
+    monthly = [k for k, v in p.keep.items() if Reason.monthly in v]
+    assert len(monthly) == 3
+    assert len(p.keep) < 15 and len(p.keep) + len(p.delete) == 120
+
+
+def test_retention_never_deletes_the_newest_good_backup() -> None:
+    old_good = Candidate("b-old", T0 - timedelta(days=400), True)
+    broken = [Candidate(f"x{i}", T0 - timedelta(days=i), False) for i in range(1, 5)]
+    p = plan([old_good, *broken], daily=1, weekly=0, monthly=0, now=T0)
+    assert "b-old" in p.keep and Reason.newest in p.keep["b-old"]
+    assert set(p.delete) == {"x2", "x3", "x4"}  # older than a day: cleaned
+    assert p.keep["x1"] == [Reason.in_progress]
+
+
+def test_retention_keeps_a_fresh_incomplete_backup_and_ignores_it_for_newest() -> None:
+    cands = [*nightly(3), Candidate("running", T0 + timedelta(hours=1), False)]
+    p = plan(cands, daily=1, weekly=0, monthly=0, now=T0 + timedelta(hours=2))
+    assert Reason.newest in p.keep["b000"] and p.keep["running"] == [Reason.in_progress]
+    assert set(p.delete) == {"b001", "b002"}
+
+
+def test_restore_order_is_data_with_a_reason_for_each_position() -> None:
+    order = load_order()
+    assert all(p.reason for p in order)
+    objs = [
+        obj("HTTPRoute", api="gateway.networking.k8s.io/v1"),
+        obj("InferenceService", api="serving.kserve.io/v1beta1"),
+        obj("Widget", api="example.com/v1"),
+        obj("RayCluster", api="ray.io/v1"),
+        obj("ServingRuntime", api="serving.kserve.io/v1alpha1"),
+        obj("ConfigMap"),
+        obj("ServiceAccount"),
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}},
+        obj("Secret"),
+        obj("InferenceGraph", api="serving.kserve.io/v1alpha1"),
+    ]
+    kinds = [o["kind"] for o in sort_objects(objs, order)]
+    assert kinds == [
+        "Namespace",
+        "Secret",
+        "ConfigMap",
+        "ServiceAccount",
+        "ServingRuntime",
+        "RayCluster",
+        "InferenceService",
+        "InferenceGraph",
+        "HTTPRoute",
+        "Widget",
+    ]
+    assert [len(w) for w in waves([*objs, obj("ConfigMap", name="y")], order)][:3] == [1, 1, 2]
+
+
+def test_restore_order_refuses_an_entry_without_reason(tmp_path) -> None:
+    bad = tmp_path / "order.yaml"
+    bad.write_text("priorities:\n  - kind: Namespace\n")
+    with pytest.raises(InputError, match="reason"):
+        load_order(bad)
+
+
+@pytest.mark.parametrize(
+    ("o", "ready"),
+    [
+        (
+            {
+                "kind": "RayCluster",
+                "apiVersion": "ray.io/v1",
+                "status": {"state": "ready", "conditions": [{"type": "HeadPodReady", "status": "True"}]},
+            },
+            True,
+        ),
+        ({"kind": "RayCluster", "apiVersion": "ray.io/v1", "status": {"state": "ready"}}, False),
+        (
+            {
+                "kind": "RayCluster",
+                "apiVersion": "ray.io/v1",
+                "status": {"conditions": [{"type": "HeadPodReady", "status": "True"}]},
+            },
+            False,
+        ),
+        (
+            {
+                "kind": "InferenceService",
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+            },
+            True,
+        ),
+        (
+            {
+                "kind": "InferenceService",
+                "apiVersion": "serving.kserve.io/v1beta1",
+                "status": {"conditions": [{"type": "Ready", "status": "False"}]},
+            },
+            False,
+        ),
+        ({"kind": "ServingRuntime", "apiVersion": "serving.kserve.io/v1alpha1"}, True),
+        ({"kind": "ConfigMap", "apiVersion": "v1"}, True),
+    ],
+)
+def test_readiness_rules(o, ready) -> None:
+    assert readiness(o).ready is ready
+
+
+def test_drill_comparison_ignores_namespace_and_server_fields_only() -> None:
+    backup = obj("ConfigMap", data={"a": "1"})
+    restored = obj("ConfigMap", ns="d-abc-a", data={"a": "1"})
+    restored["metadata"] |= {"uid": "u", "resourceVersion": "9", "managedFields": []}
+    assert differences(backup, restored) == []
+    restored["data"]["a"] = "2"
+    assert differences(backup, restored) == ["data.a"]
+
+
+def test_scratch_namespaces_are_unique_per_drill_and_short() -> None:
+    long = "n" * 63
+    a, b = scratch_map(["x", long], "aaaaaa"), scratch_map(["x", long], "bbbbbb")
+    assert a["x"] != b["x"] and all(len(v) <= 63 for v in [*a.values(), *b.values()])
+
+
+def test_drill_summary_fails_with_a_reason() -> None:
+    from tasks.backup.drill import ObjectResult
+
+    ok = summarise(
+        [ObjectResult("a", True, True, True)],
+        rto=1.0,
+        max_rto=None,
+        failed_applies=0,
+        cluster_checked=0,
+        cluster_failed=0,
+    )
+    bad = summarise(
+        [ObjectResult("a", True, False, False)],
+        rto=10.0,
+        max_rto=5.0,
+        failed_applies=1,
+        cluster_checked=0,
+        cluster_failed=0,
+    )
+    assert ok["verdict"] == "passed" and bad["verdict"] == "failed"
+    assert "not ready" in bad["reason"] and "RTO" in bad["reason"] and "not restored" in bad["reason"]
+
+
+def test_encryption_round_trip_binds_the_path_and_detects_the_wrong_key() -> None:
+    key = os.urandom(32)
+    sealed = crypto.seal(key, b"secret-bytes", "objects/core/Secret/a/s.json.sealed")
+    assert b"secret-bytes" not in sealed
+    assert crypto.open_sealed(key, sealed, "objects/core/Secret/a/s.json.sealed") == b"secret-bytes"
+    with pytest.raises(crypto.DecryptionFailed):
+        crypto.open_sealed(key, sealed, "objects/core/Secret/a/other.json.sealed")
+    with pytest.raises(crypto.DecryptionFailed):
+        crypto.open_sealed(os.urandom(32), sealed, "objects/core/Secret/a/s.json.sealed")
+    with pytest.raises(InputError) as err:
+        crypto.parse_key("c2hvcnQ=", "$K")
+    assert "c2hvcnQ" not in str(err.value)
+
+
+def test_metrics_keep_the_last_success_after_a_failure(tmp_path) -> None:
+    metrics.record_backup(tmp_path, "nightly", success=True, now=1000.0, duration=2.5, counts={"RayCluster": 3})
+    text = metrics.record_backup(tmp_path, "nightly", success=False, now=2000.0).read_text()
+    assert 'kaiops_backup_last_success_timestamp_seconds{policy="nightly"} 1000.000' in text
+    assert 'kaiops_backup_last_run_success{policy="nightly"} 0.000' in text
+    assert 'kaiops_backup_objects{policy="nightly",kind="RayCluster"} 3' in text
+
+
+def test_backup_ids_and_destinations() -> None:
+    assert backup_time(new_backup_id(T0)) == T0 and backup_time("not-a-backup") is None
+    assert parse_destination("s3://b/p/q").prefix == "p/q/"
+    with pytest.raises(InputError):
+        parse_destination("http://b/p")
+
+
+def test_deleting_a_backup_removes_the_manifest_first(tmp_path) -> None:
+    st = LocalStore(str(tmp_path))
+    dest = parse_destination(f"file://{tmp_path}")
+    for k in ("b1/objects/core/ConfigMap/a/x.json", "b1/manifest.json"):
+        st.put(k, b"{}")
+    assert delete_backup(st, dest, "b1") == 2 and st.list_keys("b1/") == []
+
+
+def test_policy_file_errors_name_the_field(tmp_path) -> None:
+    assert load_policy().name == "nightly"
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "destination": "s3://b/p", "retention": {"daily": 0}}))
+    with pytest.raises(InputError, match=r"retention\.daily"):
+        load_policy(bad)
+    bad.write_text(yaml.safe_dump({"name": "x", "destination": "s3://b/p", "kinds": ["Pod"]}))
+    with pytest.raises(InputError, match="kinds"):
+        load_policy(bad)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+def test_prometheus_rule_passes_promtool(tmp_path) -> None:
+    rule = yaml.safe_load((REPO / "deployments/monitoring/prometheusrule-kaiops.yaml").read_text())
+    spec = tmp_path / "rules.yaml"
+    spec.write_text(yaml.safe_dump(rule["spec"]))
+    result = subprocess.run(["promtool", "check", "rules", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"KaiopsBackupStale", "KaiopsDrillStale"} <= names
