@@ -31,6 +31,34 @@ def demo() -> dict:
         kubernetes["crds_established"] == kubernetes["crds_expected"]
         and summary["platform"]["ray"]["status"] == "SUCCEEDED"
     )
+    # serving: iris v1 from the sandbox S3 as an InferenceService; predictions through its router, per-revision
+    # queue-proxy series in Prometheus
+    from prefect import task
+
+    from sandbox.kserve.demo import serve_iris
+
+    summary["serving"] = task(name="serve-iris")(serve_iris)(dict(os.environ))
+    # models: train iris v1 (good) / v2 (better) / v3 (bad on purpose), publish them to s3://models/iris/,
+    # wire a ServiceAccount + Secret for KServe in namespace demo, and warm up v1 with KServe's own download code
+    from flows.publish import publish_model
+    from flows.warmup import warmup_model
+    from tasks.storage.tasks import ensure_bucket, train_iris_models_task, wire_s3_credentials, write_isvc_manifest
+
+    demo_out = os.environ.get("KAIOPS_DEMO_OUT", "demo-out")
+    trained = train_iris_models_task(os.path.join(demo_out, "models", "iris"))
+    ensure_bucket("s3://models/iris/")
+    published = {m["version"]: publish_model(m["path"], f"s3://models/iris/{m['version']}", model_format="sklearn")
+                 for m in trained}
+    wired = wire_s3_credentials(["demo"], "iris-storage", "iris-s3")
+    isvc_file = write_isvc_manifest(os.path.join(demo_out, "iris-isvc.yaml"), "iris", "demo",
+                                    "s3://models/iris/v1/", "iris-storage")
+    warm = warmup_model(isvc_file, cache_dir=os.path.join(demo_out, "warmup", "iris"))
+    summary["models"] = {
+        "trained": trained, "published": {v: p["outcome"] for v, p in published.items()}, "wired": wired,
+        "isvc_manifest": isvc_file, "warmup": {k: warm[k] for k in ("verdict", "files", "bytes", "seconds",
+                                                                     "mb_per_second")},
+        "ok": all(p["ok"] for p in published.values()) and warm["ok"],
+    }
     # backup: a backup of what the demo created (namespaces demo and ray), then a restore drill of it
     from configs.backup import BackupPolicy, DrillConfig
     from flows.backup import backup as backup_flow
@@ -49,11 +77,4 @@ def demo() -> dict:
             summary["backup"] = {"backup": made, "drill": {"reason": str(exc)}, "ok": False}
     else:
         summary["backup"] = {"namespaces": [], "reason": "neither demo nor ray namespace exists", "ok": False}
-    # serving: iris v1 from the sandbox S3 as an InferenceService; predictions through its router, per-revision
-    # queue-proxy series in Prometheus
-    from prefect import task
-
-    from sandbox.kserve.demo import serve_iris
-
-    summary["serving"] = task(name="serve-iris")(serve_iris)(dict(os.environ))
     return summary

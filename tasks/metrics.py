@@ -135,15 +135,13 @@ class PrometheusProvider:
         points = [(float(t), float(v)) for t, v in result[0]["values"]]
         return QueryResult(Outcome.OK, points=points, series=1)
 
-    def metric_names(self) -> set[str]:
-        """Every metric name with series in the head block and the metric names with metadata.
+    def metric_names(self) -> tuple[set[str], set[str]]:
+        """(metric names that have series, metric family names that have metadata from a scrape).
 
         Raises:
             TemporaryError: Prometheus did not answer.
         """
-        names = set(self._get("/api/v1/label/__name__/values", {}))
-        names |= set(self._get("/api/v1/metadata", {}) or {})
-        return names
+        return set(self._get("/api/v1/label/__name__/values", {})), set(self._get("/api/v1/metadata", {}) or {})
 
     def label_names(self, metric: str) -> set[str]:
         """Label names of the series of ``metric`` (empty when it has no series yet)."""
@@ -308,8 +306,7 @@ def preflight(provider: PrometheusProvider, policy: CanaryPolicy, source: str) -
         InputError: a template does not parse, or names a metric or label Prometheus does not know.
         TemporaryError: Prometheus did not answer (nothing has been changed; try again).
     """
-    known = provider.metric_names()
-    bases = {_base_name(n) for n in known}
+    known, families = provider.metric_names()
     checked: list[str] = []
     for index, metric in enumerate(policy.metrics):
         for side in ("canary", "baseline"):
@@ -326,7 +323,7 @@ def preflight(provider: PrometheusProvider, policy: CanaryPolicy, source: str) -
                 for sel in selectors:
                     if sel.metric is None:
                         continue
-                    if sel.metric not in known and _base_name(sel.metric) not in bases:
+                    if not ({sel.metric, _base_name(sel.metric)} & families or sel.metric in known):
                         raise InputError(
                             source,
                             where,

@@ -441,7 +441,8 @@ class RawRouting:
         spec = copy.deepcopy(isvc["spec"])
         spec["predictor"].setdefault("model", {})["storageUri"] = uri
         spec["predictor"].pop("canaryTrafficPercent", None)
-        annotations = {MODE_ANNOTATION: (isvc["metadata"].get("annotations") or {}).get(MODE_ANNOTATION, "RawDeployment")}
+        mode = (isvc["metadata"].get("annotations") or {}).get(MODE_ANNOTATION, "RawDeployment")
+        annotations = {MODE_ANNOTATION: mode}
         kube.apply(
             self.dyn,
             {

@@ -7,6 +7,7 @@ consistent record behind for a resumed run or for the guard.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -113,10 +114,8 @@ def ensure_concurrency_limit(limit_name: str) -> None:
         try:
             client.read_global_concurrency_limit_by_name(limit_name)
         except ObjectNotFound:
-            try:
+            with contextlib.suppress(ObjectAlreadyExists):
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=limit_name, limit=1))
-            except ObjectAlreadyExists:
-                pass
 
 
 def concurrency_name(namespace: str, name: str) -> str:
@@ -204,12 +203,13 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
         remaining = deadline - time.time()
         chunk = min(max(remaining, 1.0), policy.lease_seconds / 3)
         try:
-            kube_ops.wait_revision(dyn, target_ns, target_name, record.previous_revision if target_name == name else "",
-                                   percent, chunk)
+            previous = record.previous_revision if target_name == name else ""
+            kube_ops.wait_revision(dyn, target_ns, target_name, previous, percent, chunk)
             break
         except kube_ops.RevisionFailed as exc:
             if "deadline" not in str(exc) or remaining <= chunk:
-                failure = str(exc) if "deadline" not in str(exc) else f"not ready within {policy.ready_deadline_seconds:.0f}s"
+                late = f"not ready within {policy.ready_deadline_seconds:.0f}s"
+                failure = str(exc) if "deadline" not in str(exc) else late
                 break
         kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
     isvc, routing = _routing(dyn, namespace, name, policy)
@@ -226,7 +226,8 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
 
     obj, record = kube_ops.write_record(dyn, namespace, name, change)
     reason = "RevisionFailed" if failure else "RevisionReady"
-    kube_ops.record_event(dyn, obj, reason, failure or f"revision {record.canary_revision} ready", warning=bool(failure))
+    message = failure or f"revision {record.canary_revision} ready"
+    kube_ops.record_event(dyn, obj, reason, message, warning=bool(failure))
     return record
 
 
@@ -302,7 +303,9 @@ def analyse_look(
 
 
 @task(name="decide-human")
-def decide_human(namespace: str, name: str, holder: str, policy: CanaryPolicy, choice: HumanChoice | None) -> RolloutRecord:
+def decide_human(
+    namespace: str, name: str, holder: str, policy: CanaryPolicy, choice: HumanChoice | None
+) -> RolloutRecord:
     """Apply a human decision (None = timed out: roll back) as one transition with its traffic change."""
     dyn = _dyn()
     _, record = kube_ops.read_record(dyn, namespace, name)
@@ -317,7 +320,8 @@ def decide_human(namespace: str, name: str, holder: str, policy: CanaryPolicy, c
     obj, written = kube_ops.write_record(dyn, namespace, name, change, spec_change)
     if action is Action.SET_TRAFFIC:
         routing.after_traffic(new.traffic)
-    kube_ops.record_event(dyn, obj, f"human-{choice.value if choice else 'timeout'}", written.message if written else "")
+    reason = f"human-{choice.value if choice else 'timeout'}"
+    kube_ops.record_event(dyn, obj, reason, written.message if written else "")
     return written
 
 
@@ -380,7 +384,7 @@ def rollback(namespace: str, name: str, reason: str = "", holder: str | None = N
         return released(rec.model_copy(update={"phase": Phase.ROLLED_BACK, "traffic": 0, "message": message}))
 
     already = record.phase is Phase.ROLLED_BACK and _spec_rolled_back(isvc, record)
-    obj, written = kube_ops.write_record(dyn, namespace, name, change, None if already else spec_change)
+    obj, _ = kube_ops.write_record(dyn, namespace, name, change, None if already else spec_change)
     changed = not already
     if changed:
         kube_ops.record_event(dyn, obj, "rollback", message, warning=True)

@@ -258,3 +258,32 @@ def cache_failed(obj: dict[str, Any]) -> bool:
 
 def now() -> float:
     return time.monotonic()
+
+
+def s3_wiring_manifests(namespace: str, service_account: str, secret: str, *, endpoint_url: str,
+                        access_key_id: str, secret_access_key: str, region: str | None = None) -> list[dict[str, Any]]:
+    """A Secret (KServe's key names, ``serving.kserve.io/s3-*`` annotations derived from ``endpoint_url``) and a
+    ServiceAccount listing it: the wiring an InferenceService's storage initializer needs for S3."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(endpoint_url)
+    annotations = {"serving.kserve.io/s3-endpoint": parsed.netloc,
+                   "serving.kserve.io/s3-usehttps": "1" if parsed.scheme == "https" else "0"}
+    if region:
+        annotations["serving.kserve.io/s3-region"] = region
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+         "metadata": {"name": secret, "namespace": namespace, "annotations": annotations},
+         "stringData": {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": service_account, "namespace": namespace},
+         "secrets": [{"name": secret}]},
+    ]
+
+
+def inference_service_manifest(name: str, namespace: str, storage_uri: str, service_account: str,
+                               model_format: str = "sklearn") -> dict[str, Any]:
+    """A minimal InferenceService (serving.kserve.io/v1beta1) for a published model."""
+    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"predictor": {"serviceAccountName": service_account,
+                                   "model": {"modelFormat": {"name": model_format}, "storageUri": storage_uri}}}}

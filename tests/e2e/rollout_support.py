@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -19,10 +20,8 @@ def publish_models(bucket: str = "models", versions: tuple[str, ...] = ("v1", "v
     from sklearn.linear_model import LogisticRegression
 
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
-    try:
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
     x, y = load_iris(return_X_y=True)
     buf = io.BytesIO()
     joblib.dump(LogisticRegression(max_iter=300).fit(x, y), buf)

@@ -59,7 +59,7 @@ def test_bad_policies_are_refused(tmp_path: Path, change: dict) -> None:
 def test_ratio_metric_needs_events(tmp_path: Path) -> None:
     raw = _raw()
     del raw["metrics"][0]["baseline"]["events"]
-    with pytest.raises(InputError, match="baseline.events"):
+    with pytest.raises(InputError, match=r"baseline\.events"):
         load_policy(_write(tmp_path, raw))
 
 
