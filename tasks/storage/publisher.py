@@ -116,10 +116,44 @@ def list_versions(store: ObjectStore, model_uri: StorageUri | str) -> dict[str, 
     return out
 
 
-def hash_files(files: list[LocalFile], workers: int = 8) -> dict[str, str]:
-    """rel path -> hex sha256, hashed in parallel threads."""
+def hash_cache_path(src: str | Path) -> Path:
+    """Where the sha256 cache of a source directory lives (``~/.cache/kaiops/sha256/<hash of abs path>.json``)."""
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kaiops" / "sha256"
+    return base / (hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:24] + ".json")
+
+
+def hash_files(files: list[LocalFile], workers: int = 8, cache: Path | None = None) -> dict[str, str]:
+    """rel path -> hex sha256, hashed in parallel threads.
+
+    With ``cache``, a file whose (size, mtime_ns, inode) is unchanged since it was last hashed is not read again
+    (the rule git's index uses); the cache is rewritten afterwards. A content change that keeps size, mtime and
+    inode would go unnoticed: pass no cache (``publish(..., hash_cache=False)``) to rehash everything.
+    """
+    import json
+
+    old: dict[str, list] = {}
+    if cache is not None and cache.is_file():
+        try:
+            old = json.loads(cache.read_text())
+        except ValueError:
+            old = {}
+    stamps = {}
+    for f in files:
+        st = f.path.stat()
+        stamps[f.rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    known = {f.rel: old[f.rel][3] for f in files if f.rel in old and old[f.rel][:3] == stamps[f.rel]}
+    todo = [f for f in files if f.rel not in known]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip([f.rel for f in files], pool.map(lambda f: sha256_file(f.path), files), strict=True))
+        fresh = dict(zip([f.rel for f in todo], pool.map(lambda f: sha256_file(f.path), todo), strict=True))
+    hashes = {**known, **fresh}
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps({rel: [*stamps[rel], h] for rel, h in hashes.items()}))
+        tmp.replace(cache)
+    return hashes
 
 
 def publish(
@@ -133,6 +167,7 @@ def publish(
     workers: int = 8,
     progress: ProgressSink | None = None,
     source: str | None = None,
+    hash_cache: bool = True,
 ) -> PublishResult:
     """Upload the files of ``src`` to the version ``dest`` and write ``manifest.json`` last.
 
@@ -146,6 +181,7 @@ def publish(
         workers: parallel file uploads (each S3 multipart file also uses its own threads).
         progress: receives byte progress.
         source: recorded in the manifest (default ``host:abs-path``).
+        hash_cache: reuse sha256 of files unchanged (size, mtime, inode) since the last publish of ``src``.
 
     Returns:
         :class:`PublishResult`.
@@ -165,7 +201,7 @@ def publish(
     if not store.bucket_exists(uri.bucket):
         raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
                          "create the bucket (or fix the name) first")
-    hashes = hash_files(files, workers)
+    hashes = hash_files(files, workers, hash_cache_path(src) if hash_cache else None)
     manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
                               source=source or f"{socket.gethostname()}:{Path(src).resolve()}")
     existing = read_manifest(store, uri)
