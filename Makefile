@@ -11,9 +11,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: setup venv binaries prometheus crds demo test lint lock sandbox-up sandbox-down clean
+.PHONY: setup venv binaries prometheus chromium crds demo test lint lock sandbox-up sandbox-down clean
 
-setup: venv binaries prometheus crds
+setup: venv binaries prometheus crds chromium
 
 $(UV):
 	$(PYTHON) -m venv $(KAIOPS_CACHE)/uv-$(UV_VERSION)
@@ -34,6 +34,12 @@ prometheus:
 	  echo "installing Debian package prometheus"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -q prometheus >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus; }; }
+
+chromium:  # headless browser for tests/e2e/test_prefect_ui.py (Debian packages chromium + chromium-driver)
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian packages chromium chromium-driver"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }; }
 
 crds: venv
 	$(PY) -c "from tasks.crds import ensure_crds; ensure_crds()"

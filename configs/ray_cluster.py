@@ -286,11 +286,11 @@ def _fix_for(error: dict[str, Any], model: type[BaseModel] | None) -> str:
         return "remove it" + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
     if kind == "missing":
         return "add it (see configs/schemas/ray-cluster.schema.json)"
-    if model is not None:
+    if model is not None and error["loc"]:
         field = _field_of(model, str(error["loc"][-1]))
         if field is not None and field.description:
             return field.description
-    return "see configs/schemas/ray-cluster.schema.json"
+    return "change the values the message names (schema: configs/schemas/ray-cluster.schema.json)"
 
 
 def _field_of(model: type[BaseModel], key: str):

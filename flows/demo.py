@@ -77,4 +77,27 @@ def demo() -> dict:
             summary["backup"] = {"backup": made, "drill": {"reason": str(exc)}, "ok": False}
     else:
         summary["backup"] = {"namespaces": [], "reason": "neither demo nor ray namespace exists", "ok": False}
+    # ray: provision configs/clusters/sandbox.yaml through the KubeRay emulation (a real Ray head) and run the
+    # smoke job through the Job Submission API at the dashboard endpoint from the RayCluster status
+    from pathlib import Path
+
+    from flows.provision import provision_ray_cluster
+
+    try:
+        ray = provision_ray_cluster(str(Path(__file__).parents[1] / "configs" / "clusters" / "sandbox.yaml"),
+                                    timeout_s=600)
+        summary["ray"] = {**{k: ray[k] for k in ("cluster", "decision", "state", "workers", "dashboard", "seconds")},
+                          "smoke": (ray.get("smoke") or {}).get("status"),
+                          "ok": ray["state"] == "ready" and (ray.get("smoke") or {}).get("status") == "SUCCEEDED"}
+    except Exception as exc:  # a cluster that does not come up is a failed section, not a crashed demo
+        summary["ray"] = {"reason": str(exc)[:2000], "ok": False}
+    # release: register the trained iris v2 as a new version in MLflow and set alias "challenger"; the signed
+    # webhook reaches the registry receiver, which posts a Prefect event; the release/registry deployment's
+    # trigger starts the release flow (version typed int), which a process worker runs: publish -> warmup ->
+    # canary on demo/iris -> champion alias and outcome tag in the registry
+    from sandbox.release_demo import release_demo
+
+    better = next((m for m in trained if m["version"] == "v2"), trained[-1])
+    summary["release"] = task(name="registry-release-demo")(release_demo)(
+        better["path"], (summary.get("serving") or {}).get("url"))
     return summary

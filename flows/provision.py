@@ -232,10 +232,10 @@ def teardown_ray_cluster(config_path: str, yes: bool = False, dry_run: bool = Fa
     """
     started = time.monotonic()
     cfg = rp.load_config(config_path)
-    live = rp.read_cluster(kubeconfig, cfg.name, cfg.namespace)
     if not yes and not dry_run:
         raise InputError("<cli>", "--yes", f"teardown deletes RayCluster {cfg.namespace}/{cfg.name} and its Ray head",
                          "pass --yes (yes=True) to confirm, or --dry-run to see what would go")
+    live = rp.read_cluster(kubeconfig, cfg.name, cfg.namespace)
     if dry_run or live is None:
         decision = rp.Decision.planned if dry_run and live is not None else rp.Decision.absent
         summary = _summary(cfg, decision, live, started, ok=True)

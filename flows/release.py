@@ -29,9 +29,10 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from configs.release import ReleaseConfig, concurrency_limit_name, load_releases
+from configs.release import RELEASES_DIR, ReleaseConfig, concurrency_limit_name, load_releases
 from tasks.errors import InputError, PermanentError
 from tasks.registry import mlflow_ops
+from tasks.registry.candidate import write_candidate_manifest
 from tasks.registry.mlflow_ops import TAG_FLOW_RUN, TAG_OUTCOME, TAG_REASON, ReleaseOutcome
 
 
@@ -121,14 +122,19 @@ def _publish(src: Path, dest: str, force: bool) -> dict[str, Any]:
 def _warmup(cfg: ReleaseConfig, storage_uri: str) -> dict[str, Any]:
     from flows.warmup import warmup_model
 
-    return _require_ok(ReleaseStep.WARMUP, warmup_model(target=cfg.inference_service, namespace=cfg.namespace))
+    # warm the NEW version with the InferenceService's own credentials: a manifest of it serving storage_uri
+    with tempfile.TemporaryDirectory(prefix="kaiops-candidate-") as tmp:
+        manifest = write_candidate_manifest(cfg.namespace, cfg.inference_service, storage_uri + "/",
+                                            str(Path(tmp) / "isvc.yaml"))
+        return _require_ok(ReleaseStep.WARMUP, warmup_model(target=manifest, namespace=cfg.namespace))
 
 
 def _rollout(cfg: ReleaseConfig, storage_uri: str) -> dict[str, Any]:
     from flows.rollout import canary_rollout
 
-    summary = canary_rollout(isvc=cfg.inference_service, namespace=cfg.namespace, storage_uri=storage_uri,
-                             policy_file=cfg.canary_policy)
+    # trailing slash: kserve-storage lists by prefix, so ".../v1" would also pull ".../v10/..."
+    summary = canary_rollout(isvc=cfg.inference_service, namespace=cfg.namespace, storage_uri=storage_uri + "/",
+                             policy_file=str(RELEASES_DIR.parent.parent / cfg.canary_policy))
     if summary.get("phase") != "Succeeded":
         raise RolledBack(f"rollout ended {summary.get('phase')}: {summary.get('message')}")
     return summary

@@ -72,7 +72,10 @@ def canary_rollout(
     limit = t.concurrency_name(namespace, isvc)
     t.ensure_concurrency_limit(limit)
     try:
-        slot = concurrency(limit, occupy=1, timeout_seconds=5, strict=True)
+        # the slot's Prefect lease expires like the annotation lease (Prefect's minimum is 60 s), so a killed
+        # run does not block the next rollout of this InferenceService for Prefect's default 300 s
+        slot = concurrency(limit, occupy=1, timeout_seconds=5, strict=True,
+                           lease_duration=max(60.0, policy.lease_seconds))
         slot.__enter__()
     except TimeoutError as exc:
         raise t.LeaseHeld(f"another rollout of {namespace}/{isvc} holds concurrency limit {limit}") from exc

@@ -43,6 +43,21 @@ def _is_healthy(service: Service, state: SandboxState, record: ServiceRecord | N
         return False
 
 
+def _settled(service: Service, state: SandboxState, record: ServiceRecord | None) -> bool:
+    """True when the recorded process is healthy, or becomes healthy within its start-up timeout.
+
+    A live process that is merely slow to answer (a loaded machine) is waited for, never restarted: a restart
+    would lose what it holds (S3 objects, Prometheus series).
+    """
+    if record is None or not alive(record.pid):
+        return False
+    try:
+        wait_until(lambda: _is_healthy(service, state, record), service.ready_timeout, service.name)
+    except TimeoutError:
+        return False
+    return True
+
+
 def _with_dependencies(names: tuple[str, ...]) -> list[str]:
     wanted: list[str] = []
 
@@ -67,7 +82,7 @@ def up(names: tuple[str, ...] = DEFAULT_SERVICES, instance: str | None = None) -
             processes already started keep running and are in the state file, so ``down`` stops them.
     """
     state = load(instance)
-    pending = [n for n in _with_dependencies(names) if not _is_healthy(SERVICES[n], state, state.services.get(n))]
+    pending = [n for n in _with_dependencies(names) if not _settled(SERVICES[n], state, state.services.get(n))]
     while pending:
         wave = [n for n in pending if all(d not in pending for d in SERVICES[n].needs)]
         for n in wave:

@@ -30,6 +30,7 @@ from tasks.errors import InputError, TemporaryError
 
 if TYPE_CHECKING:
     from configs.canary import CanaryMetric, CanaryPolicy
+    from tasks.analysis import CanaryState
 
 
 @dataclass(frozen=True)
@@ -469,3 +470,49 @@ def collect_samples(
         )
         for m in policy.metrics
     ]
+
+
+def monotone_counts(samples: list[MetricSample], state: CanaryState | None, policy: CanaryPolicy) -> list[MetricSample]:
+    """Keep the cumulative counts of each sample at or above what the previous look analysed.
+
+    The counts are ``increase(...[now - canary start])``: reset-aware, over a range that only grows, so their
+    true value never decreases - but Prometheus extrapolates ``increase()`` to the range ends
+    (``extrapolatedRate`` in promql/functions.go) and the estimate shrinks once a series stops growing (the
+    baseline at the 100 % step, the canary when traffic stops). Unclamped, that reads as "a counter went
+    backwards" and leaves the look inconclusive. Raising each count to the previous look's value removes
+    only that estimation error (never a real reset: ``increase()`` already absorbs resets).
+
+    Args:
+        samples: this look's samples (any outcome; only ``ok`` ones are touched).
+        state: the saved analysis state of the previous look (None at the first look: nothing to do).
+        policy: for each metric's kind and direction (which of events/non-events the state counts as bad).
+
+    Returns:
+        the samples, with counts clamped where needed.
+    """
+    if state is None:
+        return samples
+    specs = {m.name: m for m in policy.metrics}
+    out = []
+    for s in samples:
+        prev, spec = state.metrics.get(s.metric), specs.get(s.metric)
+        if prev is None or spec is None or s.outcome is not Outcome.OK:
+            out.append(s)
+            continue
+        update: dict[str, float] = {}
+        for field_name, before in (("canary_total", prev.canary_total), ("baseline_total", prev.baseline_total)):
+            value = getattr(s, field_name)
+            if value is not None and value == value and value < before:
+                update[field_name] = float(before)
+        if spec.kind is MetricKind.RATIO:
+            lower = spec.direction.value == "lower_is_better"
+            prev_events = {
+                "canary_events": prev.canary_bad if lower else prev.canary_total - prev.canary_bad,
+                "baseline_events": prev.baseline_bad if lower else prev.baseline_total - prev.baseline_bad,
+            }
+            for field_name, before in prev_events.items():
+                value = getattr(s, field_name)
+                if value is not None and value == value and value < before:
+                    update[field_name] = float(before)
+        out.append(s.model_copy(update=update) if update else s)
+    return out

@@ -21,8 +21,12 @@ DryRun = typer.Option(False, "--dry-run", help="Show the server-side dry-run dif
 Timeout = typer.Option(600.0, "--timeout", help="Seconds to wait for the cluster.", min=1, max=7200)
 
 
-def _quiet() -> None:
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+def _prepare(config: Path) -> None:
+    """Check the config before any flow starts (bad input: exit 2 with file, field and fix; no traceback)."""
+    from configs.ray_cluster import load_cluster_config
+
+    load_cluster_config(config)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
 
 
 def _show(summary: dict[str, Any], output: OutputFormat, title: str) -> None:
@@ -48,7 +52,7 @@ def provision(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Provision (create or update) a Ray cluster from CONFIG, wait until ready and run the smoke job."""
-    _quiet()
+    _prepare(config)
     from flows.provision import provision_ray_cluster
 
     summary = provision_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout, smoke=not no_smoke)
@@ -65,7 +69,7 @@ def scale(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Set one worker group's replicas and wait until the workers are ready."""
-    _quiet()
+    _prepare(config)
     from flows.provision import scale_ray_cluster
 
     summary = scale_ray_cluster(str(config), group, replicas, dry_run=dry_run, timeout_s=timeout)
@@ -76,7 +80,7 @@ def scale(
 def suspend(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
             output: OutputFormat = OutputOption) -> None:
     """Suspend the cluster (all Ray processes stop; the RayCluster stays)."""
-    _quiet()
+    _prepare(config)
     from flows.provision import suspend_ray_cluster
 
     summary = suspend_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -87,7 +91,7 @@ def suspend(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = T
 def resume(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
            output: OutputFormat = OutputOption) -> None:
     """Resume a suspended cluster, wait until ready and run the smoke job."""
-    _quiet()
+    _prepare(config)
     from flows.provision import resume_ray_cluster
 
     summary = resume_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -98,7 +102,7 @@ def resume(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Ti
 def upgrade(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
             output: OutputFormat = OutputOption) -> None:
     """Apply a changed spec to an existing cluster; wait for the new observedGeneration and a passing smoke job."""
-    _quiet()
+    _prepare(config)
     from flows.provision import upgrade_ray_cluster
 
     summary = upgrade_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -114,7 +118,12 @@ def teardown(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Delete the cluster (refuses without --yes)."""
-    _quiet()
+    if not yes and not dry_run:
+        from tasks.errors import InputError
+
+        raise InputError("<cli>", "--yes", f"teardown deletes the RayCluster of {config} and its Ray head",
+                         "pass --yes to confirm, or --dry-run to see what would go")
+    _prepare(config)
     from flows.provision import teardown_ray_cluster
 
     summary = teardown_ray_cluster(str(config), yes=yes, dry_run=dry_run, timeout_s=timeout)

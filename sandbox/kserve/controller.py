@@ -46,6 +46,8 @@ from sandbox.kserve.revisions import (
     referenced,
     revision_name,
     same_status,
+    series_name,
+    served_model_name,
     traffic_weights,
 )
 from sandbox.kserve.router import Backend, MetricsServer, Router
@@ -225,7 +227,8 @@ class Controller:
         for rev in state.revisions:
             if rev.name in weights and rev.server is not None and rev.server.exited() is None:
                 backends.append(Backend(rev.name, rev.server.url, weights[rev.name],
-                                        fault if rev.name == newest else faults.NO_FAULT))
+                                        fault if rev.name == newest else faults.NO_FAULT,
+                                        series_name(state.name, rev.name, mode)))
         state.router.set_backends(backends)
 
     def _write_status(self, isvc: dict[str, Any], status: dict[str, Any]) -> None:
@@ -270,7 +273,7 @@ class Controller:
                 storage_initialize(self.dyn, isvc, model_dir)
             port = free_port()
             logfile = self.data_dir / "logs" / state.namespace / f"{rev.name}.log"
-            server = start_server(model_dir, state.name, port, logfile)
+            server = start_server(model_dir, served_model_name(isvc), port, logfile)
             rev.server = server
             deadline = time.monotonic() + READY_TIMEOUT_S
             while rev.server is server and not rev.stopping:

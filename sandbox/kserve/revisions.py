@@ -133,6 +133,28 @@ def storage_uri(isvc: dict[str, Any]) -> str:
     return ""
 
 
+def served_model_name(isvc: dict[str, Any]) -> str:
+    """The model name the server registers: ``--model_name`` from ``predictor.model.args`` when given (KServe's
+    runtimes pass ``--model_name={{.Name}}`` first and append the user's args, so a later one wins), else the
+    InferenceService name."""
+    args = [str(a) for a in ((((isvc.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("args")
+                             or [])]
+    name = isvc["metadata"]["name"]
+    for i, arg in enumerate(args):
+        if arg.startswith("--model_name="):
+            name = arg.split("=", 1)[1] or name
+        elif arg == "--model_name" and i + 1 < len(args):
+            name = args[i + 1]
+    return name
+
+
+def series_name(isvc_name: str, revision: str, mode: DeploymentMode) -> str:
+    """``revision_name`` label of the queue-proxy-style series of a revision. Serverless: the Knative revision.
+    Raw/Standard: the one Deployment ``<isvc>-predictor`` (KServe raw mode has no revisions in status, only the
+    Deployment's rollout number, so its series are per Deployment and keep their name across updates)."""
+    return revision if mode is DeploymentMode.SERVERLESS else f"{isvc_name}-predictor"
+
+
 def canary_percent(isvc: dict[str, Any]) -> int | None:
     """``predictor.canaryTrafficPercent`` (0..100) or None when the field is absent."""
     value = ((isvc.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")

@@ -99,12 +99,13 @@ METRICS = QueueProxyMetrics()
 
 @dataclass(frozen=True)
 class Backend:
-    """One revision behind a router: its model server URL, weight (percent) and faults."""
+    """One revision behind a router: its model server URL, weight (percent), faults and series name."""
 
     revision: str
     url: str
     percent: int
     fault: Fault = NO_FAULT
+    series: str = ""  # revision_name label of its metrics ('' = the revision name)
 
 
 def choose(backends: list[Backend], rng: random.Random) -> Backend | None:
@@ -190,7 +191,7 @@ class Router:
         else:
             code, payload, headers = _forward(backend.url, req, body)
         latency_ms = (time.monotonic() - start) * 1000.0
-        self.metrics.observe(self.labels(backend.revision), code, latency_ms)
+        self.metrics.observe(self.labels(backend.series or backend.revision), code, latency_ms)
         _reply(req, code, payload, backend.revision, headers)
 
     def close(self) -> None:

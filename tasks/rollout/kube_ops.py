@@ -142,8 +142,11 @@ def write_record(
         written[0] = new
         if new is None:
             return None
+        # every record key is written, empty ones as "" (read back as unset): leaving a key out would not
+        # remove it, because the apiserver does not track field ownership of this CRD's metadata.annotations
+        # (a new rollout then inherited the previous one's analysis state)
         annotations = {k: v for k, v in annotations.items() if not k.startswith("rollout.kaiops.io/")}
-        annotations.update({k: v for k, v in new.to_annotations().items() if v != ""})
+        annotations.update(new.to_annotations())
         body["metadata"]["annotations"] = annotations
         if spec_change is not None:
             spec_change(body["spec"])
@@ -228,12 +231,25 @@ def revision_verdict(isvc: dict[str, Any], previous_revision: str, want_percent:
 
     Ready (KServe ``PropagateStatus``): ``latestCreatedRevision == latestReadyRevision`` and differs from
     ``previous_revision``, condition ``PredictorReady`` True, and (Serverless) the latest revision has its
-    share in ``traffic``. Failed: ``modelStatus.transitionStatus`` is ``BlockedByFailedLoad``/``InvalidSpec``
-    (reason from ``lastFailureInfo``) or the ``Ready`` condition reports ``RevisionFailed``.
+    share in ``traffic``. RawDeployment (``PropagateRawStatus``, no revision names): ``observedGeneration``
+    equals ``metadata.generation`` and ``PredictorReady`` is True. Failed: ``modelStatus.transitionStatus``
+    is ``BlockedByFailedLoad``/``InvalidSpec`` (reason from ``lastFailureInfo``) or the ``Ready`` condition
+    reports ``RevisionFailed``.
     """
     pred = predictor_status(isvc)
     created, ready = pred.get("latestCreatedRevision", ""), pred.get("latestReadyRevision", "")
     model = (isvc.get("status") or {}).get("modelStatus") or {}
+    if deployment_mode(isvc) == "RawDeployment":
+        # PropagateRawStatus: no revisions in status (latestCreatedRevision is the Deployment's rollout number);
+        # the spec is served once the status observed this generation and PredictorReady (Deployment
+        # Available) is True.
+        if model.get("transitionStatus") in FAILED_TRANSITIONS:
+            info = model.get("lastFailureInfo") or {}
+            return f"{isvc['metadata']['name']} failed: {info.get('reason', model['transitionStatus'])}: " \
+                   f"{info.get('message', '')}"
+        if (isvc.get("status") or {}).get("observedGeneration") != isvc["metadata"].get("generation"):
+            return None
+        return "ready" if kube.condition_true(isvc, "PredictorReady") else None
     if created and created != previous_revision and model.get("transitionStatus") in FAILED_TRANSITIONS:
         info = model.get("lastFailureInfo") or {}
         return f"revision {created} failed: {info.get('reason', model['transitionStatus'])}: {info.get('message', '')}"
@@ -390,15 +406,12 @@ class RawRouting:
         self.canary_name, self.route_name, self.gateway = f"{name}-canary", f"{name}-rollout", gateway
 
     def revisions(self, isvc: dict[str, Any]) -> tuple[str, str]:
-        try:
-            canary = get_isvc(self.dyn, self.namespace, self.canary_name)
-            canary_rev = predictor_status(canary).get("latestReadyRevision") or f"{self.canary_name}-predictor"
-        except kube.NotFound:
-            canary_rev = f"{self.canary_name}-predictor"
-        return canary_rev, predictor_status(isvc).get("latestReadyRevision") or f"{self.name}-predictor"
+        """(canary, baseline) as the series name them: the predictor Deployments ``<isvc>-predictor`` (raw
+        mode has one Deployment per InferenceService and no revision names in status)."""
+        return f"{self.canary_name}-predictor", f"{self.name}-predictor"
 
     def stable_revision(self, isvc: dict[str, Any]) -> str:
-        return predictor_status(isvc).get("latestReadyRevision", "")
+        return f"{self.name}-predictor"
 
     @staticmethod
     def start_spec(uri: str, percent: int) -> None:
@@ -441,6 +454,11 @@ class RawRouting:
         spec = copy.deepcopy(isvc["spec"])
         spec["predictor"].setdefault("model", {})["storageUri"] = uri
         spec["predictor"].pop("canaryTrafficPercent", None)
+        # the route forwards requests unchanged (/v1/models/<stable name>:predict), so the canary's server must
+        # register the stable name (KServe runtimes append the predictor's args after --model_name={{.Name}})
+        model = spec["predictor"]["model"]
+        model["args"] = [a for a in model.get("args") or [] if not str(a).startswith("--model_name")]
+        model["args"].append(f"--model_name={self.name}")
         mode = (isvc["metadata"].get("annotations") or {}).get(MODE_ANNOTATION, "RawDeployment")
         annotations = {MODE_ANNOTATION: mode}
         kube.apply(
@@ -469,9 +487,8 @@ class RawRouting:
             body["spec"]["predictor"].setdefault("model", {})["storageUri"] = record.target_storage_uri
             return body
 
-        before = get_isvc(self.dyn, self.namespace, self.name)
         update(self.dyn, ISVC_API, ISVC_KIND, self.namespace, self.name, change)
-        wait_revision(self.dyn, self.namespace, self.name, self.stable_revision(before), None, 300)
+        wait_revision(self.dyn, self.namespace, self.name, "", None, 300)
         self._route(0)
         delete(self.dyn, ISVC_API, ISVC_KIND, self.namespace, self.canary_name)
 

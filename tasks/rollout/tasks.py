@@ -22,7 +22,7 @@ from configs.canary import CanaryPolicy, load_policy
 from tasks import kube
 from tasks.analysis import Decision, StepAnalysis, analyse_step
 from tasks.errors import is_retryable
-from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, preflight
+from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, monotone_counts, preflight
 from tasks.rollout import kube_ops
 from tasks.rollout.report import write_report
 from tasks.rollout.state import (
@@ -275,6 +275,7 @@ def analyse_look(
         )
     finally:
         provider.close()
+    samples = monotone_counts(samples, record.analysis, policy)
     final = record.step >= len(policy.steps) - 1
     analysis = analyse_step(policy.analysis_policy(), record.analysis, samples, final_step=final)
     look = LookRecord(

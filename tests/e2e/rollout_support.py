@@ -6,6 +6,10 @@ import contextlib
 import io
 import os
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tasks import kube
@@ -58,16 +62,102 @@ def create_isvc(dyn: Any, namespace: str, name: str, uri: str, *, raw: bool = Fa
 
 
 class Load:
-    """Background load on the InferenceService's router (``sandbox.kserve.load``) for ``duration`` seconds."""
+    """Background prediction load until :meth:`stop` (or the ``with`` block ends), at ``rps`` requests per second.
 
-    def __init__(self, url: str, model: str, rps: float, duration: float) -> None:
+    ``url`` is a string or a callable re-read every second (the RawDeployment route appears mid-rollout).
+    The load runs for as long as the rollout, not for a fixed duration: the first live run's load ended before
+    its canary became ready, so no look ever saw canary traffic.
+    """
+
+    def __init__(self, url: str | Callable[[], str], model: str, rps: float = 20.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.url_fn = url if callable(url) else (lambda: url)
+        self.model, self.rps = model, rps
+        self.by_revision: Counter = Counter()
+        self.by_code: Counter = Counter()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=12)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _one(self, url: str, i: int) -> None:
         from sandbox.kserve import load
 
-        self.thread = threading.Thread(target=load.run, args=(url, model, rps, duration), daemon=True)
+        code, revision, _ = load.predict_once(url, self.model, load.IRIS_ROWS[i % len(load.IRIS_ROWS)], timeout=10)
+        self.by_code[code] += 1
+        if revision:
+            self.by_revision[revision] += 1
+
+    def _run(self) -> None:
+        began, i, url, resolved = time.monotonic(), 0, "", 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - resolved > 1.0:
+                with contextlib.suppress(Exception):
+                    url = self.url_fn() or url
+                resolved = time.monotonic()
+            delay = began + i / self.rps - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+                continue
+            if url:
+                self._pool.submit(self._one, url, i)
+            i += 1
 
     def __enter__(self) -> Load:
         self.thread.start()
         return self
 
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
     def __exit__(self, *exc: object) -> None:
-        pass
+        self.stop()
+
+
+def write_policy(path: Path, mode: str = "Serverless", **overrides: Any) -> Path:
+    """A short test policy (steps 20/50/100, 8 s looks) from ``configs/canary/default.yaml``; returns the path."""
+    import yaml
+
+    raw = yaml.safe_load(Path("configs/canary/default.yaml").read_text())
+    raw.update({"mode": mode, "steps": [20, 50, 100], "interval_seconds": 8, "warmup_seconds": 2,
+                "min_requests_per_step": 20, "ready_deadline_seconds": 180, "lease_seconds": 20,
+                "approval_timeout_seconds": 10, "latency_window_seconds": 4, "max_looks": 12})
+    raw["analysis"].update({"query_failure_limit": 1, "inconclusive_step_limit": 2})
+    latency = next(m for m in raw["metrics"] if m["name"] == "latency_p95")
+    latency.update({"absolute_bound": 5.0, "baseline_bound": {"factor": 3.0, "margin": 0.25}})
+    for key, value in overrides.items():
+        raw[key] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def delete_isvcs(dyn: Any, namespace: str, names: list[str], timeout: float = 60) -> None:
+    """Delete InferenceServices (and HTTPRoutes) left by an earlier run and wait until they are gone."""
+    resource = kube.resource_for(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND)
+    for name in names:
+        kube_ops.delete(dyn, kube_ops.ROUTE_API, kube_ops.ROUTE_KIND, namespace, f"{name}-rollout")
+        kube_ops.delete(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND, namespace, name)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = {i["metadata"]["name"] for i in resource.get(namespace=namespace).to_dict()["items"]}
+        if not left & set(names):
+            return
+        time.sleep(0.5)
+
+
+def annotate(dyn: Any, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+    """Merge-patch annotations (None removes one) as a person with kubectl would (not field manager kaiops)."""
+    kube.resource_for(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND).patch(
+        body={"metadata": {"annotations": annotations}}, name=name, namespace=namespace,
+        content_type="application/merge-patch+json")
+
+
+def route_url(dyn: Any, namespace: str, route: str, fallback: str) -> str:
+    """The sandbox address of an HTTPRoute (annotation ``sandbox.kaiops.io/url``), else ``fallback``."""
+    try:
+        obj = kube.get(dyn, kube_ops.ROUTE_API, kube_ops.ROUTE_KIND, route, namespace)
+    except kube.NotFound:
+        return fallback
+    return (obj["metadata"].get("annotations") or {}).get("sandbox.kaiops.io/url") or fallback

@@ -66,11 +66,20 @@ def test_custom_run_form_starts_a_release_with_typed_parameters(release_deployme
         try:
             page.goto(f"{ui}/deployments/deployment/{deployment.id}/run")
             page.wait("document.querySelectorAll('textarea').length > 0", 120, "the custom run form")
-            filled = page.wait(FILL % json.dumps({"Model": model, "Version": 7}), 30, "form fields Model/Version")
-            assert sorted(filled) == ["Model", "Version"]
-            assert page.wait(SUBMIT, 30, "the Submit button")
-            # after submitting, the UI navigates to the new flow run's page
-            page.wait("location.pathname.includes('/runs/flow-run/')", 120, "the flow run page")
+            page.wait("Array.from(document.querySelectorAll('button[type=submit]')).length > 0", 60, "Submit")
+            # The form is a Vue component that may still be mounting when the first fields appear: fill and
+            # submit until the UI confirms the run ("... scheduled to start now"), at most a few times.
+            for _attempt in range(5):
+                filled = page.eval(FILL % json.dumps({"Model": model, "Version": 7}))
+                assert sorted(filled) == ["Model", "Version"]
+                assert page.eval(SUBMIT)
+                try:
+                    page.wait("document.body.innerText.includes('scheduled to start')", 20, "run confirmation")
+                    break
+                except AssertionError:
+                    continue
+            else:
+                raise AssertionError("the UI never confirmed the run")
         finally:
             page.screenshot(str(tmp_path / "ui.png"))
             page.close()

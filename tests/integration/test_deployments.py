@@ -66,7 +66,7 @@ def test_deploy_registers_everything_and_is_idempotent(prefect):
         assert trigger.expect == {"kaiops.registry.release-requested"}
         action = automations[0].actions[0]
         assert action.deployment_id == release.id
-        assert client.read_global_concurrency_limit_by_name("kaiops-release-kaiops-demo").limit == 1
+        assert client.read_global_concurrency_limit_by_name("kaiops-release-iris").limit == 1
         pool = client.read_work_pool("kaiops-process")
         assert pool.type == "process"
 

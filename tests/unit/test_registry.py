@@ -181,7 +181,7 @@ def test_prefect_yaml_validates_and_has_every_flow():
     assert by_entry["flows/backup.py:backup"].schedules[0].timezone == "Europe/Berlin"
     assert by_entry["flows/backup.py:restore_drill"].schedules[0].cron
     assert by_entry["flows/rollout.py:canary_guard"].schedules[0].cron == "* * * * *"
-    for on_demand in ("flows/provision.py:provision", "flows/publish.py:publish_model",
+    for on_demand in ("flows/provision.py:provision_ray_cluster", "flows/publish.py:publish_model",
                       "flows/rollout.py:canary_rollback"):
         assert not by_entry[on_demand].schedules
     release = by_entry["flows/release.py:release"]
@@ -253,3 +253,23 @@ def test_event_keeps_version_an_int():
     assert event["id"] == release_event(ReleaseRequest(model="churn", version=12, alias="challenger",
                                                         source="d-9"))["id"]
     assert time.time() > 0
+
+
+def test_candidate_manifest_changes_only_the_storage_uri():
+    from tasks.errors import PermanentError
+    from tasks.registry.candidate import candidate_manifest
+
+    live = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": "iris", "namespace": "demo", "uid": "u", "resourceVersion": "9",
+                         "annotations": {"serving.kserve.io/deploymentMode": "Serverless"}},
+            "spec": {"predictor": {"serviceAccountName": "sa", "canaryTrafficPercent": 10,
+                                   "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://m/iris/v1/"}}},
+            "status": {"url": "x"}}
+    out = candidate_manifest(live, "s3://m/iris-registry/v4/")
+    assert out["spec"]["predictor"]["model"] == {"modelFormat": {"name": "sklearn"},
+                                                 "storageUri": "s3://m/iris-registry/v4/"}
+    assert out["spec"]["predictor"]["serviceAccountName"] == "sa"
+    assert "status" not in out and "uid" not in out["metadata"]
+    assert live["spec"]["predictor"]["model"]["storageUri"] == "s3://m/iris/v1/"  # the live object is untouched
+    with pytest.raises(PermanentError):
+        candidate_manifest({"spec": {"predictor": {}}}, "s3://m/x/v1/")

@@ -1,0 +1,257 @@
+"""Progressive canary rollouts end to end on the sandbox: real apiserver, KServe emulation with real model
+servers, real Prometheus, the sandbox Prefect server.
+
+Starts only ``kserve``, ``s3`` and ``prefect`` (plus what they need) on the instance named by
+``KAIOPS_SANDBOX``. The tests run in order and share one Serverless InferenceService (``iris``: v1 -> v2
+promoted -> bad v3 rolled back -> ...) and one RawDeployment InferenceService (``iris-raw``). The policy is
+the default one made short: steps 20/50/100, 8 s looks after 2 s warm-up, 20 requests per look, 20 s lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import rollout_support as rs
+
+pytestmark = pytest.mark.e2e
+
+NS = "rollout-e2e"
+ISVC, RAW = "iris", "iris-raw"
+URI = {v: f"s3://models/iris/{v}/" for v in ("v1", "v2", "v3")}
+RPS = 20
+KAIOPS = str(Path(sys.executable).parent / "kaiops")
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[dict[str, str]]:
+    from sandbox import launcher
+
+    already = {s.name for s in launcher.status() if s.state == "healthy"}
+    launcher.up(("kserve", "s3", "prefect"))
+    values = launcher.env()
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: values["PREFECT_API_URL"]}):
+        yield values
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    started = tuple(s for s in ("kserve", "prefect") if s not in already)
+    if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
+        launcher.down(names=started)
+
+
+@pytest.fixture(scope="module")
+def kdyn(env: dict[str, str]):
+    from tasks import kube
+
+    return kube.connect(env["KUBECONFIG"])
+
+
+@pytest.fixture(scope="module")
+def isvcs(env: dict[str, str], kdyn) -> dict[str, dict]:
+    """Both InferenceServices on v1, created afresh (in parallel: a model server takes ~25 s to start here)."""
+    rs.publish_models()
+    rs.delete_isvcs(kdyn, NS, [ISVC, RAW, f"{RAW}-canary"])
+    with ThreadPoolExecutor(2) as pool:
+        serverless = pool.submit(rs.create_isvc, kdyn, NS, ISVC, URI["v1"])
+        raw = pool.submit(rs.create_isvc, kdyn, NS, RAW, URI["v1"], raw=True)
+        return {ISVC: serverless.result(), RAW: raw.result()}
+
+
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("policies")
+    return {"Serverless": rs.write_policy(d / "serverless.yaml"),
+            "RawDeployment": rs.write_policy(d / "raw.yaml", mode="RawDeployment")}
+
+
+def _rollout(env: dict[str, str], name: str, uri: str, policy: Path, out: Path) -> dict:
+    from flows.rollout import canary_rollout
+
+    return canary_rollout(isvc=name, namespace=NS, storage_uri=uri, policy_file=str(policy),
+                          prometheus_url=env["PROMETHEUS_URL"], out_dir=str(out))
+
+
+def _record(kdyn, name: str = ISVC):
+    from tasks.rollout import kube_ops
+
+    return kube_ops.read_record(kdyn, NS, name)
+
+
+def _serving(kdyn, name: str = ISVC) -> dict[str, int]:
+    from tasks.rollout import kube_ops
+
+    isvc = kube_ops.get_isvc(kdyn, NS, name)
+    return {k: v for k, v in kube_ops.routing_for(kdyn, isvc, None, ("g", "g"), "-").serving(isvc).items() if v}
+
+
+def _reasons(kdyn, name: str = ISVC) -> list[str]:
+    from tasks.rollout import kube_ops
+
+    return [e["reason"] for e in kube_ops.list_events(kdyn, NS, name)]
+
+
+def _spawn_rollout(env: dict[str, str], uri: str, policy: Path, out: Path) -> subprocess.Popen:
+    """``kaiops rollout`` as its own process (output to ``out/cli.log``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "cli.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([KAIOPS, "rollout", ISVC, "-n", NS, "--storage-uri", uri, "--policy", str(policy),
+                             "--prometheus-url", env["PROMETHEUS_URL"], "--out", str(out), "-o", "json"],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+
+def _until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_healthy_canary_is_promoted(env, kdyn, isvcs, policies, tmp_path) -> None:
+    url = isvcs[ISVC]["status"]["url"]
+    with rs.Load(url, ISVC, RPS) as load:
+        result = _rollout(env, ISVC, URI["v2"], policies["Serverless"], tmp_path)
+    obj, record = _record(kdyn)
+    assert result["phase"] == "Succeeded", result["message"]
+    canary = record.canary_revision
+    assert load.by_revision[canary] > 0  # the canary really answered predictions
+    assert [h.traffic for h in record.history] == [20, 50, 100]
+    assert [h.decision.value for h in record.history] == ["advance", "advance", "promote"]
+    assert _serving(kdyn) == {canary: 100}
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    assert obj["status"]["components"]["predictor"]["latestRolledoutRevision"] == canary
+    assert {"Started", "RevisionReady", "advance", "promote"} <= set(_reasons(kdyn))
+    summary = json.loads(Path(result["summary"]).read_text())
+    assert summary["phase"] == "Succeeded" and len(summary["looks"]) == 3
+    assert "Succeeded" in Path(result["report"]).read_text()
+    assert list(Path(result["report"]).parent.glob("*.png"))
+
+
+def test_canary_with_errors_is_rolled_back_at_its_first_look(env, kdyn, isvcs, policies, tmp_path) -> None:
+    stable = _record(kdyn)[0]["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    rs.annotate(kdyn, NS, ISVC, {"sandbox.kaiops.io/fault-error-rate": "0.2"})
+    try:
+        with rs.Load(isvcs[ISVC]["status"]["url"], ISVC, RPS) as load:
+            result = _rollout(env, ISVC, URI["v3"], policies["Serverless"], tmp_path)
+    finally:
+        rs.annotate(kdyn, NS, ISVC, {"sandbox.kaiops.io/fault-error-rate": None})
+    obj, record = _record(kdyn)
+    assert result["phase"] == "RolledBack"
+    assert load.by_code[500] > 0
+    # one look = the first analysis interval after the canary took traffic (warm-up + interval)
+    assert [h.decision.value for h in record.history] == ["rollback"]
+    assert record.history[0].metrics["error_rate"]["verdict"] == "fail"
+    assert "error_rate" in record.message
+    assert _serving(kdyn) == {stable: 100}
+    assert obj["spec"]["predictor"]["canaryTrafficPercent"] == 0
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]  # the spec says what serves
+    assert "rollback" in _reasons(kdyn)
+
+
+def test_canary_without_traffic_is_never_promoted(env, kdyn, isvcs, policies, tmp_path) -> None:
+    stable = _record(kdyn)[0]["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    result = _rollout(env, ISVC, URI["v3"], policies["Serverless"], tmp_path)
+    _, record = _record(kdyn)
+    assert result["phase"] == "RolledBack"
+    assert record.history and all(h.decision.value in ("hold", "rollback") for h in record.history)
+    assert "inconclusive" in record.message
+    assert _serving(kdyn) == {stable: 100}
+
+
+def test_prometheus_stopped_mid_rollout_never_promotes(env, kdyn, isvcs, policies, tmp_path) -> None:
+    from sandbox import launcher, procs
+
+    stable = _record(kdyn)[0]["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    try:
+        with rs.Load(isvcs[ISVC]["status"]["url"], ISVC, RPS):
+            proc = _spawn_rollout(env, URI["v2"], policies["Serverless"], tmp_path)
+            try:
+                _until(lambda: (r := _record(kdyn)[1]) and r.phase.value == "Progressing", 240, "Progressing")
+                procs.stop(launcher.load().services["prometheus"].pid)
+                code = proc.wait(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+    finally:
+        launcher.up(("prometheus",))
+        env.update(launcher.env())
+        os.environ.update(env)
+    _, record = _record(kdyn)
+    assert code == 1, (tmp_path / "cli.log").read_text()[-2000:]
+    assert record.phase.value == "RolledBack"
+    assert "promote" not in [h.decision.value for h in record.history]
+    assert "failing closed" in record.message
+    assert _serving(kdyn) == {stable: 100}
+
+
+def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
+    env, kdyn, isvcs, policies, tmp_path
+) -> None:
+    from tasks.rollout.state import LeaseHeld
+
+    stable = _record(kdyn)[0]["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    with rs.Load(isvcs[ISVC]["status"]["url"], ISVC, RPS):
+        proc = _spawn_rollout(env, URI["v2"], policies["Serverless"], tmp_path / "first")
+        try:
+            first = _until(lambda: (r := _record(kdyn)[1]) and r.phase.value == "Progressing" and r.history and r,
+                           240, "the first look")
+            with pytest.raises(LeaseHeld):
+                _rollout(env, ISVC, URI["v3"], policies["Serverless"], tmp_path / "second")
+            during = _record(kdyn)[1]
+            assert during.lease_holder == first.lease_holder and not during.phase.terminal
+            assert _record(kdyn)[0]["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        killed = _record(kdyn)[1]
+        assert not killed.phase.terminal and _serving(kdyn) != {stable: 100}  # traffic stuck on the canary
+        _until(lambda: _record(kdyn)[1].lease_expired(datetime.now(UTC)), 60, "the lease to expire")
+        guard = subprocess.run([KAIOPS, "guard", "-n", NS, "-o", "json"], capture_output=True, text=True,
+                               env={**os.environ, **env}, timeout=180)
+    assert guard.returncode == 0, guard.stdout[-2000:] + guard.stderr[-2000:]
+    rows = json.loads(guard.stdout)
+    assert [(r["name"], r["changed"]) for r in rows] == [(ISVC, True)]
+    _, record = _record(kdyn)
+    assert record.phase.value == "RolledBack" and "guard" in record.message
+    assert _serving(kdyn) == {stable: 100}
+
+
+def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs, policies, tmp_path) -> None:
+    from tasks import kube
+    from tasks.rollout import kube_ops
+
+    def url() -> str:
+        return rs.route_url(kdyn, NS, f"{RAW}-rollout", isvcs[RAW]["status"]["url"])
+
+    with rs.Load(url, RAW, RPS) as load:
+        result = _rollout(env, RAW, URI["v2"], policies["RawDeployment"], tmp_path)
+    _, record = _record(kdyn, RAW)
+    assert result["phase"] == "Succeeded", result["message"]
+    assert [h.decision.value for h in record.history] == ["advance", "advance", "promote"]
+    assert load.by_code[200] > 0 and set(load.by_code) == {200}
+    obj = kube_ops.get_isvc(kdyn, NS, RAW)
+    assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
+    assert _serving(kdyn, RAW) == {f"{RAW}-predictor": 100}
+    with pytest.raises(kube.NotFound):
+        kube_ops.get_isvc(kdyn, NS, f"{RAW}-canary")
