@@ -100,4 +100,28 @@ def demo() -> dict:
     better = next((m for m in trained if m["version"] == "v2"), trained[-1])
     summary["release"] = task(name="registry-release-demo")(release_demo)(
         better["path"], (summary.get("serving") or {}).get("url"))
+    # canary: roll iris v2 out on demo/iris through 20/50/100 % under live load (configs/canary/demo.yaml), then
+    # v3 with 20 % injected errors on its newest revision: rolled back at its first look; reports in demo-out
+    from flows.rollout import canary_rollout
+    from sandbox.kserve.demo import isvc_url, set_error_rate
+    from sandbox.kserve.load import Background
+
+    canary: dict = {}
+    canary_policy = str(Path(__file__).parents[1] / "configs" / "canary" / "demo.yaml")
+    try:
+        with Background(task(name="isvc-url")(isvc_url)("demo", "iris"), "iris", rps=20) as load:
+            canary["v2"] = canary_rollout(isvc="iris", namespace="demo", storage_uri="s3://models/iris/v2/",
+                                          policy_file=canary_policy, out_dir=os.path.join(demo_out, "canary-v2"))
+            task(name="inject-errors")(set_error_rate)("demo", "iris", 0.2)
+            try:
+                canary["v3"] = canary_rollout(isvc="iris", namespace="demo", storage_uri="s3://models/iris/v3/",
+                                              policy_file=canary_policy,
+                                              out_dir=os.path.join(demo_out, "canary-v3"))
+            finally:
+                task(name="clear-errors")(set_error_rate)("demo", "iris", None)
+        canary["load"] = load.report.summary()
+        canary["ok"] = canary["v2"]["phase"] == "Succeeded" and canary["v3"]["phase"] == "RolledBack"
+    except Exception as exc:  # a failed rollout is a failed section, not a crashed demo
+        canary.update(reason=str(exc)[:2000], ok=False)
+    summary["canary"] = canary
     return summary

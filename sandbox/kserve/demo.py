@@ -18,6 +18,7 @@ from typing import Any
 
 NAMESPACE = "demo"
 ISVC_NAME = "iris"
+API_VERSION = "serving.kserve.io/v1beta1"
 STORAGE_URI = "s3://models/iris/v1/"
 SERVICE_ACCOUNT = "kserve-serving"
 SECRET = "kserve-serving-s3"
@@ -103,3 +104,22 @@ def serve_iris(env: dict[str, str], rps: float = 20.0, duration: float = 5.0) ->
     except Exception as exc:  # a failed section, not a crashed demo
         out["reason"] = f"{exc.__class__.__name__}: {exc}"
     return out
+
+
+def isvc_url(namespace: str, name: str) -> str:
+    """``status.url`` of an InferenceService (its sandbox router)."""
+    from tasks import kube
+
+    return kube.get(kube.connect(), API_VERSION, "InferenceService", name, namespace)["status"]["url"]
+
+
+def set_error_rate(namespace: str, name: str, rate: float | None) -> None:
+    """Set (or with None remove) annotation ``sandbox.kaiops.io/fault-error-rate`` on an InferenceService: that
+    fraction of its newest revision's requests answer 500 (a merge patch, as a person with kubectl would)."""
+    from sandbox.kserve import faults
+    from tasks import kube
+
+    dyn = kube.connect()
+    kube.resource_for(dyn, API_VERSION, "InferenceService").patch(
+        body={"metadata": {"annotations": {faults.ERROR_RATE: None if rate is None else str(rate)}}},
+        name=name, namespace=namespace, content_type="application/merge-patch+json")

@@ -111,3 +111,60 @@ def run(url: str, model: str, rps: float, duration: float, workers: int = 16) ->
             report.sent += 1
     report.seconds = time.monotonic() - began
     return report
+
+
+class Background:
+    """Load on ``url`` in a background thread until :meth:`stop` (or the end of a ``with`` block).
+
+    Same requests and report as :func:`run`, for as long as something else takes (a whole rollout) instead
+    of a fixed duration.
+    """
+
+    def __init__(self, url: str, model: str, rps: float = 20.0, workers: int = 16) -> None:
+        if not 0 < rps <= MAX_RPS:
+            raise ValueError(f"rps must be in (0, {MAX_RPS}]")
+        self.url, self.model, self.rps = url, model, rps
+        self.report = LoadReport()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        self._thread = threading.Thread(target=self._run, name="sandbox-load", daemon=True)
+
+    def _one(self, i: int) -> None:
+        start = time.monotonic()
+        code, revision, _ = predict_once(self.url, self.model, IRIS_ROWS[i % len(IRIS_ROWS)], timeout=10)
+        with self._lock:
+            self.report.by_code[code] += 1
+            if revision:
+                self.report.by_revision[revision] += 1
+            if code:
+                self.report.latencies_ms.append((time.monotonic() - start) * 1000.0)
+
+    def _run(self) -> None:
+        began, i = time.monotonic(), 0
+        while not self._stop.is_set() and time.monotonic() - began < MAX_DURATION_S:
+            delay = began + i / self.rps - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+                continue
+            self._pool.submit(self._one, i)
+            self.report.sent += 1
+            i += 1
+        self.report.seconds = time.monotonic() - began
+
+    def start(self) -> Background:
+        self._thread.start()
+        return self
+
+    def stop(self) -> LoadReport:
+        """Stop sending, wait for the requests in flight, return the report."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        return self.report
+
+    def __enter__(self) -> Background:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

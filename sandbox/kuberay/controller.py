@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import queue
+import shutil
 import threading
 import time
 import uuid
@@ -171,6 +172,8 @@ class Controller:
         head = self.heads.pop(key, None)
         if head is not None:
             head.stop()
+            # A deleted pod takes its logs and /tmp with it: so does the emulated head.
+            shutil.rmtree(head.log.parent, ignore_errors=True)
         namespace, name = key.split("/", 1)
         with contextlib.suppress(NotFoundError, ApiException, DynamicApiError):
             self.svc.delete(name=f"{name}-head-svc", namespace=namespace)

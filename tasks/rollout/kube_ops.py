@@ -371,6 +371,9 @@ class ServerlessRouting:
     def after_traffic(self, percent: int) -> None:
         """Nothing beyond the spec change."""
 
+    def after_ready(self, percent: int) -> None:
+        """Nothing: KServe already routes the first step's share to the new revision once it is ready."""
+
     def after_promote(self, record: RolloutRecord) -> None:
         """Nothing beyond the spec change."""
 
@@ -392,8 +395,9 @@ class RawRouting:
     Services ``<name>-predictor`` and ``<name>-canary-predictor`` (KServe raw mode ignores
     ``canaryTrafficPercent`` before v0.20). The rollout record stays on the stable InferenceService.
 
-    - start: create the canary InferenceService (stable spec, new ``storageUri``) and the route at the first
-      step's weights;
+    - start: create the canary InferenceService (stable spec, new ``storageUri``) and the route at 100/0; once
+      the canary is ready the route takes the first step's weights (a Deployment that is not Available gets
+      no traffic, as KServe's Serverless path keeps it on the ready revision);
     - promote: the stable InferenceService takes the new ``storageUri``, the route goes to 100/0 once it is
       ready, the canary InferenceService is deleted;
     - rollback: the route goes to 100/0 for the stable one and the canary InferenceService is deleted.
@@ -475,9 +479,13 @@ class RawRouting:
                 "spec": spec,
             },
         )
-        self._route(percent)
+        self._route(0)  # the canary gets its share once it is ready (see after_ready): no 503s while it loads
 
     def after_traffic(self, percent: int) -> None:
+        self._route(percent)
+
+    def after_ready(self, percent: int) -> None:
+        """The canary InferenceService is ready: give it the first step's share."""
         self._route(percent)
 
     def after_promote(self, record: RolloutRecord) -> None:

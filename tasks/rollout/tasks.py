@@ -225,6 +225,8 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
         return _ours(holder, policy.lease_seconds)(rec).model_copy(update=update)
 
     obj, record = kube_ops.write_record(dyn, namespace, name, change)
+    if not failure:
+        routing.after_ready(record.traffic)
     reason = "RevisionFailed" if failure else "RevisionReady"
     message = failure or f"revision {record.canary_revision} ready"
     kube_ops.record_event(dyn, obj, reason, message, warning=bool(failure))
