@@ -142,7 +142,7 @@ def _rollout(cfg: ReleaseConfig, storage_uri: str) -> dict[str, Any]:
 
 def _require_ok(step: ReleaseStep, summary: dict[str, Any]) -> dict[str, Any]:
     if not summary.get("ok"):
-        raise StepFailed(f"{step.value}: {summary.get('verdict') or summary.get('error') or 'not ok'}")
+        raise StepFailed(f"{step.value} not ok: {summary.get('verdict') or summary.get('error') or 'no verdict'}")
     return summary
 
 

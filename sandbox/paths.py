@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from tasks.crds import REPO_ROOT, cache_root
@@ -44,3 +46,17 @@ def binary_version(command: str) -> str:
             if line.startswith("fake_gcs_version="):
                 return line.split("=", 1)[1].strip()
     raise KeyError(command)
+
+
+def short_link(real: Path, prefix: str) -> Path:
+    """Return a short symlink ``/tmp/<prefix>-<hash>`` to directory ``real`` (created if missing).
+
+    Ray puts AF_UNIX sockets under ``<temp dir>/session_<date>_<pid>/sockets/plasma_store`` and refuses paths
+    over 107 bytes; an instance directory (``~/.cache/kaiops/sandbox/<name>``) can be too deep for that.
+    """
+    real.mkdir(parents=True, exist_ok=True)
+    link = Path(tempfile.gettempdir()) / f"{prefix}-{hashlib.sha256(str(real).encode()).hexdigest()[:8]}"
+    if not (link.is_symlink() and link.resolve() == real.resolve()):
+        link.unlink(missing_ok=True)
+        link.symlink_to(real)
+    return link

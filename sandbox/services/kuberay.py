@@ -6,11 +6,10 @@ heads are its children, in its process group, so stopping the service stops them
 
 from __future__ import annotations
 
-import hashlib
 import sys
-import tempfile
 from pathlib import Path
 
+from sandbox.paths import short_link
 from sandbox.services.base import Launch, Service
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -37,15 +36,5 @@ class KubeRay(Service):
 
 
 def short_root(state: SandboxState) -> Path:
-    """``<instance dir>/kr``, reached through a short symlink ``/tmp/kr-<hash>``.
-
-    Ray puts AF_UNIX sockets under ``<temp dir>/session_<date>_<pid>/sockets/plasma_store`` and refuses paths
-    over 107 bytes; the instance directory (``~/.cache/kaiops/sandbox/<name>``) is too deep for that.
-    """
-    real = state.dir / "kr"
-    real.mkdir(parents=True, exist_ok=True)
-    link = Path(tempfile.gettempdir()) / f"kr-{hashlib.sha256(str(real).encode()).hexdigest()[:8]}"
-    if not (link.is_symlink() and link.resolve() == real.resolve()):
-        link.unlink(missing_ok=True)
-        link.symlink_to(real)
-    return link
+    """``<instance dir>/kr`` through a short link (see :func:`sandbox.paths.short_link`)."""
+    return short_link(state.dir / "kr", "kr")

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from sandbox.paths import short_link
 from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
@@ -58,7 +59,7 @@ class RayHead(Service):
     ready_timeout = 120.0
 
     def launch(self, state: SandboxState) -> Launch:
-        return ray_head_launch(self.data_dir(state) / "t", num_cpus=2)
+        return ray_head_launch(short_link(self.data_dir(state), "rh") / "t", num_cpus=2)
 
     def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
         return http_ok(f"{record.url}/api/version")

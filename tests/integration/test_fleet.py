@@ -8,14 +8,15 @@ import uuid
 
 import pytest
 
-from tests.e2e.registry_support import sandbox_services
+from tests.e2e.registry_support import prefect_api, sandbox_services
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def services():
-    with sandbox_services("kube-apiserver", "ray") as env:
+    # the sandbox Prefect server (not an ephemeral one started inside the test process) records the runs
+    with sandbox_services("kube-apiserver", "ray", "prefect") as env, prefect_api(env["PREFECT_API_URL"]):
         yield env
 
 
