@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: setup venv binaries prometheus chromium crds demo test lint lock sandbox-up sandbox-down clean
+.PHONY: setup venv binaries prometheus chromium crds demo test lint lock deploy sandbox-up sandbox-down clean
 
 setup: venv binaries prometheus crds chromium
 
@@ -56,6 +56,9 @@ lint: venv
 lock: $(UV)
 	$(UV) pip compile -q pyproject.toml --extra sandbox --extra dev --python-version 3.11 -o requirements.lock \
 	  --custom-compile-command "make lock"
+
+deploy: setup
+	$(VENV)/bin/kaiops deploy
 
 sandbox-up: setup
 	$(VENV)/bin/kaiops sandbox up

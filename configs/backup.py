@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.errors import InputError
+from configs.loading import load_model
 
 POLICY_DIR = Path(__file__).parent / "backups"
 DEFAULT_POLICY = POLICY_DIR / "nightly.yaml"
@@ -133,19 +132,4 @@ def load_policy(path: str | Path = DEFAULT_POLICY) -> BackupPolicy:
     Raises:
         InputError: missing file, not YAML, or a wrong field (dotted path and the fix in the message).
     """
-    source = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(source, "", f"cannot read the file: {exc.strerror}", "pass an existing policy file") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(source, "", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
-    if not isinstance(raw, dict):
-        raise InputError(source, "", "the file is not a mapping", "write the policy as a YAML mapping (name: ...)")
-    try:
-        return BackupPolicy.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "<root>"
-        fix = "remove the key" if first["type"] == "extra_forbidden" else "see configs/backup.py for the allowed values"
-        raise InputError(source, field, first["msg"], fix) from exc
+    return load_model(path, BackupPolicy, example='configs/backups/nightly.yaml')

@@ -33,11 +33,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from configs.loading import load_model
 from tasks.analysis import BaselineBound, CanaryAnalysisPolicy, Decision, Direction, MetricKind, MetricSpec
-from tasks.errors import InputError
 
 #: Placeholders a template may use (see the module docstring).
 PLACEHOLDERS: frozenset[str] = frozenset({"namespace", "isvc", "canary_revision", "baseline_revision", "range"})
@@ -243,24 +242,7 @@ def load_policy(path: str | Path) -> CanaryPolicy:
     Raises:
         InputError: the file is missing, not YAML, or fails validation (with the field path and a fix).
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        fix = "pass an existing policy, e.g. configs/canary/default.yaml"
-        raise InputError(str(path), "-", "file not found", fix) from exc
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), "-", f"not YAML: {exc}", "fix the YAML syntax") from exc
-    if not isinstance(raw, dict):
-        raise InputError(str(path), "-", "expected a mapping at the top level", "see configs/canary/default.yaml")
-    try:
-        return CanaryPolicy.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "-"
-        raise InputError(
-            str(path), field, first["msg"], "see the JSON Schema (python -m configs.canary) for allowed values"
-        ) from exc
+    return load_model(path, CanaryPolicy, example='configs/canary/default.yaml')
 
 
 def json_schema() -> dict:

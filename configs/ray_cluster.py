@@ -18,10 +18,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.errors import InputError
+from configs.loading import load_model
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "ray-cluster.schema.json"
 
@@ -331,23 +330,5 @@ def load_cluster_config(path: str | Path) -> RayClusterConfig:
         InputError: the file is missing, is not YAML, or a field is wrong (the first error, with its dotted
             field path and the fix; all errors are listed in the message).
     """
-    source = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(source, "", f"cannot read the file: {exc.strerror}", "pass an existing config file") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(source, "", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
-    if not isinstance(raw, dict):
-        raise InputError(source, "", "the file is not a mapping", "write the cluster as a YAML mapping (name: ...)")
-    try:
-        return RayClusterConfig.model_validate(raw)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        loc = tuple(first["loc"])
-        field = ".".join(str(p) for p in loc) or "<root>"
-        more = f" (and {len(errors) - 1} more: " + "; ".join(
-            ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in errors[1:4]
-        ) + ")" if len(errors) > 1 else ""
-        raise InputError(source, field, first["msg"] + more, _fix_for(first, _model_at(loc))) from exc
+    return load_model(path, RayClusterConfig, example="configs/clusters/sandbox.yaml",
+                      fix_for=lambda e: _fix_for(e, _model_at(tuple(e["loc"]))))

@@ -16,9 +16,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from configs.loading import load_model
 from tasks.errors import InputError
 
 RELEASES_DIR = Path(__file__).parent / "releases"
@@ -98,31 +98,13 @@ class ExecutionConfig(BaseModel):
     max_workers: int = Field(default=4, ge=1, le=256, description="With local: threads running tasks at once.")
 
 
-def _validation_error(path: str, exc: ValidationError, schema_hint: str) -> InputError:
-    first = exc.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "-"
-    return InputError(path, field, first["msg"], schema_hint)
-
-
 def load_release(path: str | Path) -> ReleaseConfig:
     """Read and validate one release YAML file.
 
     Raises:
         InputError: missing, not YAML, or invalid (with the field path and a fix).
     """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(str(path), "-", "file not found", "pass an existing file under configs/releases/") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), "-", f"not YAML: {exc}", "fix the YAML syntax") from exc
-    if not isinstance(raw, dict):
-        raise InputError(str(path), "-", "expected a mapping at the top level", "see configs/releases/*.yaml")
-    try:
-        return ReleaseConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise _validation_error(str(path), exc, "see the JSON Schema (python -m configs.release)") from exc
+    return load_model(path, ReleaseConfig, example='configs/releases/sandbox-demo.yaml')
 
 
 def load_releases(directory: str | Path = RELEASES_DIR) -> dict[str, ReleaseConfig]:
