@@ -81,6 +81,10 @@ class BackupPolicy(BaseModel):
         default_factory=lambda: list(KIND_NAMES), min_length=1, max_length=len(KIND_NAMES),
         description="Custom kinds to back up (ConfigMaps/ServiceAccounts/Secrets they reference come along)",
     )
+    include_cluster_resources: bool | None = Field(
+        None, description="Back up cluster-scoped kinds (ClusterServingRuntime, LocalModelCache, ...). Unset: only "
+        "when `namespaces` is empty (all namespaces), as Velero does by default",
+    )
     keep_status: bool = Field(False, description="Keep .status in the backup (restore never applies it)")
     encryption_key_env: str | None = Field(
         "KAIOPS_BACKUP_KEY", max_length=128, pattern=_ENV,

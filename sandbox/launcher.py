@@ -89,6 +89,7 @@ def up(names: tuple[str, ...] = DEFAULT_SERVICES, instance: str | None = None) -
             old = state.services.pop(n, None)
             if old is not None:
                 stop(old.pid)
+                state.previous_ports[n] = old.ports
             service = SERVICES[n]
             launch = service.launch(state)
             log = service.log_path(state)

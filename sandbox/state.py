@@ -38,6 +38,9 @@ class SandboxState:
     dir: Path
     services: dict[str, ServiceRecord] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # per-instance S3 keys; never printed by status
+    # Ports of services being restarted (not saved): a restarted service takes its old ports back when free,
+    # so addresses already exported (PROMETHEUS_URL, ...) stay valid.
+    previous_ports: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:

@@ -14,7 +14,6 @@ import yaml
 
 from sandbox.paths import binary
 from sandbox.pki import Pki, ensure_pki
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -29,7 +28,7 @@ class KubeApiserver(Service):
 
     def launch(self, state: SandboxState) -> Launch:
         pki = ensure_pki(state.dir / "pki")
-        port = free_port()
+        port = self.port(state, "https")
         url = f"https://127.0.0.1:{port}"
         etcd = state.services["etcd"].url
         cmd = [

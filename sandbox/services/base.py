@@ -7,6 +7,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.procs import free_port, port_free
 from sandbox.state import SandboxState, ServiceRecord
 
 
@@ -42,6 +43,11 @@ class Service:
     def env(self, state: SandboxState, record: ServiceRecord) -> dict[str, str]:
         """The environment variables a shell needs to use this service."""
         return {}
+
+    def port(self, state: SandboxState, role: str) -> int:
+        """A loopback port for ``role``: the one this service had before a restart when still free, else a new one."""
+        previous = state.previous_ports.get(self.name, {}).get(role)
+        return previous if previous and port_free(previous) else free_port()
 
     def data_dir(self, state: SandboxState) -> Path:
         path = state.dir / self.name

@@ -1,11 +1,12 @@
-"""etcd 3.6, built from go.etcd.io/etcd/server/v3; the apiserver's storage. Fresh data on every start."""
+"""etcd 3.6, built from go.etcd.io/etcd/server/v3; the apiserver's storage.
+
+A fresh sandbox starts with an empty etcd; a restart of a dead etcd (same ports) keeps its data."""
 
 from __future__ import annotations
 
 import shutil
 
 from sandbox.paths import binary
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -16,8 +17,10 @@ class Etcd(Service):
 
     def launch(self, state: SandboxState) -> Launch:
         data = self.data_dir(state)
-        shutil.rmtree(data)  # the sandbox cluster starts empty; nothing in it is precious
-        client, peer = free_port(), free_port()
+        if self.name not in state.previous_ports:  # a fresh sandbox starts empty; a restart keeps its objects
+            shutil.rmtree(data)
+            data.mkdir()
+        client, peer = self.port(state, "client"), self.port(state, "peer")
         url = f"http://127.0.0.1:{client}"
         cmd = [
             str(binary("etcd")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sandbox.paths import binary
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -13,7 +12,7 @@ class FakeGcs(Service):
     ready_timeout = 30.0
 
     def launch(self, state: SandboxState) -> Launch:
-        port = free_port()
+        port = self.port(state, "http")
         url = f"http://127.0.0.1:{port}"
         cmd = [
             str(binary("fake-gcs-server")),

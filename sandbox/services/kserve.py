@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -21,7 +20,7 @@ class KServe(Service):
 
     def launch(self, state: SandboxState) -> Launch:
         self.data_dir(state)
-        port = free_port()
+        port = self.port(state, "metrics")
         env = {}
         gcs = state.services.get("gcs")
         if gcs is not None:

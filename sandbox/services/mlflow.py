@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -29,7 +28,7 @@ class MlflowServer(Service):
     def launch(self, state: SandboxState) -> Launch:
         from cryptography.fernet import Fernet
 
-        port = free_port()
+        port = self.port(state, "http")
         home = self.data_dir(state)
         artifacts = home / "artifacts"
         artifacts.mkdir(parents=True, exist_ok=True)

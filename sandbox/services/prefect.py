@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -18,7 +17,7 @@ class PrefectServer(Service):
     ready_timeout = 180.0
 
     def launch(self, state: SandboxState) -> Launch:
-        port = free_port()
+        port = self.port(state, "http")
         home = self.data_dir(state)
         env = {
             "PREFECT_HOME": str(home),

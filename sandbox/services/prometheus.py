@@ -10,7 +10,6 @@ import shutil
 
 import yaml
 
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -28,8 +27,9 @@ class Prometheus(Service):
         home = self.data_dir(state)
         targets = home / "targets"
         targets.mkdir(exist_ok=True)
-        shutil.rmtree(home / "tsdb", ignore_errors=True)
-        port = free_port()
+        if self.name not in state.previous_ports:  # a fresh sandbox starts empty; a restart keeps its series
+            shutil.rmtree(home / "tsdb", ignore_errors=True)
+        port = self.port(state, "http")
         config = {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
             "scrape_configs": [

@@ -18,19 +18,22 @@ from sandbox.state import SandboxState, ServiceRecord
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
 
 
-def ray_head_launch(temp_dir: Path, num_cpus: int = 1, extra: list[str] | None = None) -> Launch:
+def ray_head_launch(
+    temp_dir: Path, num_cpus: int = 1, extra: list[str] | None = None, ports: dict[str, int] | None = None
+) -> Launch:
     """Return how to start a blocking Ray head on free loopback ports.
 
     Args:
         temp_dir: Ray's session directory root (keep the path short: Ray's socket paths must fit 107 bytes).
         num_cpus: logical CPUs the head advertises.
         extra: more ``ray start`` flags (e.g. from a RayCluster's ``rayStartParams``).
+        ports: ports to use for ``gcs``, ``dashboard``, ``client``, ``metrics`` (others: free ones).
 
     Returns:
         A :class:`Launch` whose ``url`` is the dashboard (Job Submission API) and ``ports`` has
         ``gcs``, ``dashboard``, ``client``, ``metrics``.
     """
-    ports = {"gcs": free_port(), "dashboard": free_port(), "client": free_port(), "metrics": free_port()}
+    ports = {role: (ports or {}).get(role) or free_port() for role in ("gcs", "dashboard", "client", "metrics")}
     temp_dir.mkdir(parents=True, exist_ok=True)
     ray = Path(sys.executable).with_name("ray")
     cmd = [
@@ -59,7 +62,8 @@ class RayHead(Service):
     ready_timeout = 120.0
 
     def launch(self, state: SandboxState) -> Launch:
-        return ray_head_launch(short_link(self.data_dir(state), "rh") / "t", num_cpus=2)
+        ports = {role: self.port(state, role) for role in ("gcs", "dashboard", "client", "metrics")}
+        return ray_head_launch(short_link(self.data_dir(state), "rh") / "t", num_cpus=2, ports=ports)
 
     def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
         return http_ok(f"{record.url}/api/version")

@@ -6,7 +6,6 @@ import secrets
 import sys
 from pathlib import Path
 
-from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -16,7 +15,7 @@ class MotoS3(Service):
     ready_timeout = 60.0
 
     def launch(self, state: SandboxState) -> Launch:
-        port = free_port()
+        port = self.port(state, "http")
         # moto accepts any key; per-instance random keys keep real-looking credentials out of fixtures.
         state.secrets.setdefault("aws_access_key_id", "SANDBOX" + secrets.token_hex(6).upper())
         state.secrets.setdefault("aws_secret_access_key", secrets.token_urlsafe(30))

@@ -138,6 +138,8 @@ class Selection:
 
     Attributes:
         namespaces: namespaces to read; empty means all.
+        include_cluster_resources: export cluster-scoped kinds; None means only when ``namespaces`` is empty
+            (Velero's default: a backup of some namespaces does not sweep up the whole cluster's objects).
         label_selector: Kubernetes label selector applied to the custom kinds (not to referenced objects).
         keep_status: keep ``status`` in the backup.
         include_secrets: include referenced Secrets (only when they will be encrypted).
@@ -146,11 +148,18 @@ class Selection:
     """
 
     namespaces: list[str] = field(default_factory=list)
+    include_cluster_resources: bool | None = None
     label_selector: str | None = None
     keep_status: bool = False
     include_secrets: bool = False
     page_size: int = 500
     parallelism: int = 8
+
+    def cluster_scoped(self) -> bool:
+        """Whether cluster-scoped kinds are exported (explicit setting, else only for all namespaces)."""
+        if self.include_cluster_resources is not None:
+            return self.include_cluster_resources
+        return not self.namespaces
 
 
 @dataclass
@@ -191,6 +200,9 @@ def export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], sele
             continue
         if info.namespaced and selection.namespaces:
             jobs += [(info, ns, selection.label_selector) for ns in selection.namespaces]
+        elif not info.namespaced and not selection.cluster_scoped():
+            result.warnings.append(f"{info.kind}: cluster-scoped, left out of a backup of selected namespaces "
+                                   "(set include_cluster_resources: true to include it)")
         else:
             jobs.append((info, None, selection.label_selector))
 

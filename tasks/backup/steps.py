@@ -62,7 +62,8 @@ def export_objects(policy: BackupPolicy, *, kubeconfig: str | None = None, inclu
     api = dyn.client
     custom = [k for k in discovery.CUSTOM_KINDS if k.kind in policy.kinds]
     found = discovery.discover(api, [*custom, *discovery.REFERENCED_KINDS, discovery.NAMESPACE])
-    selection = Selection(namespaces=policy.namespaces, label_selector=policy.label_selector,
+    selection = Selection(namespaces=policy.namespaces, include_cluster_resources=policy.include_cluster_resources,
+                          label_selector=policy.label_selector,
                           keep_status=policy.keep_status, include_secrets=include_secrets,
                           page_size=policy.page_size, parallelism=policy.parallelism)
     result = export(api, found, custom, selection)

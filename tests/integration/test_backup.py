@@ -204,3 +204,19 @@ def test_production_namespace_refused_without_yes(kdyn, source, key) -> None:
     assert not namespace_exists(kdyn, target)
     report = restore_into(pol, written.backup_id, {source: target}, yes=True)
     assert report.outcome.value == "succeeded"
+
+
+def test_cluster_scoped_kinds_only_with_all_namespaces_or_when_asked(kdyn, source) -> None:
+    name = f"csr-{uuid.uuid4().hex[:6]}"
+    kube.apply(kdyn, {
+        "apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime", "metadata": {"name": name},
+        "spec": {"supportedModelFormats": [{"name": "sklearn", "version": "1"}],
+                 "containers": [{"name": "kserve-container", "image": "kserve/sklearnserver:v0.20.0"}]},
+    })
+
+    def runtimes(pol: BackupPolicy) -> set[str]:
+        exported = steps.export_objects(pol)
+        return {o["metadata"]["name"] for o in exported.objects if o["kind"] == "ClusterServingRuntime"}
+
+    assert name not in runtimes(policy(source))
+    assert name in runtimes(policy(source, include_cluster_resources=True))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
-from sandbox import launcher
+from sandbox import launcher, procs
 from sandbox.procs import alive, port_open
 
 pytestmark = pytest.mark.integration
@@ -24,6 +27,14 @@ def test_up_twice_then_down_leaves_nothing_behind() -> None:
 
         ports = [p for r in second.services.values() for p in r.ports.values()]
         assert all(port_open(p) for p in (second.services["s3"].ports["http"], second.services["gcs"].ports["http"]))
+
+        # A service that died comes back at the same address, so exported variables stay valid.
+        s3_url = second.services["s3"].url
+        os.kill(second.services["s3"].pid, signal.SIGKILL)
+        procs.wait_until(lambda: not alive(pids["s3"]), 10, "s3 gone")
+        third = launcher.up(("s3",), instance=instance)
+        assert third.services["s3"].pid != pids["s3"] and third.services["s3"].url == s3_url
+        pids = {n: r.pid for n, r in third.services.items()}
     finally:
         stopped = launcher.down(instance=instance)
     assert set(stopped) == {"etcd", "kube-apiserver", "s3", "gcs"}
