@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +63,33 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.
     """True when GET ``url`` answers 2xx."""
     with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
         return 200 <= resp.status < 300
+
+
+class ControllerService(Service):
+    """An emulated controller run as ``python -m <module> --kubeconfig K --root DIR --health-file F``.
+
+    Healthy once the controller wrote its own pid into the health file (it does so after its first list of
+    the objects it watches). Its children (Ray heads, model servers) share its process group.
+    """
+
+    module: str = ""
+    needs = ("kube-apiserver",)
+    ready_timeout = 60.0
+
+    def root(self, state: SandboxState) -> Path:
+        """Where the controller keeps its files (default: the service's data directory)."""
+        return self.data_dir(state)
+
+    def health_file(self, state: SandboxState) -> Path:
+        return self.data_dir(state) / "healthy"
+
+    def launch(self, state: SandboxState) -> Launch:
+        health = self.health_file(state)
+        health.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", self.module, f"--kubeconfig={state.kubeconfig}",
+               f"--root={self.root(state)}", f"--health-file={health}"]
+        return Launch(cmd=cmd, url=f"file://{health}", ports={})
+
+    def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
+        health = self.health_file(state)
+        return health.exists() and health.read_text().strip() == str(record.pid)
