@@ -128,7 +128,7 @@ def test_quantity_to_bytes(value: str, expected: int | None) -> None:
 
 @pytest.mark.unit
 def test_known_start_params_match_installed_ray() -> None:
-    scripts = pytest.importorskip("ray.scripts.scripts")
+    from ray.scripts import scripts
     options = {o.removeprefix("--") for p in scripts.start.params for o in p.opts if o.startswith("--")}
     assert options == set(KNOWN_PARAMS)
 
