@@ -82,6 +82,7 @@ def up(names: tuple[str, ...] = DEFAULT_SERVICES, instance: str | None = None) -
             processes already started keep running and are in the state file, so ``down`` stops them.
     """
     state = load(instance)
+    state.fresh = not any(alive(r.pid) for r in state.services.values())
     pending = [n for n in _with_dependencies(names) if not _settled(SERVICES[n], state, state.services.get(n))]
     while pending:
         wave = [n for n in pending if all(d not in pending for d in SERVICES[n].needs)]

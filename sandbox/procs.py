@@ -29,10 +29,11 @@ def port_free(port: int) -> bool:
     return True
 
 
-def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+def spawn(cmd: list[str], log: Path, env: dict[str, str | None] | None = None, cwd: Path | None = None) -> int:
     """Start ``cmd`` detached in a new session (its own process group); return its pid.
 
-    stdout and stderr go to ``log`` (appended). The process outlives the caller; stop it with :func:`stop`.
+    ``env`` is added to this process's environment; a ``None`` value removes that variable. stdout and stderr
+    go to ``log`` (appended). The process outlives the caller; stop it with :func:`stop`.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -41,7 +42,7 @@ def spawn(cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Pat
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
             cwd=cwd,
             start_new_session=True,
         )

@@ -41,6 +41,9 @@ class SandboxState:
     # Ports of services being restarted (not saved): a restarted service takes its old ports back when free,
     # so addresses already exported (PROMETHEUS_URL, ...) stay valid.
     previous_ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    # True while `up` starts an instance none of whose processes is alive (a new sandbox, or after a reboot):
+    # services then start from empty data. A partial restart keeps data (etcd objects, Prometheus series).
+    fresh: bool = False
 
     @property
     def path(self) -> Path:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ray.job_submission import JobStatus, JobSubmissionClient
+import httpx
 
 from tasks.errors import PermanentError, TemporaryError
 
-TERMINAL = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
+TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 # A small job that needs the cluster's scheduler, object store and workers, and prints a checkable line.
 SMOKE_ENTRYPOINT = (
@@ -43,11 +43,15 @@ class JobResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == JobStatus.SUCCEEDED.value
+        return self.status == "SUCCEEDED"
 
 
 def run_job(address: str, entrypoint: str, timeout: float = 300.0, poll: float = 1.0) -> JobResult:
     """Submit ``entrypoint`` to the Job Submission API at ``address`` and wait for a terminal status.
+
+    Talks to the REST API (``POST /api/jobs/``, ``GET /api/jobs/<id>``, ``.../logs``, ``.../stop``) directly:
+    Ray's ``JobSubmissionClient`` lets a ``RAY_ADDRESS`` in the environment override the address it is
+    given, which would prove a *different* cluster works.
 
     Args:
         address: dashboard URL, e.g. ``http://127.0.0.1:8265``.
@@ -56,22 +60,32 @@ def run_job(address: str, entrypoint: str, timeout: float = 300.0, poll: float =
         poll: seconds between status reads (the API has no watch).
 
     Raises:
-        TemporaryError: the API could not be reached.
-        PermanentError: the job did not finish within ``timeout`` (it is stopped first).
+        TemporaryError: the API could not be reached or answered 5xx.
+        PermanentError: the API refused the job (4xx), or it did not finish within ``timeout`` (stopped first).
     """
+    base = address.rstrip("/") + "/api/jobs/"
+    started = time.monotonic()
+    with httpx.Client(timeout=30, trust_env=False) as http:
+        job_id = _call(http, "POST", base, address, json={"entrypoint": entrypoint})["submission_id"]
+        while (status := _call(http, "GET", base + job_id, address)["status"]) not in TERMINAL:
+            if time.monotonic() - started > timeout:
+                _call(http, "POST", base + job_id + "/stop", address)
+                raise PermanentError(f"Ray job {job_id} still {status} after {timeout:.0f}s; stopped it")
+            time.sleep(poll)
+        logs = _call(http, "GET", base + job_id + "/logs", address).get("logs", "")[-20_000:]
+    return JobResult(job_id, status, round(time.monotonic() - started, 3), logs)
+
+
+def _call(http: httpx.Client, method: str, url: str, address: str, **kwargs) -> dict:
     try:
-        client = JobSubmissionClient(address)
-        started = time.monotonic()
-        job_id = client.submit_job(entrypoint=entrypoint)
-    except (ConnectionError, RuntimeError) as exc:
+        resp = http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
         raise TemporaryError(f"Ray Job Submission API at {address} unreachable: {exc}") from exc
-    while (status := client.get_job_status(job_id)) not in TERMINAL:
-        if time.monotonic() - started > timeout:
-            client.stop_job(job_id)
-            raise PermanentError(f"Ray job {job_id} still {status.value} after {timeout:.0f}s; stopped it")
-        time.sleep(poll)
-    logs = client.get_job_logs(job_id)[-20_000:]
-    return JobResult(job_id, status.value, round(time.monotonic() - started, 3), logs)
+    if resp.status_code >= 500:
+        raise TemporaryError(f"Ray Job Submission API at {address}: HTTP {resp.status_code}: {resp.text[:300]}")
+    if resp.status_code >= 400:
+        raise PermanentError(f"Ray Job Submission API at {address}: HTTP {resp.status_code}: {resp.text[:300]}")
+    return resp.json()
 
 
 def smoke_test(address: str, timeout: float = 300.0) -> JobResult:

@@ -62,7 +62,7 @@ class Head:
             # No start_new_session: the head stays in the controller's process group (sandbox down kills it).
             self.proc = subprocess.Popen(
                 self.cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
+                env={k: v for k, v in {**os.environ, **self.env}.items() if v is not None},
             )
         self.ready = False
 

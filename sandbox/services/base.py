@@ -19,7 +19,7 @@ class Launch:
     cmd: list[str]
     url: str
     ports: dict[str, int]
-    env: dict[str, str] | None = None
+    env: dict[str, str | None] | None = None  # None removes a variable from the inherited environment
     cwd: Path | None = None
 
 

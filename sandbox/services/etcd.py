@@ -1,6 +1,7 @@
 """etcd 3.6, built from go.etcd.io/etcd/server/v3; the apiserver's storage.
 
-A fresh sandbox starts with an empty etcd; a restart of a dead etcd (same ports) keeps its data."""
+A fresh sandbox (no process of the instance alive) starts with an empty etcd; restarting a dead etcd inside a
+running sandbox keeps its data (and its ports when free)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ class Etcd(Service):
 
     def launch(self, state: SandboxState) -> Launch:
         data = self.data_dir(state)
-        if self.name not in state.previous_ports:  # a fresh sandbox starts empty; a restart keeps its objects
+        # A fresh sandbox starts empty; a restart inside a running sandbox keeps its objects.
+        if state.fresh or self.name not in state.previous_ports:
             shutil.rmtree(data)
             data.mkdir()
         client, peer = self.port(state, "client"), self.port(state, "peer")

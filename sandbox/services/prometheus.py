@@ -26,9 +26,13 @@ class Prometheus(Service):
             raise FileNotFoundError("prometheus not on PATH; run `make setup` (installs the Debian package)")
         home = self.data_dir(state)
         targets = home / "targets"
-        targets.mkdir(exist_ok=True)
-        if self.name not in state.previous_ports:  # a fresh sandbox starts empty; a restart keeps its series
+        # A fresh sandbox starts empty (no series, no targets of dead processes); a restart inside a running
+        # sandbox keeps its series.
+        if state.fresh or self.name not in state.previous_ports:
             shutil.rmtree(home / "tsdb", ignore_errors=True)
+            if state.fresh:
+                shutil.rmtree(targets, ignore_errors=True)
+        targets.mkdir(exist_ok=True)
         port = self.port(state, "http")
         config = {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},

@@ -53,7 +53,10 @@ def ray_head_launch(
         *(extra or []),
     ]
     # Job entrypoints run `python ...` from PATH: make that the interpreter Ray itself runs on.
-    env = {**RAY_ENV, "PATH": f"{ray.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # A RAY_ADDRESS exported in the caller's shell (e.g. by `kaiops sandbox env`) must not point this head's
+    # own `ray` commands at another cluster.
+    env: dict[str, str | None] = {**RAY_ENV, "PATH": f"{ray.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                                  "RAY_ADDRESS": None}
     return Launch(cmd=cmd, url=f"http://127.0.0.1:{ports['dashboard']}", ports=ports, env=env)
 
 

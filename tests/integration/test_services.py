@@ -52,6 +52,14 @@ def test_ray_job_submission_runs_a_real_job(sandbox) -> None:
     assert "sum 285" in client.get_job_logs(job)
 
 
+def test_smoke_job_runs_on_the_cluster_it_is_given_whatever_ray_address_says(sandbox, monkeypatch) -> None:
+    from tasks.ray_jobs import smoke_test
+
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:9")  # a shell pointed at another cluster
+    result = smoke_test(sandbox["RAY_ADDRESS"], timeout=180)
+    assert result.succeeded, result.logs
+
+
 def test_prometheus_scrapes_itself(sandbox) -> None:
     url = sandbox["PROMETHEUS_URL"] + "/api/v1/query?" + urllib.parse.urlencode({"query": 'up{job="prometheus"}'})
     deadline = time.monotonic() + 30
