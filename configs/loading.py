@@ -7,6 +7,7 @@ field path and the fix (the CLI turns it into exit code 2 before anything change
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,7 +67,19 @@ def load_model(
         if len(errors) > 1:
             more = f" (and {len(errors) - 1} more: " + "; ".join(
                 f"{field_path(e['loc'])}: {e['msg']}" for e in errors[1:4]) + ")"
-        raise InputError(source, field_path(first["loc"]), first["msg"] + more, _fix(first, example, fix_for)) from exc
+        fix = _fix(first, example, fix_for)
+        hint = _did_you_mean(first, errors)
+        raise InputError(source, field_path(first["loc"]), first["msg"] + more, f"{hint}{fix}") from exc
+
+
+def _did_you_mean(error: dict[str, Any], errors: list[dict[str, Any]]) -> str:
+    """``did you mean 'replicas'? `` when an unknown key is close to a required key missing beside it."""
+    if error["type"] != "extra_forbidden":
+        return ""
+    parent, key = tuple(error["loc"][:-1]), str(error["loc"][-1])
+    missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == parent]
+    close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _fix(error: dict[str, Any], example: str, fix_for: Callable[[dict[str, Any]], str] | None) -> str:

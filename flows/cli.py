@@ -17,8 +17,8 @@ from flows.commands import publish as publish_cmd
 from flows.commands import registry as registry_cmd
 from flows.commands import rollout as rollout_cmd
 from flows.commands import warmup as warmup_cmd
-from flows.output import err_console
-from tasks.errors import InputError, KaiopsError
+from flows.output import OutputFormat, emit, err_console
+from tasks.errors import InputError, KaiopsError, NotFound
 
 app = typer.Typer(
     name="kaiops",
@@ -41,13 +41,40 @@ app.command("warmup")(warmup_cmd.warmup)
 backup_cmd.register(app)
 
 
+def _structured_output() -> str | None:
+    """``json``/``yaml`` when the command line asked for it (errors are then printed in that format too)."""
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            return args[i + 1] if args[i + 1] in ("json", "yaml") else None
+        if arg.startswith("--output="):
+            value = arg.split("=", 1)[1]
+            return value if value in ("json", "yaml") else None
+    return None
+
+
+def _fail(exc: KaiopsError, code: int) -> None:
+    fmt = _structured_output()
+    if fmt:
+        error: dict = {"message": str(exc), "exit_code": code}
+        if isinstance(exc, InputError):
+            error.update(file=exc.source, field=exc.field, problem=exc.problem, fix=exc.fix)
+        emit({"ok": False, "error": error}, OutputFormat(fmt))
+    label = "error" if code == 2 else "failed"
+    err_console.print(f"[red]{label}:[/red] {exc}")
+    sys.exit(code)
+
+
 def main() -> None:
-    """Run the CLI, turning kaiops errors into messages and exit codes (2 for bad input)."""
+    """Run the CLI, turning kaiops errors into messages and exit codes.
+
+    Exit 2: bad input, including a named object that does not exist (nothing was changed). Exit 1: the
+    operation failed. With ``--output json|yaml`` the error is also printed on stdout in that format, as
+    ``{"ok": false, "error": {...}}``, so scripts always get parseable output.
+    """
     try:
         app()
-    except InputError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+    except (InputError, NotFound) as exc:
+        _fail(exc, 2)
     except KaiopsError as exc:
-        err_console.print(f"[red]failed:[/red] {exc}")
-        sys.exit(1)
+        _fail(exc, 1)

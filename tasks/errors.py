@@ -28,6 +28,10 @@ class PermanentError(KaiopsError):
     """A failure that will fail the same way again until something is changed."""
 
 
+class NotFound(PermanentError):
+    """A named object (or its kind) does not exist; the CLI treats it as bad input (exit 2)."""
+
+
 class InputError(PermanentError):
     """Bad input (config, manifest, CLI argument), found before anything was changed.
 

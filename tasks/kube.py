@@ -21,17 +21,15 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ApiException, ConflictError, DynamicApiError, NotFoundError
 from kubernetes.dynamic.resource import Resource
 
-from tasks.errors import PermanentError, TemporaryError
+from tasks.errors import NotFound, PermanentError, TemporaryError
 
 FIELD_MANAGER = "kaiops"
+__all__ = ["FIELD_MANAGER", "ApplyConflict", "NotFound", "apply", "condition", "condition_true", "connect", "get",
+           "object_ref", "resource_for", "wait_for"]
 
 
 class ApplyConflict(PermanentError):
     """Server-side apply found fields owned by another field manager; kaiops never forces silently."""
-
-
-class NotFound(PermanentError):
-    """The object (or its kind) does not exist."""
 
 
 def connect(kubeconfig: str | None = None, context: str | None = None) -> DynamicClient:

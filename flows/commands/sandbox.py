@@ -53,6 +53,12 @@ def env(output: OutputFormat = OutputOption) -> None:
     from sandbox import launcher
 
     values = launcher.env()
+    if not values:
+        from flows.output import err_console
+        from sandbox.paths import instance_name
+
+        err_console.print(f"sandbox {instance_name()!r} is not running: run `kaiops sandbox up` first")
+        raise typer.Exit(1)
     if output is OutputFormat.table:
         for key, value in values.items():
             typer.echo(f"export {key}={shlex.quote(value)}")

@@ -50,3 +50,28 @@ def test_unknown_key_fix_says_to_remove_it(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_backup_policy(path)
     assert caught.value.field == "retension" and "remove the key" in caught.value.fix
+
+
+def test_a_misspelt_required_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    path = tmp_path / "release.yaml"
+    path.write_text("registered_modle: iris\ninference_service: iris\nnamespace: demo\n"
+                    "destination_prefix: s3://models/iris\ncanary_policy: configs/canary/default.yaml\n")
+    with pytest.raises(InputError) as caught:
+        load_release(path)
+    assert caught.value.field == "registered_modle"
+    assert "did you mean 'registered_model'?" in caught.value.fix
+
+
+def test_cli_prints_bad_input_as_json_and_exits_2(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    bad = tmp_path / "cluster.yaml"
+    bad.write_text("name: x\nbogus: 1\n")
+    kaiops = str(Path(sys.executable).with_name("kaiops"))
+    proc = subprocess.run([kaiops, "provision", str(bad), "-o", "json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    out = json.loads(proc.stdout)
+    assert out["ok"] is False and out["error"]["file"] == str(bad) and out["error"]["field"] == "bogus"
+    assert out["error"]["fix"]
