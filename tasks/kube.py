@@ -49,6 +49,9 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Dynami
 
 def _translate(exc: Exception, what: str) -> Exception:
     status = getattr(exc, "status", None)
+    if (isinstance(exc, ConflictError) or status == 409) and "the object has been modified" in _reason(exc):
+        # optimistic-concurrency 409 (someone wrote in between): worth another try, unlike a field conflict
+        return TemporaryError(f"{what}: {_reason(exc)}", delay=1.0)
     if isinstance(exc, ConflictError) or status == 409:
         return ApplyConflict(f"{what}: conflict: {_reason(exc)}")
     if isinstance(exc, NotFoundError) or status == 404:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from tasks.backup import crypto
 from tasks.backup.discovery import KindName, discover, get_json, list_pages
 from tasks.backup.order import Priority, waves
 from tasks.backup.store import Destination, ObjectStore, read_manifest, sha256
-from tasks.errors import InputError, KaiopsError, PermanentError
+from tasks.errors import InputError, KaiopsError, PermanentError, TemporaryError
 
 
 class BackupIncomplete(PermanentError):
@@ -320,11 +321,19 @@ def apply_all(dyn: DynamicClient, objects: list[dict[str, Any]], order: list[Pri
         if dry_run and ns and ns not in live_namespaces and ("Namespace", "", ns) not in existing:
             item.action, item.message = Action.would_create, "namespace created by this restore; server dry run skipped"
             return item
-        try:
-            kube.apply(dyn, obj, dry_run=dry_run)
-        except KaiopsError as exc:
-            item.message = str(exc)[:500]
-            return item
+        for attempt in range(3):  # a timeout or 5xx under load is retried; a refusal is reported at once
+            try:
+                kube.apply(dyn, obj, dry_run=dry_run)
+                break
+            except TemporaryError as exc:
+                item.message = str(exc)[:500]
+                if attempt == 2:
+                    return item
+                time.sleep(1.0 + attempt)
+            except KaiopsError as exc:
+                item.message = str(exc)[:500]
+                return item
+        item.message = ""
         if dry_run:
             item.action = Action.would_update if present else Action.would_create
         else:

@@ -189,7 +189,8 @@ def test_existing_object_policies(kdyn, source, key) -> None:
     # update: kaiops never forces another manager's fields; the conflict is reported for that object only
     updated = restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.update, yes=True)
     failed = [i for i in updated.items if i.action is Action.failed]
-    assert [i.name for i in failed] == ["model-config"] and "conflict" in failed[0].message
+    assert [i.name for i in failed] == ["model-config"], [(i.name, i.message) for i in failed]
+    assert "conflict" in failed[0].message
     assert updated.outcome.value == "partially-failed"
     assert {i.action for i in updated.items if i.name != "model-config"} == {Action.updated}
 
