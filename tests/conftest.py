@@ -1,5 +1,5 @@
 """Shared fixtures. The sandbox is started once per test session by the same launcher as
-``kaiops sandbox up`` (instance ``test``), and stopped at the end if this session started it."""
+``kaiops sandbox up`` (instance ``test``); whatever this session started is stopped when it ends."""
 
 from __future__ import annotations
 
@@ -13,6 +13,28 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+_RUNNING_BEFORE: set[str] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Note which services of the test instance were already running (a developer's warm sandbox)."""
+    from sandbox import launcher
+
+    _RUNNING_BEFORE.update(s.name for s in launcher.status() if s.state != "stopped")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop every service this session started, whichever fixture started it (``KAIOPS_KEEP_SANDBOX=1`` keeps
+    them), so a test run leaves no process behind."""
+    if os.environ.get("KAIOPS_KEEP_SANDBOX"):
+        return
+    from sandbox import launcher
+
+    started = tuple(s.name for s in launcher.status() if s.state != "stopped" and s.name not in _RUNNING_BEFORE)
+    if started:
+        launcher.down(names=started)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[dict[str, str]]:
     """Start (or reuse) the test sandbox; yield its environment (KUBECONFIG, AWS_ENDPOINT_URL, ...).
@@ -21,7 +43,6 @@ def sandbox() -> Iterator[dict[str, str]]:
     """
     from sandbox import launcher
 
-    already = {s.name for s in launcher.status() if s.state == "healthy"}
     launcher.up()
     env = launcher.env()
     saved = {k: os.environ.get(k) for k in env}
@@ -32,9 +53,7 @@ def sandbox() -> Iterator[dict[str, str]]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    started = tuple(s for s in launcher.DEFAULT_SERVICES if s not in already)
-    if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
-        launcher.down(names=started)
+    # services started here are stopped at the end of the session (pytest_sessionfinish)
 
 
 @pytest.fixture(scope="session")
