@@ -135,7 +135,8 @@ def test_healthy_canary_is_promoted(env, kdyn, isvcs, policies, tmp_path) -> Non
     canary = record.canary_revision
     assert load.by_revision[canary] > 0  # the canary really answered predictions
     assert [h.traffic for h in record.history] == [20, 50, 100]
-    assert [h.decision.value for h in record.history] == ["advance", "advance", "promote"]
+    # A look may hold while evidence is still short (a loaded machine); it must never roll back.
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["advance", "advance", "promote"]
     assert _serving(kdyn) == {canary: 100}
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
     assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
@@ -247,7 +248,8 @@ def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs
         result = _rollout(env, RAW, URI["v2"], policies["RawDeployment"], tmp_path)
     _, record = _record(kdyn, RAW)
     assert result["phase"] == "Succeeded", result["message"]
-    assert [h.decision.value for h in record.history] == ["advance", "advance", "promote"]
+    # A look may hold while evidence is still short (a loaded machine); it must never roll back.
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["advance", "advance", "promote"]
     assert load.by_code[200] > 0 and set(load.by_code) == {200}
     obj = kube_ops.get_isvc(kdyn, NS, RAW)
     assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]

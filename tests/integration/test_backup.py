@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from configs.backup import BackupPolicy
+from configs.backup import KIND_NAMES, BackupPolicy
 from tasks import kube
 from tasks.backup import steps, store
 from tasks.backup.drill import differences
@@ -169,7 +169,10 @@ def test_missing_crd_is_reported_before_any_write(kdyn, source, key) -> None:
 
 
 def test_existing_object_policies(kdyn, source, key) -> None:
-    pol = policy(source)
+    # HTTPRoutes left out: the sandbox's route router annotates them (sandbox.kaiops.io/url, another field
+    # manager) with a per-namespace address, so an update-restore of one conflicts as a controller-owned field
+    # would on a real cluster; this test is about the policies themselves.
+    pol = policy(source, kinds=[k for k in KIND_NAMES if k != "HTTPRoute"])
     written = take_backup(pol)
     target = f"dst-{uuid.uuid4().hex[:6]}"
     restore_into(pol, written.backup_id, {source: target}, yes=True)
