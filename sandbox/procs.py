@@ -22,6 +22,8 @@ def free_port() -> int:
 def port_free(port: int) -> bool:
     """True when ``127.0.0.1:port`` can be bound right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # as servers do: a port whose last owner died just now (TIME_WAIT connections) is still usable
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
