@@ -103,6 +103,10 @@ class BackupPolicy(BaseModel):
         None, max_length=1024, description="Directory for the Prometheus text files (default $KAIOPS_METRICS_DIR "
         "or the kaiops cache)"
     )
+    incremental: bool = Field(
+        True, description="Upload only objects that changed since the newest complete backup at the destination "
+        "(unchanged ones point at the packs that already hold them); false: every backup uploads everything"
+    )
     parallelism: int = Field(16, ge=1, le=128, description="Concurrent list/upload/apply requests")
     page_size: int = Field(500, ge=10, le=5000, description="Objects per Kubernetes list request (limit)")
 

@@ -166,6 +166,11 @@ class GatewayRef(BaseModel):
 
     name: str = Field("kserve-ingress-gateway", min_length=1, max_length=253, description="Gateway name.")
     namespace: str = Field("kserve", min_length=1, max_length=63, description="Gateway namespace.")
+    scale_down_delay_seconds: float = Field(
+        30.0, ge=0.0, le=3_600.0,
+        description="Seconds the InferenceService the route moved off keeps serving before it is deleted, once "
+        "the Gateway accepted the change (as Argo Rollouts' scaleDownDelaySeconds, default 30).",
+    )
 
 
 class CanaryPolicy(BaseModel):

@@ -24,6 +24,8 @@ from tasks.errors import InputError
 RELEASES_DIR = Path(__file__).parent / "releases"
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: Environment variable names that hold credentials (never copied into Ray's runtime_env).
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|CREDENTIAL|ACCESS_KEY|PRIVATE|_KEY$|^KEY$", re.IGNORECASE)
 
 
 class ReleaseTrigger(StrEnum):
@@ -92,10 +94,43 @@ class ExecutionConfig(BaseModel):
     ray_address: str | None = Field(
         default=None,
         description="With ray: the address ray.init connects to: host:<GCS port> (a driver on the cluster's "
-        "network) or ray://host:10001 (Ray Client). Not the dashboard URL. Default: a local Ray.",
+        "network) or ray://host:10001 (Ray Client); never the dashboard URL (what Ray's job CLI and the sandbox "
+        "export as RAY_ADDRESS). Unset: $KAIOPS_RAY_INIT_ADDRESS, else a local Ray started for the run.",
         max_length=512,
     )
     max_workers: int = Field(default=4, ge=1, le=256, description="With local: threads running tasks at once.")
+    ray_env: list[str] = Field(
+        default_factory=list, max_length=64,
+        description="With ray: names of NON-secret environment variables copied from the flow-run process into "
+        "the Ray job's runtime_env (e.g. AWS_ENDPOINT_URL, AWS_DEFAULT_REGION). Ray stores runtime_env in its job "
+        "table and logs it, so names that look like credentials are refused: use ray_secret_blocks for those.",
+    )
+    ray_secret_blocks: dict[str, str] = Field(
+        default_factory=dict, max_length=32,
+        description="With ray: environment variable -> Prefect Secret block name. Each task on a Ray worker loads "
+        "the blocks through the Prefect API and sets the variables missing from its worker's environment "
+        "(e.g. AWS_SECRET_ACCESS_KEY, KAIOPS_BACKUP_KEY). Values never pass through Ray's runtime_env.",
+    )
+
+    @model_validator(mode="after")
+    def _addresses_and_env(self) -> Self:
+        if self.ray_address and re.match(r"^https?://", self.ray_address):
+            raise ValueError(
+                f"ray_address {self.ray_address!r} is a dashboard (Job Submission API) URL; ray.init needs the GCS "
+                "address host:<port> (port 6379 on KubeRay heads) or ray://host:10001 (Ray Client)"
+            )
+        for name in [*self.ray_env, *self.ray_secret_blocks]:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        risky = [n for n in self.ray_env if _SECRET_NAME.search(n)]
+        if risky:
+            raise ValueError(f"ray_env would copy {', '.join(risky)} into Ray's runtime_env (stored and logged by "
+                             "Ray); name them in ray_secret_blocks (variable -> Prefect Secret block) instead")
+        for name, block in self.ray_secret_blocks.items():
+            if not re.match(_DNS1123, block) or len(block) > 128:
+                raise ValueError(f"ray_secret_blocks[{name}]: {block!r} is not a Prefect block name "
+                                 "(lowercase letters, digits and dashes)")
+        return self
 
 
 def load_release(path: str | Path) -> ReleaseConfig:

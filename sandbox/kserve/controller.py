@@ -60,6 +60,7 @@ KIND = "InferenceService"
 RESYNC_S = 15.0
 WATCH_TIMEOUT_S = 60
 READY_TIMEOUT_S = 240.0  # model server start-up budget before the revision counts as failed
+DRAIN_S = 5.0  # a revision the router left keeps serving in-flight requests this long (a pod's graceful stop)
 
 
 def _now() -> str:
@@ -316,12 +317,19 @@ class Controller:
             rev.thread = None
 
     def _stop_revision(self, state: IsvcState, rev: RevisionRuntime) -> None:
-        """Stop a revision's model server (it stays Ready as Knative keeps scaled-to-zero revisions)."""
+        """Stop a revision's model server after ``DRAIN_S`` seconds (requests the router sent before it moved
+        on still finish, as a terminating pod finishes its requests); the revision stays Ready, as Knative
+        keeps scaled-to-zero revisions."""
         server, rev.server = rev.server, None  # the revision thread sees this and ends quietly
         targets.remove(self.targets_dir, f"{state.namespace}-{rev.name}")
         if server is not None:
-            server.stop()
-            log.info("stopped %s (no traffic)", rev.name)
+            def stop() -> None:
+                server.stop()
+                log.info("stopped %s (no traffic)", rev.name)
+
+            timer = threading.Timer(DRAIN_S, stop)
+            timer.daemon = True
+            timer.start()
 
     def _forget(self, key: tuple[str, str]) -> None:
         with self.lock:

@@ -157,15 +157,26 @@ def load_backup(store: ObjectStore, dest: Destination, backup_id: str, key: byte
         raise BackupIncomplete(f"{dest.uri}{backup_id}: no {'manifest.json'}; an incomplete backup is not restored")
     base = f"{dest.prefix}{backup_id}/"
     entries = manifest["objects"]
+    # v2: one GET per pack (packs may be shared with older backups); v1: one GET per object
+    sources = sorted({dest.prefix + e["pack"] if e.get("pack") else base + e["key"] for e in entries})
 
-    def fetch(entry: dict[str, Any]) -> tuple[dict[str, Any], bytes | None, str]:
+    def fetch(store_key: str) -> tuple[str, bytes | None, str]:
         try:
-            return entry, store.get(base + entry["key"]), ""
+            return store_key, store.get(store_key), ""
         except KaiopsError as exc:
-            return entry, None, str(exc)
+            return store_key, None, str(exc)
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        fetched = list(pool.map(fetch, entries))
+        blobs = {k: (data, error) for k, data, error in pool.map(fetch, sources)}
+    fetched: list[tuple[dict[str, Any], bytes | None, str]] = []
+    for entry in entries:
+        if entry.get("pack"):
+            data, error = blobs[dest.prefix + entry["pack"]]
+            if data is not None:
+                data = data[entry["offset"]:entry["offset"] + entry["size"]]
+        else:
+            data, error = blobs[base + entry["key"]]
+        fetched.append((entry, data, error))
     problems = []
     for entry, data, error in fetched:
         if data is None:

@@ -103,45 +103,72 @@ class Written:
 
 
 def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None, backup_id: str | None = None,
-                 stop_before_manifest: bool = False) -> Written:
-    """Upload every object (Secrets sealed with ``key``), then write ``manifest.json`` LAST.
+                 stop_before_manifest: bool = False, incremental: bool | None = None) -> Written:
+    """Pack and upload every object (Secrets sealed with ``key``), then write ``manifest.json`` LAST.
+
+    Objects go into content-addressed packs (see :mod:`tasks.backup.store`); packs upload in the background
+    while later objects are encoded. With ``incremental`` (default: the policy's ``incremental``), an object
+    whose sha256 equals one in the newest complete backup at the destination is not uploaded again: its
+    manifest entry points at the pack that already holds it. Sealed Secrets are always uploaded (each seal
+    has a fresh nonce).
 
     Args:
         stop_before_manifest: leave the backup incomplete (tests and drills of the "cut off" case).
+
+    Returns:
+        :class:`Written`; ``extra`` holds ``uploaded`` / ``reused`` object counts, ``packs`` uploaded,
+        ``uploaded_bytes`` and ``base`` (the backup reused from, or None).
     """
     started = time.monotonic()
     dest = destination(policy)
     st = store.open_store(dest, policy.create_bucket)
     backup_id = backup_id or store.new_backup_id()
-    blobs: list[tuple[str, bytes]] = []
+    incremental = policy.incremental if incremental is None else incremental
+    base = store.newest_manifest(st, dest) if incremental else None
+    reusable = {e["sha256"]: e for e in (base or {}).get("objects", []) if e.get("pack") and not e.get("encrypted")}
+    store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name,
+                                              "started": datetime.now(UTC).isoformat()})
+    writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
     entries: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
-    for obj in exported.objects:
-        rel = store.object_key(obj)
-        data = store.encode(obj)
-        sealed = obj["kind"] == "Secret" and obj["apiVersion"] == "v1"
-        if sealed:
-            if key is None:  # export never includes Secrets without a key; refuse rather than leak
-                raise ValueError("a Secret reached the upload without an encryption key")
-            rel += ".sealed"
-            data = crypto.seal(key, data, rel)
-        blobs.append((rel, data))
-        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
-        entries.append({"key": rel, "apiVersion": obj["apiVersion"], "kind": obj["kind"],
-                        "namespace": obj["metadata"].get("namespace"), "name": obj["metadata"]["name"],
-                        "sha256": store.sha256(data), "size": len(data), "encrypted": sealed})
-    store.upload(st, dest, backup_id, blobs, parallelism=policy.parallelism)
-    total = sum(len(d) for _, d in blobs)
+    total = reused = 0
+    try:
+        for obj in exported.objects:
+            rel = store.object_key(obj)
+            data = store.encode(obj)
+            sealed = obj["kind"] == "Secret" and obj["apiVersion"] == "v1"
+            if sealed:
+                if key is None:  # export never includes Secrets without a key; refuse rather than leak
+                    raise ValueError("a Secret reached the upload without an encryption key")
+                rel += ".sealed"
+                data = crypto.seal(key, data, rel)
+            digest = store.sha256(data)
+            previous = None if sealed else reusable.get(digest)
+            if previous is not None:
+                location = {"pack": previous["pack"], "offset": previous["offset"], "size": previous["size"]}
+                reused += 1
+            else:
+                location = writer.add(data)
+            counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+            total += len(data)
+            entries.append({"key": rel, "apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                            "namespace": obj["metadata"].get("namespace"), "name": obj["metadata"]["name"],
+                            "sha256": digest, "encrypted": sealed, **location})
+    finally:
+        writer.close()
     manifest = {
         "format": store.FORMAT, "id": backup_id, "policy": policy.name,
         "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
         "missing_kinds": exported.missing_kinds, "left_out": exported.left_out, "warnings": exported.warnings,
         "counts": dict(sorted(counts.items())), "objects": entries, "bytes": total, "keep_status": policy.keep_status,
         "encryption": {"algorithm": crypto.ALGORITHM, "key_id": crypto.key_id(key)} if key else None,
+        "incremental": {"base": base["id"] if base else None, "reused": reused, "uploaded": len(entries) - reused,
+                        "packs": writer.packs, "uploaded_bytes": writer.bytes},
     }
     manifest_key = "" if stop_before_manifest else store.write_manifest(st, dest, backup_id, manifest)
     return Written(backup_id, dest.uri, manifest["counts"], len(entries), total,
-                   round(time.monotonic() - started, 3), manifest_key, sum(e["encrypted"] for e in entries))
+                   round(time.monotonic() - started, 3), manifest_key, sum(e["encrypted"] for e in entries),
+                   extra=dict(manifest["incremental"]))
 
 
 def list_backups(policy: BackupPolicy) -> list[store.StoredBackup]:
@@ -160,11 +187,23 @@ def retention_plan(policy: BackupPolicy, now: datetime | None = None) -> retenti
                           incomplete_grace=timedelta(hours=r.incomplete_after_hours))
 
 
-def apply_retention(policy: BackupPolicy, plan: retention.Plan) -> int:
-    """Delete the backups ``plan`` deletes (manifest first); return the number of keys deleted."""
+def apply_retention(policy: BackupPolicy, plan: retention.Plan, now: datetime | None = None) -> int:
+    """Delete the backups ``plan`` deletes (manifest first), then the packs no remaining complete backup
+    references and older than ``retention.incomplete_after_hours`` (a running backup's new packs are younger);
+    return the number of keys deleted.
+
+    A pack a kept backup references is never deleted: the kept set is read after the deletions, from the
+    manifests themselves.
+    """
+    from datetime import timedelta
+
     dest = destination(policy)
     st = store.open_store(dest)
-    return sum(store.delete_backup(st, dest, backup_id) for backup_id in plan.delete)
+    deleted = sum(store.delete_backup(st, dest, backup_id) for backup_id in plan.delete)
+    remaining = [b.manifest for b in store.list_backups(st, dest) if b.manifest is not None]
+    grace = timedelta(hours=policy.retention.incomplete_after_hours)
+    packs = store.collect_packs(st, dest, store.referenced_packs(remaining), (now or datetime.now(UTC)) - grace)
+    return deleted + len(packs)
 
 
 def newest_good(policy: BackupPolicy) -> str | None:

@@ -1,15 +1,25 @@
 """Where backups live: S3 (boto3) or GCS (google-cloud-storage), plus ``file://`` for tests and laptops.
 
-Layout under the destination URI ``s3://bucket/prefix``::
+Layout under the destination URI ``s3://bucket/prefix`` (format ``kaiops-backup/v2``)::
 
-    prefix/<backup-id>/objects/<group|core>/<Kind>/<namespace|_cluster>/<name>.json[.sealed]
-    prefix/<backup-id>/manifest.json        <- written LAST, only after every object was uploaded
+    prefix/packs/<sha256 of the pack>.pack   <- objects, packed: shared by every backup that references them
+    prefix/<backup-id>/started.json          <- written FIRST (the backup is visible, incomplete, while it runs)
+    prefix/<backup-id>/manifest.json         <- written LAST, only after every pack was uploaded
+
+A pack is the concatenation of the stored bytes of many objects (canonical JSON, or a sealed Secret), up to
+:data:`PACK_BYTES`; one PUT carries hundreds of objects instead of one each (restic and kopia pack small
+blobs the same way). Packs are content-addressed, so uploading one twice is harmless. An *incremental*
+backup reuses the (pack, offset, size) of every object whose sha256 is unchanged since the newest complete
+backup and uploads only new packs for what changed; the manifest still lists every object.
 
 A backup id is ``YYYYMMDDTHHMMSSZ-<6 hex>`` (UTC start time). A directory without ``manifest.json`` is
-an *incomplete* backup: restore refuses it and retention cleans it after a day.
+an *incomplete* backup: restore refuses it and retention cleans it after a day. Retention deletes a pack
+only when no remaining complete backup references it and it is older than that grace period (a running
+backup's fresh packs are never collected).
 
-The manifest (``format: kaiops-backup/v1``) holds the cluster (name, server, server version), the CRD
-versions, counts per kind, and per object its key, sha256 (of the stored bytes) and size.
+The manifest holds the cluster (name, server, server version), the CRD versions, counts per kind, and
+per object its logical key, pack, offset, size and sha256 (of the stored bytes). ``kaiops-backup/v1``
+backups (one store object per resource under ``<backup-id>/objects/``) are still read and restored.
 
 Endpoints come from the environment as the clients read them (``AWS_ENDPOINT_URL`` for S3,
 ``STORAGE_EMULATOR_HOST`` for GCS). ``tasks/storage`` (model publishing) talks to the same stores; the
@@ -22,9 +32,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,18 +46,24 @@ from urllib.parse import urlparse
 from tasks.errors import InputError, PermanentError, TemporaryError
 
 MANIFEST = "manifest.json"
-FORMAT = "kaiops-backup/v1"
+STARTED = "started.json"
+FORMAT = "kaiops-backup/v2"
+READABLE_FORMATS = ("kaiops-backup/v1", FORMAT)
+PACKS = "packs/"
+PACK_BYTES = 4 * 1024 * 1024  # target pack size: a few MiB keeps PUTs few and a restore's GETs parallel
+BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 class ObjectStore(Protocol):
-    """The five calls a backup needs from an object store. Keys are full paths inside the bucket."""
+    """The calls a backup needs from an object store. Keys are full paths inside the bucket."""
 
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def list_dirs(self, prefix: str) -> list[str]: ...
     def list_keys(self, prefix: str) -> list[str]: ...
+    def list_times(self, prefix: str) -> dict[str, datetime]: ...  # key -> last modified (UTC, aware)
     def delete(self, keys: list[str]) -> None: ...
 
 
@@ -105,6 +123,12 @@ class S3Store:
             out += [o["Key"] for o in page.get("Contents", [])]
         return out
 
+    def list_times(self, prefix: str) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            out.update({o["Key"]: o["LastModified"] for o in page.get("Contents", [])})
+        return out
+
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             chunk = [{"Key": k} for k in keys[start:start + 1000]]
@@ -133,7 +157,8 @@ class GcsStore:
 
     def put(self, key: str, data: bytes) -> None:
         try:
-            self.bucket.blob(key).upload_from_string(data, content_type="application/json")
+            content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
+            self.bucket.blob(key).upload_from_string(data, content_type=content_type)
         except self._exc.GoogleAPICallError as exc:
             raise TemporaryError(f"gs://{self.name}: put {key}: {exc}") from exc
 
@@ -153,6 +178,9 @@ class GcsStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return [b.name for b in self.client.list_blobs(self.name, prefix=prefix)]
+
+    def list_times(self, prefix: str) -> dict[str, datetime]:
+        return {b.name: b.updated for b in self.client.list_blobs(self.name, prefix=prefix)}
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -192,6 +220,9 @@ class LocalStore:
         if not base.is_dir():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
+
+    def list_times(self, prefix: str) -> dict[str, datetime]:
+        return {k: datetime.fromtimestamp((self.root / k).stat().st_mtime, UTC) for k in self.list_keys(prefix)}
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
@@ -243,10 +274,25 @@ def new_backup_id(now: datetime | None = None) -> str:
 
 def backup_time(backup_id: str) -> datetime | None:
     """The UTC start time encoded in a backup id (None when the id is not one of ours)."""
+    if not BACKUP_ID_RE.match(backup_id):
+        return None
     try:
         return datetime.strptime(backup_id.split("-")[0], ID_TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def check_backup_id(backup_id: str, source: str = "<command line>", field: str = "BACKUP") -> str:
+    """Return ``backup_id`` when it is one of ours (``YYYYMMDDTHHMMSSZ-<6 hex>``), so no path part
+    (``../``, ``/``) ever reaches a store key.
+
+    Raises:
+        InputError: anything else, naming ``field``.
+    """
+    if backup_time(backup_id) is None:
+        raise InputError(source, field, f"{backup_id!r} is not a backup id",
+                         "give an id as `kaiops backups list` prints it, e.g. 20250101T020000Z-1a2b3c")
+    return backup_id
 
 
 def object_key(obj: dict[str, Any]) -> str:
@@ -299,9 +345,103 @@ def read_manifest(store: ObjectStore, dest: Destination, backup_id: str) -> dict
     if not store.exists(key):
         return None
     manifest = json.loads(store.get(key))
-    if manifest.get("format") != FORMAT:
-        raise PermanentError(f"{dest.uri}{backup_id}: manifest format {manifest.get('format')!r}, expected {FORMAT}")
+    if manifest.get("format") not in READABLE_FORMATS:
+        raise PermanentError(f"{dest.uri}{backup_id}: manifest format {manifest.get('format')!r}, "
+                             f"expected one of {', '.join(READABLE_FORMATS)}")
     return manifest
+
+
+def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | None:
+    """The manifest of the newest complete ``kaiops-backup/v2`` backup under ``dest`` (None when there is none).
+
+    Reads manifests newest first and stops at the first complete one (one listing plus, usually, one GET).
+    """
+    ids = sorted((i for i in (d[len(dest.prefix):].rstrip("/") for d in store.list_dirs(dest.prefix))
+                  if backup_time(i) is not None), reverse=True)
+    for backup_id in ids:
+        manifest = read_manifest(store, dest, backup_id)
+        if manifest is not None:
+            return manifest if manifest.get("format") == FORMAT else None
+    return None
+
+
+def write_started(store: ObjectStore, dest: Destination, backup_id: str, info: dict[str, Any]) -> None:
+    """Write ``<id>/started.json`` (policy, start time): the backup shows as incomplete until its manifest lands."""
+    store.put(f"{dest.prefix}{backup_id}/{STARTED}", json.dumps(info, sort_keys=True).encode())
+
+
+class PackWriter:
+    """Collect stored objects into packs of about ``pack_bytes`` and upload each full pack in the background.
+
+    ``add`` returns the manifest location dict, whose ``pack`` is filled in when its pack is sealed (so read
+    locations only after :meth:`close`). Uploads run on ``parallelism`` threads while the caller keeps adding.
+    """
+
+    def __init__(self, store: ObjectStore, dest: Destination, parallelism: int = 4,
+                 pack_bytes: int = PACK_BYTES) -> None:
+        self.store, self.dest, self.pack_bytes = store, dest, pack_bytes
+        self._pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+        self._futures: list[Future[None]] = []
+        self._buffer: list[bytes] = []
+        self._pending: list[dict[str, Any]] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self.packs = 0
+        self.bytes = 0
+
+    def add(self, data: bytes) -> dict[str, Any]:
+        """Queue ``data``; return ``{"pack": <set on seal>, "offset": n, "size": n}``."""
+        with self._lock:
+            location: dict[str, Any] = {"pack": None, "offset": self._size, "size": len(data)}
+            self._buffer.append(data)
+            self._pending.append(location)
+            self._size += len(data)
+            if self._size >= self.pack_bytes:
+                self._seal()
+            return location
+
+    def _seal(self) -> None:
+        if not self._buffer:
+            return
+        data = b"".join(self._buffer)
+        rel = f"{PACKS}{sha256(data)}.pack"
+        for location in self._pending:
+            location["pack"] = rel
+        self._futures.append(self._pool.submit(self.store.put, self.dest.prefix + rel, data))
+        self.packs += 1
+        self.bytes += len(data)
+        self._buffer, self._pending, self._size = [], [], 0
+
+    def close(self) -> None:
+        """Seal the last pack and wait for every upload.
+
+        Raises:
+            TemporaryError / PermanentError: the first failed upload (the backup then gets no manifest).
+        """
+        with self._lock:
+            self._seal()
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def referenced_packs(manifests: Iterable[dict[str, Any]]) -> set[str]:
+    """The pack keys (relative to the destination prefix) that ``manifests`` reference."""
+    return {e["pack"] for m in manifests for e in m.get("objects", []) if e.get("pack")}
+
+
+def collect_packs(store: ObjectStore, dest: Destination, keep: set[str], older_than: datetime) -> list[str]:
+    """Delete every pack not in ``keep`` that was last modified before ``older_than``; return their keys.
+
+    A pack newer than ``older_than`` may belong to a backup still running (its manifest not yet written),
+    so it is left for a later run.
+    """
+    times = store.list_times(dest.prefix + PACKS)
+    doomed = sorted(k for k, t in times.items() if k[len(dest.prefix):] not in keep and t < older_than)
+    store.delete(doomed)
+    return doomed
 
 
 def list_backups(store: ObjectStore, dest: Destination, parallelism: int = 8) -> list[StoredBackup]:

@@ -14,6 +14,7 @@ Routing is per deployment mode, behind one small interface (:class:`ServerlessRo
 from __future__ import annotations
 
 import copy
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,9 @@ ISVC_API, ISVC_KIND = "serving.kserve.io/v1beta1", "InferenceService"
 ROUTE_API, ROUTE_KIND = "gateway.networking.k8s.io/v1", "HTTPRoute"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 FAILED_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+log = logging.getLogger("kaiops.rollout")
+SCALE_DOWN_DELAY_S = 30.0  # Argo Rollouts' scaleDownDelaySeconds default: a route change takes time to propagate
+ROUTE_ACCEPT_TIMEOUT_S = 60.0
 
 
 class RevisionFailed(PermanentError):
@@ -399,15 +403,23 @@ class RawRouting:
       the canary is ready the route takes the first step's weights (a Deployment that is not Available gets
       no traffic, as KServe's Serverless path keeps it on the ready revision);
     - promote: the stable InferenceService takes the new ``storageUri``, the route goes to 100/0 once it is
-      ready, the canary InferenceService is deleted;
-    - rollback: the route goes to 100/0 for the stable one and the canary InferenceService is deleted.
+      ready, the canary InferenceService is deleted once the route has moved off it (below);
+    - rollback: the route goes to 100/0 for the stable one and the canary InferenceService is deleted, likewise.
+
+    Before deleting the canary InferenceService, the route must have moved away from it: the Gateway
+    controller has accepted the new route generation (``status.parents[].conditions[type=Accepted]
+    .observedGeneration``, Gateway API v1) and ``scale_down_delay_s`` seconds have passed for the change to
+    reach every gateway replica (the reason for Argo Rollouts' ``scaleDownDelaySeconds``). Deleting sooner
+    sends the requests still routed to the canary to a backend that is gone (HTTP 502/503).
     """
 
     mode = "RawDeployment"
 
-    def __init__(self, dyn: DynamicClient, namespace: str, name: str, gateway: tuple[str, str]) -> None:
+    def __init__(self, dyn: DynamicClient, namespace: str, name: str, gateway: tuple[str, str],
+                 scale_down_delay_s: float = SCALE_DOWN_DELAY_S) -> None:
         self.dyn, self.namespace, self.name = dyn, namespace, name
         self.canary_name, self.route_name, self.gateway = f"{name}-canary", f"{name}-rollout", gateway
+        self.scale_down_delay_s = scale_down_delay_s
 
     def revisions(self, isvc: dict[str, Any]) -> tuple[str, str]:
         """(canary, baseline) as the series name them: the predictor Deployments ``<isvc>-predictor`` (raw
@@ -497,16 +509,40 @@ class RawRouting:
 
         update(self.dyn, ISVC_API, ISVC_KIND, self.namespace, self.name, change)
         wait_revision(self.dyn, self.namespace, self.name, "", None, 300)
-        self._route(0)
+        self._drain(self._route(0))
         delete(self.dyn, ISVC_API, ISVC_KIND, self.namespace, self.canary_name)
 
     def after_rollback(self, record: RolloutRecord) -> None:
         try:
             kube.get(self.dyn, ROUTE_API, ROUTE_KIND, self.route_name, self.namespace)
-            self._route(0)
+            self._drain(self._route(0))
         except kube.NotFound:
             pass
         delete(self.dyn, ISVC_API, ISVC_KIND, self.namespace, self.canary_name)
+
+    def _drain(self, route: dict[str, Any]) -> None:
+        """Wait until the Gateway accepted ``route``'s generation, then ``scale_down_delay_s`` seconds.
+
+        A Gateway that never reports (no controller writes route status) costs ``ROUTE_ACCEPT_TIMEOUT_S``
+        seconds and the delay; the canary is deleted anyway (its share is already 0 in the spec).
+        """
+        generation = int(route["metadata"].get("generation") or 0)
+
+        def accepted(obj: dict[str, Any]) -> bool:
+            parents = (obj.get("status") or {}).get("parents") or []
+            return bool(parents) and all(
+                any(c.get("type") == "Accepted" and c.get("status") == "True"
+                    and int(c.get("observedGeneration") or 0) >= generation for c in p.get("conditions") or [])
+                for p in parents)
+
+        try:
+            kube.wait_for(self.dyn, ROUTE_API, ROUTE_KIND, self.route_name, accepted, namespace=self.namespace,
+                          timeout=ROUTE_ACCEPT_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("HTTPRoute %s/%s: no Gateway accepted generation %d within %.0f s; deleting the old "
+                        "backend after the scale-down delay anyway", self.namespace, self.route_name, generation,
+                        ROUTE_ACCEPT_TIMEOUT_S)
+        time.sleep(self.scale_down_delay_s)
 
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         return self.namespace, self.canary_name, None
@@ -522,9 +558,13 @@ class RawRouting:
 
 
 def routing_for(
-    dyn: DynamicClient, isvc: dict[str, Any], policy_mode: str | None, gateway: tuple[str, str], source: str
+    dyn: DynamicClient, isvc: dict[str, Any], policy_mode: str | None, gateway: tuple[str, str], source: str,
+    scale_down_delay_s: float = SCALE_DOWN_DELAY_S,
 ) -> ServerlessRouting | RawRouting:
     """Return the routing for the InferenceService's deployment mode.
+
+    ``gateway`` is (name, namespace) of the Gateway an HTTPRoute attaches to; ``scale_down_delay_s`` (seconds)
+    how long a raw-mode InferenceService keeps serving after the route moved off it (see :class:`RawRouting`).
 
     Raises:
         InputError: the policy is written for the other mode (its traffic setting would be ignored:
@@ -548,5 +588,5 @@ def routing_for(
                 "set, but RawDeployment mode ignores it",
                 "remove it; kaiops splits raw-mode traffic with an HTTPRoute",
             )
-        return RawRouting(dyn, meta["namespace"], meta["name"], gateway)
+        return RawRouting(dyn, meta["namespace"], meta["name"], gateway, scale_down_delay_s)
     return ServerlessRouting(dyn, meta["namespace"], meta["name"])

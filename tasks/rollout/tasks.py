@@ -145,7 +145,8 @@ def acquire_lease(namespace: str, name: str, holder: str, policy: CanaryPolicy, 
 
 def _routing(dyn, namespace: str, name: str, policy: CanaryPolicy):
     isvc = kube_ops.get_isvc(dyn, namespace, name)
-    return isvc, kube_ops.routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-")
+    return isvc, kube_ops.routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-",
+                                      policy.gateway.scale_down_delay_seconds)
 
 
 def _ours(holder: str, ttl: float):
