@@ -6,6 +6,9 @@ simulated numbers:
 - ``kaiops``     :func:`tasks.analysis.analyse_step` with :func:`bench_policy` (anytime-valid comparison);
 - ``fixed``      Flagger-style gate at every look, on the look's window: roll back when the canary error
                  rate > baseline + 1 point or > 5 %, or canary p50 latency > baseline x 1.25;
+- ``matched``    the same fixed gate with its thresholds widened (margin 1 pt x s, latency factor
+                 1 + 0.25 x s, s from 1 in steps of 0.25) until its false-rollback rate on this run's
+                 healthy canaries is no higher than kaiops's: detection compared at equal false rollbacks;
 - ``naive``      Kayenta-style fixed-sample tests repeated at every look on all data so far: one-sided
                  two-proportion z-test and Mann-Whitney U on window latencies, each at alpha = 0.05.
 
@@ -67,7 +70,8 @@ SCENARIOS: dict[str, tuple[float, float]] = {  # (added canary error rate, canar
     "errors +20pt": (0.20, 1.0),
     "latency +30%": (0.0, 1.3),
 }
-METHODS = ("kaiops", "fixed", "naive")
+METHODS = ("kaiops", "fixed", "matched", "naive")
+SCALES = tuple(1.0 + 0.25 * i for i in range(41))  # threshold widening tried for the ``matched`` gate
 
 
 def bench_policy() -> CanaryAnalysisPolicy:
@@ -177,16 +181,29 @@ def run_kaiops(policy: CanaryAnalysisPolicy, looks: list[Look]) -> int | None:
     return None
 
 
-def run_fixed(looks: list[Look]) -> int | None:
-    """Flagger-style: fixed thresholds on each look's window; returns the rollback look or None."""
+def run_fixed(looks: list[Look], scale: float = 1.0) -> int | None:
+    """Flagger-style: fixed thresholds on each look's window; returns the rollback look or None.
+
+    ``scale`` widens the relative thresholds: margin ``FIXED_MARGIN * scale``, latency factor
+    ``1 + (FIXED_LATENCY_FACTOR - 1) * scale`` (1.0 = the Flagger-style defaults).
+    """
+    margin, factor = FIXED_MARGIN * scale, 1 + (FIXED_LATENCY_FACTOR - 1) * scale
     b_rate, b_lat = math.nan, math.nan
     for i, look in enumerate(looks, start=1):
         if look.b_n:
             b_rate, b_lat = look.b_bad / look.b_n, look.b_lat
         c_rate = look.c_bad / look.c_n if look.c_n else math.nan
-        if c_rate > FIXED_ABSOLUTE or c_rate > b_rate + FIXED_MARGIN or look.c_lat > b_lat * FIXED_LATENCY_FACTOR:
+        if c_rate > FIXED_ABSOLUTE or c_rate > b_rate + margin or look.c_lat > b_lat * factor:
             return i
     return None
+
+
+def matched_scale(healthy: list[list[Look]], kaiops_rollbacks: int) -> float:
+    """Smallest :data:`SCALES` entry at which the fixed gate rolls back no more of ``healthy`` than kaiops."""
+    for scale in SCALES:
+        if sum(run_fixed(looks, scale) is not None for looks in healthy) <= kaiops_rollbacks:
+            return scale
+    return SCALES[-1]
 
 
 def run_naive(looks: list[Look]) -> int | None:
@@ -246,22 +263,28 @@ def run(trials: int, seed: int) -> dict[str, dict[str, dict[str, dict[str, float
     results: dict[str, dict[str, dict[str, dict[str, float | int | None]]]] = {}
     for s_index, (schedule_name, schedule) in enumerate(SCHEDULES.items()):
         results[schedule_name] = {}
-        for c_index, (scenario_name, scenario) in enumerate(SCENARIOS.items()):
+        scale = 1.0
+        for c_index, (scenario_name, scenario) in enumerate(SCENARIOS.items()):  # "healthy" first
             rng = np.random.default_rng([seed, s_index, c_index])
             n = trials if scenario_name == "healthy" else max(1, trials // 4)
+            simulated = [simulate(rng, schedule, scenario) for _ in range(n)]
+            kaiops_at = [run_kaiops(policy, looks) for looks in simulated]
+            if scenario_name == "healthy":
+                scale = matched_scale(simulated, sum(at is not None for at in kaiops_at))
             tallies = {m: Tally(trials=n) for m in METHODS}
-            for _ in range(n):
-                looks = simulate(rng, schedule, scenario)
+            for looks, k_at in zip(simulated, kaiops_at, strict=True):
                 cumulative = np.cumsum([look.c_n for look in looks])
                 for method, at in (
-                    ("kaiops", run_kaiops(policy, looks)),
+                    ("kaiops", k_at),
                     ("fixed", run_fixed(looks)),
+                    ("matched", run_fixed(looks, scale)),
                     ("naive", run_naive(looks)),
                 ):
                     if at is not None:
                         tallies[method].looks.append(at)
                         tallies[method].requests.append(int(cumulative[at - 1]))
-            results[schedule_name][scenario_name] = {m: t.summary() for m, t in tallies.items()}
+            results[schedule_name][scenario_name] = {m: {**t.summary(), **({"scale": scale} if m == "matched"
+                                                                           else {})} for m, t in tallies.items()}
     return results
 
 
@@ -279,25 +302,29 @@ def print_table(results: dict[str, dict[str, dict[str, dict[str, float | int | N
         looks = len(SCHEDULES[schedule_name])
         print(f"\n== schedule {schedule_name} ({looks} looks) ==")
         print(
-            f"{'scenario':<14} {'method':<7} {'rollback rate':>13} {'95% CI':>17} "
+            f"{'scenario':<14} {'method':<8}{'rollback rate':>13} {'95% CI':>17} "
             f"{'looks mean/med':>15} {'canary req mean/med':>20}"
         )
         for scenario_name, by_method in by_scenario.items():
             for method, r in by_method.items():
                 low, high = r["ci95"]  # type: ignore[misc]
                 print(
-                    f"{scenario_name:<14} {method:<7} {_pct(r['rate']):>13} "  # type: ignore[arg-type]
+                    f"{scenario_name:<14} {method:<8}{_pct(r['rate']):>13} "  # type: ignore[arg-type]
                     f"{'[' + _pct(low) + ', ' + _pct(high) + ']':>17} "
                     f"{_num(r['mean_looks']) + ' / ' + _num(r['median_looks']):>15} "  # type: ignore[arg-type]
                     f"{_num(r['mean_requests']) + ' / ' + _num(r['median_requests']):>20}"  # type: ignore[arg-type]
                 )
-        print("ratios kaiops / fixed:", end="")
-        for scenario_name, by_method in by_scenario.items():
-            k, f = by_method["kaiops"]["rate"], by_method["fixed"]["rate"]
-            ratio = "inf" if not f else f"{k / f:.3f}"  # type: ignore[operator]
-            label = "false rollbacks" if scenario_name == "healthy" else f"detection {scenario_name}"
-            print(f" {label} {ratio};", end="")
-        print()
+        scale = by_scenario["healthy"]["matched"]["scale"]
+        print(f"matched gate: margin {FIXED_MARGIN * scale:.2%}, latency factor "  # type: ignore[operator]
+              f"{1 + (FIXED_LATENCY_FACTOR - 1) * scale:.2f} (x{scale} of the fixed gate)")  # type: ignore[operator]
+        for baseline in ("fixed", "matched"):
+            print(f"ratios kaiops / {baseline}:", end="")
+            for scenario_name, by_method in by_scenario.items():
+                k, f = by_method["kaiops"]["rate"], by_method[baseline]["rate"]
+                ratio = "inf" if not f else f"{k / f:.3f}"  # type: ignore[operator]
+                label = "false rollbacks" if scenario_name == "healthy" else f"detection {scenario_name}"
+                print(f" {label} {ratio};", end="")
+            print()
 
 
 def main(argv: list[str] | None = None) -> int:

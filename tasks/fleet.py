@@ -4,13 +4,216 @@ tasks run side by side on threads or on a Ray cluster.
 :func:`namespace_inventory` is a read-only listing (what a backup of that namespace would export: the
 platform's custom resources and the ConfigMaps/ServiceAccounts they use). Per-namespace failures are
 reported in the row (``error``), not raised, so a fleet run finishes partially failed instead of stopping.
+
+:func:`namespace_backup` is one complete backup of one namespace through :mod:`tasks.backup.steps` (export,
+upload, ``manifest.json`` last, optional read-back verification) into ``<destination>/<namespace>/<id>/``.
+It raises on failure (so the task run is Failed and TemporaryErrors are retried); the fleet flow turns each
+failed task into a row.
+
+Where the tasks run: :func:`ray_init_address` picks the address ``ray.init`` gets and refuses the dashboard
+URL; :func:`ray_runtime_env` copies named non-secret variables to the Ray workers; :func:`load_secret_env`
+runs on the worker and fills credentials from Prefect Secret blocks (never through Ray's runtime_env).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import ValidationError
+
+from configs.backup import BackupPolicy
+from tasks.errors import InputError, is_retryable
+
+#: The variable naming what ``ray.init`` connects to (``host:<GCS port>`` or ``ray://host:10001``). Distinct from
+#: ``RAY_ADDRESS``, which Ray's job CLI and the sandbox use for the dashboard URL (Job Submission API).
+RAY_INIT_ADDRESS_ENV = "KAIOPS_RAY_INIT_ADDRESS"
+#: Namespaces a fleet backup of "every namespace" leaves out (the control plane's own).
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+_URL = re.compile(r"^https?://")
+
+
+class NamespaceOutcome(StrEnum):
+    """What a fleet backup did for one namespace."""
+
+    BACKED_UP = "backed-up"  # a complete backup was written (manifest last) and, when asked, read back and verified
+    FAILED = "failed"  # export, upload or verification failed; the reason is in the row's error
+    MISSING = "missing"  # the namespace does not exist on the cluster; nothing was written
+
+
+def ray_init_address(configured: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The address to hand ``ray.init`` (None: start a local Ray for the run).
+
+    Args:
+        configured: ``ExecutionConfig.ray_address`` (wins when set).
+        environ: environment to read (default ``os.environ``): ``$KAIOPS_RAY_INIT_ADDRESS``, and ``$RAY_ADDRESS``
+            only to refuse a dashboard URL there (``ray.init()`` with no address reads it and fails on a URL).
+
+    Raises:
+        InputError: the address (or an inherited ``RAY_ADDRESS``) is an ``http(s)://`` dashboard URL.
+    """
+    env = os.environ if environ is None else environ
+    address = configured or env.get(RAY_INIT_ADDRESS_ENV) or None
+    fix = (f"give execution.ray_address or ${RAY_INIT_ADDRESS_ENV} as host:<GCS port> (6379 on KubeRay heads; the "
+           "sandbox's is `ports.gcs` of service ray in `kaiops sandbox status -o json`) or ray://host:10001")
+    if address and _URL.match(address):
+        source = "execution" if configured else "environment"
+        field = "ray_address" if configured else RAY_INIT_ADDRESS_ENV
+        raise InputError(source, field, f"{address} is a dashboard URL, not what ray.init connects to", fix)
+    if address is None and _URL.match(env.get("RAY_ADDRESS", "")):
+        raise InputError("environment", "RAY_ADDRESS", f"{env['RAY_ADDRESS']} is the dashboard URL (Ray's job CLI "
+                         "reads it); ray.init() with no address would read it too and fail",
+                         fix + ", or unset RAY_ADDRESS for a local Ray")
+    return address
+
+
+def ray_runtime_env(names: list[str], environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """``runtime_env`` for ``ray.init`` copying the named (non-secret) variables from ``environ``.
+
+    Returns:
+        ``{"env_vars": {name: value}}``, or None when ``names`` is empty.
+
+    Raises:
+        InputError: a named variable is not set here.
+    """
+    env = os.environ if environ is None else environ
+    if not names:
+        return None
+    unset = [n for n in names if n not in env]
+    if unset:
+        raise InputError("execution", "ray_env", f"{', '.join(unset)} not set in the flow-run environment",
+                         "export them, or leave them out of ray_env")
+    return {"env_vars": {n: env[n] for n in names}}
+
+
+def load_secret_env(blocks: Mapping[str, str]) -> list[str]:
+    """Set each variable of ``blocks`` (``{ENV_NAME: prefect-secret-block}``) that this process lacks from its
+    Prefect Secret block; runs in the task, i.e. on the Ray worker. Values are never logged or returned.
+
+    Returns:
+        The names that were set here (those already in the environment are left alone).
+
+    Raises:
+        InputError: a block does not exist.
+    """
+    from prefect.blocks.system import Secret
+
+    done = []
+    for name, block in blocks.items():
+        if os.environ.get(name):
+            continue
+        try:
+            value = Secret.load(block).get()
+        except ValueError as exc:
+            raise InputError(f"Prefect Secret block {block}", "value", "block not found",
+                             f"create it (it fills ${name} on the Ray workers) or drop it from ray_secret_blocks"
+                             ) from exc
+        os.environ[name] = str(value)
+        done.append(name)
+    return done
+
+
+def namespace_policy(policy: BackupPolicy, namespace: str) -> BackupPolicy:
+    """The one-namespace policy a fleet backup uses for ``namespace``: only that namespace, no cluster-scoped
+    kinds, destination ``<policy destination>/<namespace>`` (so retention, ``newest_good`` and drills work per
+    namespace), bucket creation left to the flow (done once, before the fan-out).
+
+    Raises:
+        InputError: ``namespace`` is not a namespace name.
+    """
+    data = policy.model_dump()
+    data |= {"namespaces": [namespace], "include_cluster_resources": False, "create_bucket": False,
+             "destination": f"{policy.destination.rstrip('/')}/{namespace}"}
+    try:
+        return BackupPolicy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(f"policy {policy.name}", "namespaces", first["msg"],
+                         "name existing namespaces (lowercase DNS labels)") from exc
+
+
+def cluster_namespaces(requested: list[str], kubeconfig: str | None = None) -> tuple[list[str], list[str]]:
+    """Split ``requested`` into (existing, missing); with ``requested`` empty, every active namespace but
+    :data:`SYSTEM_NAMESPACES` (a namespace being deleted is left out)."""
+    from tasks import kube
+
+    items = kube.resource_for(kube.connect(kubeconfig), "v1", "Namespace").get().to_dict().get("items", [])
+    active = [i["metadata"]["name"] for i in items if (i.get("status") or {}).get("phase") != "Terminating"]
+    if not requested:
+        return sorted(n for n in active if n not in SYSTEM_NAMESPACES), []
+    live = {i["metadata"]["name"] for i in items}
+    return [n for n in requested if n in live], [n for n in requested if n not in live]
+
+
+def prepare_destination(policy: BackupPolicy) -> str:
+    """Open the policy's store once (creating the bucket when ``create_bucket``) before any fan-out; return its URI."""
+    from tasks.backup import steps, store
+
+    dest = steps.destination(policy)
+    store.open_store(dest, policy.create_bucket)
+    return dest.uri
+
+
+def backup_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None, verify: bool = True,
+               secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One complete backup of ``namespace`` under :func:`namespace_policy`; Secrets only when the policy's key is
+    found (then sealed); ``verify`` downloads every object again and checks it against the manifest.
+
+    Returns:
+        ``{"namespace", "outcome", "backup_id", "destination", "objects", "counts", "bytes", "encrypted",
+        "verified", "seconds", "host", "error": None}`` (``seconds``: export + upload, wall clock;
+        ``host``: ``hostname:pid`` of the process that ran it).
+
+    Raises:
+        TemporaryError / PermanentError / InputError from the export, upload or verification.
+    """
+    from tasks.backup import steps
+
+    load_secret_env(secret_blocks or {})
+    pol = namespace_policy(policy, namespace)
+    exported = steps.export_objects(pol, kubeconfig=kubeconfig, include_secrets=steps.policy_key(pol) is not None)
+    written = steps.write_with_policy_key(pol, exported)
+    verified = False
+    if verify:
+        loaded = steps.verify_with_policy_key(pol, written.backup_id)
+        verified = len(loaded.objects) == written.objects
+    return {"namespace": namespace, "outcome": NamespaceOutcome.BACKED_UP.value, "backup_id": written.backup_id,
+            "destination": written.destination, "objects": written.objects, "counts": written.counts,
+            "bytes": written.bytes, "encrypted": written.encrypted, "verified": verified,
+            "seconds": round(exported.seconds + written.seconds, 3),
+            "host": f"{socket.gethostname()}:{os.getpid()}", "error": None}
+
+
+def failed_row(namespace: str, outcome: NamespaceOutcome, error: str) -> dict[str, Any]:
+    """The row of a namespace that was not backed up (same keys as :func:`backup_one`'s)."""
+    return {"namespace": namespace, "outcome": outcome.value, "backup_id": None, "destination": None, "objects": 0,
+            "counts": {}, "bytes": 0, "encrypted": 0, "verified": False, "seconds": 0.0, "host": None,
+            "error": error[:500]}
+
+
+def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
+    """``retry_condition_fn``: retry only a :class:`~tasks.errors.TemporaryError`."""
+    try:
+        state.result()
+    except BaseException as exc:  # the task's exception, re-raised by the state
+        return is_retryable(exc)
+    return False
+
+
+# A retry re-runs the whole namespace backup under a new id; the cut-off attempt has no manifest and retention
+# deletes it after `incomplete_after_hours`.
+namespace_backup = task(name="namespace-backup", retries=2, retry_delay_seconds=5,
+                        retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(backup_one)
+cluster_namespaces_task = task(name="fleet-namespaces", retries=2, retry_delay_seconds=5,
+                               retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(cluster_namespaces)
+prepare_destination_task = task(name="backup-destination", retries=2, retry_delay_seconds=5,
+                                retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(prepare_destination)
 
 #: The kinds the inventory counts: (apiVersion, kind).
 INVENTORY_KINDS: tuple[tuple[str, str], ...] = (
@@ -31,9 +234,6 @@ def inventory(namespace: str, kubeconfig: str | None = None) -> dict[str, Any]:
         ``{"namespace", "counts": {kind: n}, "names": {kind: [names]}, "error": str | None, "host": str}``;
         ``host`` is the machine/process that ran it (``hostname:pid``), to show where fan-out ran.
     """
-    import os
-    import socket
-
     from tasks import kube
 
     row: dict[str, Any] = {"namespace": namespace, "counts": {}, "names": {}, "error": None,

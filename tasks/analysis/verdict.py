@@ -8,9 +8,10 @@ The order of checks, for both kinds:
 3. the statistical comparison with the baseline and the thresholds: any of them failing is **fail**,
    otherwise **pass**.
 
-Alpha: each metric gets ``policy.alpha / len(metrics)`` (Bonferroni). A ratio metric spends half of it on
-the odds-ratio e-process and a quarter on each of the two binomial confidence sequences (canary, baseline)
-behind its thresholds; a latency metric spends all of it on the sign test. So, for a canary no worse than
+Alpha: each metric gets ``policy.alpha / len(metrics)`` (Bonferroni). A ratio metric spends
+``EVIDENCE_SHARE`` (90 %) of it on the odds-ratio e-process, which finds regressions, and 5 % on each of the
+two binomial confidence sequences (canary, baseline) behind its thresholds, which are guard rails; a
+latency metric spends all of it on the sign test. So, for a canary no worse than
 its baseline and within its ratio bounds, P(any statistical check of any metric fails at any look) <= alpha.
 Latency thresholds are point checks outside that guarantee (see :mod:`tasks.analysis.thresholds`).
 """
@@ -32,12 +33,16 @@ from tasks.analysis.model import (
     is_number,
 )
 from tasks.analysis.sequential import (
+    ALTERNATIVE_ODDS_RATIOS,
     OddsRatioEvidence,
     binomial_confidence_sequence,
     sign_test_log_e,
 )
 from tasks.analysis.thresholds import threshold_breaches
 
+#: Share of a ratio metric's alpha spent on the odds-ratio e-process; the rest is split evenly between the
+#: canary's and the baseline's binomial confidence sequences behind the thresholds.
+EVIDENCE_SHARE = 0.9
 _MAX_LOG_E = 700.0  # exp() of more overflows a float; such evidence is conclusive anyway
 
 
@@ -118,11 +123,12 @@ def _judge_ratio(
 
     alpha = policy.alpha_per_metric
     evidence = OddsRatioEvidence()
-    if state.log_mgf_sums is not None:
+    if state.log_mgf_sums is not None and len(state.log_mgf_sums) == len(ALTERNATIVE_ODDS_RATIOS):
+        # (a record written with another alternatives grid starts afresh: less evidence, never invalid)
         evidence = OddsRatioEvidence(state.evidence_canary_bad, tuple(state.log_mgf_sums))
     evidence = evidence.update(*batch)
     log_e = min(evidence.log_e_value(), _MAX_LOG_E)
-    e_threshold = 2.0 / alpha
+    e_threshold = 1.0 / (EVIDENCE_SHARE * alpha)
     new_state = MetricState(
         canary_total=c_n,
         baseline_total=b_n,
@@ -133,8 +139,9 @@ def _judge_ratio(
     )
 
     # Time-uniform intervals of the metric's own value (bad rate, or good rate when higher is better).
-    c_low, c_high = binomial_confidence_sequence(c_bad, c_n, alpha / 4)
-    b_low, b_high = binomial_confidence_sequence(b_bad, b_n, alpha / 4)
+    cs_alpha = (1.0 - EVIDENCE_SHARE) * alpha / 2
+    c_low, c_high = binomial_confidence_sequence(c_bad, c_n, cs_alpha)
+    b_low, b_high = binomial_confidence_sequence(b_bad, b_n, cs_alpha)
     if not lower:
         c_low, c_high, b_low, b_high = 1 - c_high, 1 - c_low, 1 - b_high, 1 - b_low
     canary_best, baseline_favourable = (c_low, b_high) if lower else (c_high, b_low)
@@ -146,7 +153,7 @@ def _judge_ratio(
     diff_low, diff_high = c_low - b_high, c_high - b_low
     head = (
         f"{spec.name}: canary {c_rate:.2%} vs baseline {b_rate:.2%} (n={c_n}/{b_n}); "
-        f"{1 - alpha / 2:.1%} anytime-valid CI of difference [{diff_low:+.2%}, {diff_high:+.2%}]"
+        f"{1 - 2 * cs_alpha:.1%} anytime-valid CI of difference [{diff_low:+.2%}, {diff_high:+.2%}]"
     )
     e_text = f"e-value {math.exp(log_e):.3g} {'>=' if worse else '<'} {e_threshold:.3g}"
     if worse or breaches:

@@ -12,7 +12,6 @@ makes through Knative (ownerReference to an InferenceService/InferenceGraph or a
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,13 +44,15 @@ def strip(obj: dict[str, Any], *, keep_status: bool = False) -> dict[str, Any]:
     annotation (and ``annotations`` when it becomes empty). Velero strips the same set on restore
     (``pkg/restore/restore.go``, ``resetMetadata``).
     """
-    out = copy.deepcopy(obj)
-    meta = out.setdefault("metadata", {})
+    # Copy what changes (top level, metadata, annotations) and share the rest: a deep copy of every listed
+    # object cost more than the listing itself. Callers treat objects as read-only (restore copies before editing).
+    out = dict(obj)
+    meta = out["metadata"] = dict(out.get("metadata") or {})
     for key in SERVER_SET_METADATA:
         meta.pop(key, None)
     annotations = meta.get("annotations")
     if annotations is not None:
-        annotations.pop(LAST_APPLIED, None)
+        annotations = meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
         if not annotations:
             meta.pop("annotations")
     if not keep_status:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -73,6 +74,7 @@ class Action(StrEnum):
     skipped = "skipped"  # existed; left alone (policy skip)
     would_create = "would-create"  # dry run: the server accepted it; it does not exist yet
     would_update = "would-update"  # dry run: the server accepted it; it exists
+    updated_except = "updated-except"  # existed; applied, leaving metadata another manager owns to it (see message)
     failed = "failed"  # the server refused it; see message
 
 
@@ -308,6 +310,58 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     return obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
 
 
+# Metadata maps whose entries a controller commonly writes (a route URL, a revision, a hash): on a conflict
+# here, update-restore leaves the entry to its owner instead of failing the object. Spec/data conflicts still fail.
+YIELDING_METADATA = (".metadata.annotations.", ".metadata.labels.")
+_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    """One field server-side apply refused: its path as the apiserver prints it, and the manager owning it."""
+
+    field: str
+    manager: str
+
+    def __str__(self) -> str:
+        return f"{self.field} (owned by {self.manager})"
+
+
+def field_conflicts(exc: BaseException) -> list[FieldConflict]:
+    """The conflicting fields of a refused server-side apply, from the 409's ``details.causes``
+    (``{"reason": "FieldManagerConflict", "field": ..., "message": 'conflict with "<manager>" ...'}``).
+    Empty when the error carries no such details."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    body = getattr(cause, "body", None)
+    try:
+        status = json.loads(body) if isinstance(body, (str, bytes)) else None
+    except ValueError:
+        status = None
+    out = []
+    for c in ((status or {}).get("details") or {}).get("causes") or []:
+        if c.get("reason") == "FieldManagerConflict" and c.get("field"):
+            found = _MANAGER.search(c.get("message", ""))
+            out.append(FieldConflict(c["field"], found.group(1) if found else "another manager"))
+    return out
+
+
+def without_metadata_entries(obj: dict[str, Any], conflicts: list[FieldConflict]) -> dict[str, Any] | None:
+    """A copy of ``obj`` without the annotation/label entries in ``conflicts``; None when any conflict is
+    elsewhere (spec, data: those are the user's, never dropped)."""
+    if not conflicts or not all(c.field.startswith(YIELDING_METADATA) for c in conflicts):
+        return None
+    out = copy.deepcopy(obj)
+    meta = out["metadata"]
+    for c in conflicts:
+        for prefix in YIELDING_METADATA:
+            if c.field.startswith(prefix):
+                section = prefix.split(".")[2]
+                (meta.get(section) or {}).pop(c.field[len(prefix):], None)
+                if section in meta and not meta[section]:
+                    meta.pop(section)
+    return out
+
+
 def apply_all(dyn: DynamicClient, objects: list[dict[str, Any]], order: list[Priority], *,
               existing: set[tuple[str, str, str]], policy: ExistingPolicy, dry_run: bool, backup: str,
               parallelism: int = 16) -> Report:
@@ -341,6 +395,22 @@ def apply_all(dyn: DynamicClient, objects: list[dict[str, Any]], order: list[Pri
                 if attempt == 2:
                     return item
                 time.sleep(1.0 + attempt)
+            except kube.ApplyConflict as exc:
+                conflicts = field_conflicts(exc)
+                named = "; ".join(map(str, conflicts))
+                retry = without_metadata_entries(obj, conflicts) if policy is ExistingPolicy.update else None
+                if retry is None:
+                    item.message = (f"conflict: {named} — kaiops never forces another manager's fields; change or "
+                                    "release them and restore again" if conflicts else str(exc)[:500])
+                    return item
+                try:
+                    kube.apply(dyn, retry, dry_run=dry_run)
+                except KaiopsError as again:
+                    item.message = str(again)[:500]
+                    return item
+                item.action = Action.updated_except
+                item.message = f"left to their owner (not forced): {named}"
+                return item
             except KaiopsError as exc:
                 item.message = str(exc)[:500]
                 return item

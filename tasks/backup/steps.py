@@ -7,6 +7,7 @@ benchmark and tests call; the ``*_task`` objects wrap them for flows, retrying :
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,18 +61,23 @@ def export_objects(policy: BackupPolicy, *, kubeconfig: str | None = None, inclu
     started = time.monotonic()
     dyn = kube.connect(kubeconfig)
     api = dyn.client
+    discovery.widen_pool(api, policy.parallelism + 2)
     custom = [k for k in discovery.CUSTOM_KINDS if k.kind in policy.kinds]
     found = discovery.discover(api, [*custom, *discovery.REFERENCED_KINDS, discovery.NAMESPACE])
     selection = Selection(namespaces=policy.namespaces, include_cluster_resources=policy.include_cluster_resources,
                           label_selector=policy.label_selector,
                           keep_status=policy.keep_status, include_secrets=include_secrets,
                           page_size=policy.page_size, parallelism=policy.parallelism)
-    result = export(api, found, custom, selection)
-    cluster = {"server": api.configuration.host, "version": discovery.server_version(api),
-               "context": _context_name(kubeconfig)}
+    with ThreadPoolExecutor(max_workers=2) as side:  # CRD versions (large CRD bodies) while the lists run
+        crds = side.submit(discovery.crd_versions, api, [i for k, i in found.served.items() if k in custom])
+        version = side.submit(discovery.server_version, api)
+        result = export(api, found, custom, selection)
+        cluster = {"server": api.configuration.host, "version": version.result(),
+                   "context": _context_name(kubeconfig)}
+        crd_info = crds.result()
     return Exported(
         objects=result.objects, cluster=cluster,
-        crds=discovery.crd_versions(api, [i for k, i in found.served.items() if k in custom]),
+        crds=crd_info,
         missing_kinds=[str(m) for m in found.missing], left_out=dict(result.left_out), warnings=result.warnings,
         seconds=round(time.monotonic() - started, 3),
     )
@@ -130,6 +136,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
                                               "started": datetime.now(UTC).isoformat()})
     writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
     entries: list[dict[str, Any]] = []
+    locations: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     total = reused = 0
     try:
@@ -153,9 +160,12 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
             total += len(data)
             entries.append({"key": rel, "apiVersion": obj["apiVersion"], "kind": obj["kind"],
                             "namespace": obj["metadata"].get("namespace"), "name": obj["metadata"]["name"],
-                            "sha256": digest, "encrypted": sealed, **location})
+                            "sha256": digest, "encrypted": sealed})
+            locations.append(location)
     finally:
         writer.close()
+    for entry, location in zip(entries, locations, strict=True):
+        entry.update(location)  # a pack's name is known once it is sealed
     manifest = {
         "format": store.FORMAT, "id": backup_id, "policy": policy.name,
         "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
