@@ -19,6 +19,7 @@ from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from tasks.backup import steps
 from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
 from tasks.backup.restore import Action, ExistingPolicy, Outcome, ProductionMarker
+from tasks.backup.store import check_backup_id
 from tasks.errors import KaiopsError, PermanentError
 
 
@@ -89,7 +90,10 @@ def backup(
             "bytes": written.bytes,
             "seconds": round(exported.seconds + written.seconds, 3),
             "encrypted": written.encrypted,
+            "incremental": written.extra,
         }
+        print(f"backup {written.backup_id} written to {written.destination} ({written.objects} objects, "
+              f"{written.extra.get('uploaded', written.objects)} uploaded, {written.extra.get('reused', 0)} unchanged)")
         summary["metrics_file"] = steps.backup_metrics_task(pol, success=True, written=written)
     title = "dry run" if dry_run else summary["backup_id"]
     _artifact(
@@ -132,6 +136,7 @@ def restore(
         BackupIncomplete, ChecksumMismatch, MissingKinds, ProductionRefused, ExistingObjects: before any write.
         RestoreFailed: some objects were refused (the others were restored; see the artifact).
     """
+    check_backup_id(backup_id, "<restore>", "backup_id")
     pol = _policy(policy)
     loaded = steps.verify_task(pol, backup_id)
     marker = ProductionMarker(pol.production.key, pol.production.value)
@@ -147,6 +152,7 @@ def restore(
         parallelism=pol.parallelism,
     )
     failed = [{"object": i.ref, "reason": i.message} for i in report.items if i.action is Action.failed]
+    yielded = [{"object": i.ref, "fields": i.message} for i in report.items if i.action is Action.updated_except]
     summary = {
         "backup_id": backup_id,
         "dry_run": dry_run,
@@ -154,12 +160,14 @@ def restore(
         "counts": report.counts(),
         "production_namespaces": plan.production,
         "failed": failed,
+        "left_to_owners": yielded,
     }
     _artifact(
         "restore",
         f"# Restore {backup_id}: {report.outcome.value}{' (dry run)' if dry_run else ''}\n\n"
         + _table([{"action": k, "objects": v} for k, v in report.counts().items()])
-        + ("\n## Refused\n\n" + _table(failed) if failed else ""),
+        + ("\n## Refused\n\n" + _table(failed) if failed else "")
+        + ("\n## Updated, leaving fields to their owners (not forced)\n\n" + _table(yielded) if yielded else ""),
     )
     if report.outcome is not Outcome.succeeded:
         raise RestoreFailed(
@@ -191,6 +199,8 @@ def restore_drill(
     Raises:
         DrillFailed: the drill did not pass (the reason is in the message and the artifact).
     """
+    if backup_id is not None:
+        check_backup_id(backup_id, "<drill>", "backup_id")
     pol = _policy(policy)
     backup_id = backup_id or steps.newest_good(pol)
     if backup_id is None:

@@ -129,8 +129,10 @@ def backup_section() -> dict:
     policy = BackupPolicy(name="demo", destination="s3://kaiops-backups/demo", create_bucket=True,
                           namespaces=namespaces, drill=DrillConfig(readiness_timeout_seconds=300))
     made = backup_flow(policy=policy)
+    print(f"demo backup id: {made['backup_id']} (destination {policy.destination})")
     drilled = restore_drill(policy=policy, backup_id=made["backup_id"])
-    return {"backup": made, "drill": drilled, "ok": drilled["verdict"] == "passed"}
+    return {"backup_id": made["backup_id"], "destination": policy.destination, "backup": made, "drill": drilled,
+            "ok": drilled["verdict"] == "passed"}
 
 
 def _run(name: str, section: Callable[[], dict]) -> dict:

@@ -3,18 +3,33 @@ runner (threads, or a Ray cluster through prefect-ray's ``RayTaskRunner``).
 
 ``fleet_inventory`` maps :func:`tasks.fleet.namespace_inventory` over the namespaces. It ends
 partially failed (``ok`` false, every namespace still reported) when some namespaces fail.
+
+``fleet_backup`` writes one complete backup per namespace (manifest last, read back and verified) with
+:func:`tasks.fleet.namespace_backup`; it reports every namespace and then fails the run when any failed.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from prefect import flow
-from prefect.artifacts import create_table_artifact
+from prefect import flow, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from configs.release import ExecutionConfig, TaskRunnerKind
+from tasks import fleet
+from tasks.errors import PermanentError
 from tasks.fleet import namespace_inventory
+
+
+class FleetBackupFailed(PermanentError):
+    """Some namespaces of a fleet backup were not backed up (the others were); ``summary`` has every row."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def build_task_runner(execution: ExecutionConfig):
@@ -22,14 +37,23 @@ def build_task_runner(execution: ExecutionConfig):
 
     Returns:
         ``ThreadPoolTaskRunner(max_workers)`` for ``local``; ``prefect_ray.RayTaskRunner(address=...)`` for
-        ``ray`` (prefect-ray calls ``ray.init(address)``; the Ray workers must be able to import kaiops:
-        the same venv, or ``init_kwargs={"runtime_env": {"working_dir": <repo>}}``).
+        ``ray``, the address from :func:`tasks.fleet.ray_init_address` (``ray_address``, else
+        ``$KAIOPS_RAY_INIT_ADDRESS``, else a local Ray without dashboard) and ``runtime_env.env_vars`` from
+        ``ray_env``. The Ray workers must be able to import kaiops (the same venv/image, or
+        ``runtime_env={"working_dir": <repo>}``).
+
+    Raises:
+        InputError: a dashboard URL where ``ray.init`` needs the GCS/client address, or an unset ``ray_env`` name.
     """
     if execution.task_runner is TaskRunnerKind.RAY:
         from prefect_ray import RayTaskRunner
 
-        return RayTaskRunner(address=execution.ray_address, init_kwargs={"include_dashboard": False}
-                             if not execution.ray_address else None)
+        address = fleet.ray_init_address(execution.ray_address)
+        init_kwargs: dict[str, Any] = {} if address else {"include_dashboard": False}
+        runtime_env = fleet.ray_runtime_env(execution.ray_env)
+        if runtime_env:
+            init_kwargs["runtime_env"] = runtime_env
+        return RayTaskRunner(address=address, init_kwargs=init_kwargs or None)
     return ThreadPoolTaskRunner(max_workers=execution.max_workers)
 
 
@@ -61,3 +85,77 @@ def fleet_inventory(namespaces: list[str], execution: ExecutionConfig | None = N
                           key="fleet-inventory", description=f"{len(rows)} namespaces on {execution.task_runner.value}")
     print(f"{len(rows)} namespaces listed on {execution.task_runner.value}; {len(failed)} failed")
     return {"rows": rows, "failed": failed, "runner": execution.task_runner.value, "ok": not failed}
+
+
+@flow(name="fleet-backup-map")
+def _map_backups(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | None, verify: bool,
+                 secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
+    futures = fleet.namespace_backup.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, verify=verify,
+                                         secret_blocks=unmapped(secret_blocks))
+    rows = []
+    for ns, future in zip(namespaces, futures, strict=True):
+        result = future.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            rows.append(fleet.failed_row(ns, fleet.NamespaceOutcome.FAILED, f"{result.__class__.__name__}: {result}"))
+        else:
+            rows.append(result)
+    return rows
+
+
+@flow(name="fleet-backup", log_prints=True)
+def fleet_backup(
+    policy: str | BackupPolicy = str(DEFAULT_POLICY),
+    namespaces: list[str] | None = None,
+    execution: ExecutionConfig | None = None,
+    verify: bool = True,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """Back up each namespace on its own: one complete backup per namespace under
+    ``<policy destination>/<namespace>/<id>/``, its tasks on the runner ``execution`` names.
+
+    Args:
+        policy: a ``configs/backups/*.yaml`` path or a :class:`BackupPolicy` (its namespaces, kinds, key, ...).
+        namespaces: the namespaces (default the policy's; both empty: every active non-system namespace).
+        execution: task runner (default local threads); with ``ray``, credentials the workers lack come from
+            ``ray_secret_blocks`` and non-secret settings from ``ray_env``.
+        verify: read every backup back and check each object against its manifest.
+        kubeconfig: cluster to read (default ``$KUBECONFIG``/in-cluster); on Ray, a path the workers can read.
+
+    Returns:
+        ``{"policy", "runner", "rows": [per-namespace rows, see tasks.fleet.backup_one], "failed": [names],
+        "objects", "bytes", "ok": True}``.
+
+    Raises:
+        InputError: bad policy, namespace name or execution settings (before anything is written).
+        FleetBackupFailed: some namespaces were missing or failed (after every other one was backed up).
+    """
+    pol = policy if isinstance(policy, BackupPolicy) else load_policy(Path(policy))
+    execution = ExecutionConfig.model_validate(execution or {})
+    requested = list(dict.fromkeys(namespaces or pol.namespaces))
+    for ns in requested:
+        fleet.namespace_policy(pol, ns)  # names checked before anything is written
+    runner = build_task_runner(execution)
+    present, missing = fleet.cluster_namespaces_task(requested, kubeconfig)
+    fleet.prepare_destination_task(pol)
+    rows = _map_backups.with_options(task_runner=runner)(pol, present, kubeconfig, verify,
+                                                         dict(execution.ray_secret_blocks)) if present else []
+    rows += [fleet.failed_row(ns, fleet.NamespaceOutcome.MISSING, "namespace not found") for ns in missing]
+    failed = [r["namespace"] for r in rows if r["outcome"] != fleet.NamespaceOutcome.BACKED_UP.value]
+    summary = {"policy": pol.name, "runner": execution.task_runner.value, "rows": rows, "failed": failed,
+               "objects": sum(r["objects"] for r in rows), "bytes": sum(r["bytes"] for r in rows), "ok": not failed}
+    table = [{k: r[k] for k in ("namespace", "outcome", "backup_id", "objects", "bytes", "verified", "error")}
+             for r in rows]
+    create_table_artifact(table, key="fleet-backup",
+                          description=f"{len(rows)} namespaces on {execution.task_runner.value}; {len(failed)} failed")
+    create_markdown_artifact(
+        key="fleet-backup-summary",
+        markdown=f"# Fleet backup {pol.name}: {'ok' if not failed else 'PARTIALLY FAILED'}\n\n"
+        f"{len(rows) - len(failed)} of {len(rows)} namespaces backed up on {execution.task_runner.value}"
+        + (f"; failed: {', '.join(failed)}" if failed else "") + "\n",
+    )
+    print(f"{len(rows) - len(failed)}/{len(rows)} namespaces backed up on {execution.task_runner.value}")
+    if failed:
+        first = next(r for r in rows if r["namespace"] == failed[0])
+        raise FleetBackupFailed(f"fleet backup {pol.name}: {len(failed)} of {len(rows)} namespaces not backed up "
+                                f"({', '.join(failed)}); first: {failed[0]}: {first['error']}", summary)
+    return summary

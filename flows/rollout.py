@@ -96,9 +96,9 @@ def canary_rollout(
                                       description=f"Looks of the rollout of {namespace}/{isvc}")
                 print(f"look {analysis.look}: {analysis.decision.value}: {analysis.reason}")
                 if action is Action.ASK_HUMAN:
-                    record = t.decide_human(namespace, isvc, holder, policy, _ask_human(policy, record))
+                    record = t.decide_human(namespace, isvc, holder, policy, *_ask_human(policy, record))
             elif record.phase is Phase.AWAITING_APPROVAL:
-                record = t.decide_human(namespace, isvc, holder, policy, _ask_human(policy, record))
+                record = t.decide_human(namespace, isvc, holder, policy, *_ask_human(policy, record))
             elif record.phase is Phase.PROMOTING:
                 record = t.promote(namespace, isvc, holder, policy)
             elif record.phase is Phase.ROLLING_BACK:
@@ -115,8 +115,8 @@ def canary_rollout(
     return summary
 
 
-def _ask_human(policy: Any, record: Any) -> HumanChoice | None:
-    """Pause the run for a RolloutDecision; None when nobody answered in time."""
+def _ask_human(policy: Any, record: Any) -> tuple[HumanChoice | None, str]:
+    """Pause the run for a RolloutDecision; (choice, comment), choice None when nobody answered in time."""
     from prefect.flow_runs import pause_flow_run
 
     print(f"waiting up to {policy.approval_timeout_seconds}s for a human decision: {record.message}")
@@ -124,8 +124,8 @@ def _ask_human(policy: Any, record: Any) -> HumanChoice | None:
         answer = pause_flow_run(wait_for_input=RolloutDecision, timeout=policy.approval_timeout_seconds)
     except Exception as exc:  # FlowPauseTimeout, or no API to pause against: fail closed
         print(f"no decision ({exc.__class__.__name__}): rolling back")
-        return None
-    return answer.choice if answer is not None else None
+        return None, ""
+    return (answer.choice, answer.comment) if answer is not None else (None, "")
 
 
 def _report_artifact(namespace: str, isvc: str, paths: dict[str, str]) -> None:

@@ -36,6 +36,7 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
     from configs.backup import load_policy
     from tasks.backup import steps
 
+    pol = load_policy(policy)
     rows = [
         {
             "backup": b.id,
@@ -44,8 +45,11 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
             "bytes": (b.manifest or {}).get("bytes", ""),
             "cluster": ((b.manifest or {}).get("cluster") or {}).get("server", ""),
         }
-        for b in steps.list_backups(load_policy(policy))
+        for b in steps.list_backups(pol)
     ]
+    if not rows and output is OutputFormat.table:
+        typer.echo(f"no backups under {pol.destination} (policy {pol.name}); make one with `kaiops backup`")
+        return
     emit(rows, output, title="kaiops backups")
 
 
@@ -85,7 +89,9 @@ def restore(
     """Restore a backup after verifying every checksum and every needed CRD."""
     from flows.backup import restore as restore_flow
     from tasks.backup.restore import ExistingPolicy
+    from tasks.backup.store import check_backup_id
 
+    check_backup_id(backup_id, "<cli>", "BACKUP")
     try:
         policy_existing = ExistingPolicy(existing)
     except ValueError as exc:
@@ -110,7 +116,10 @@ def drill(
     """Restore the newest good backup into scratch namespaces, check and time it, clean up."""
     from flows.backup import restore_drill
     from tasks.backup.drill import ReadinessMode
+    from tasks.backup.store import check_backup_id
 
+    if backup_id is not None:
+        check_backup_id(backup_id, "<cli>", "--backup")
     try:
         mode = ReadinessMode(readiness)
     except ValueError as exc:

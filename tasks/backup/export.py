@@ -12,8 +12,11 @@ makes through Knative (ownerReference to an InferenceService/InferenceGraph or a
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,10 +181,38 @@ class Export:
     warnings: list[str] = field(default_factory=list)
 
 
+_GC_LOCK = threading.Lock()
+_GC_STATE = {"pauses": 0, "was_enabled": False}
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while JSON pages are parsed.
+
+    Parsed JSON holds no reference cycles, so the collector finds nothing there; but every few thousand new
+    dicts it scans the whole heap (Prefect, the Kubernetes client, boto3...), and a full collection during
+    a 5,000-object export measured 0.3-0.6 s. Reference counting still frees everything; the collector is
+    re-enabled (if it was on) when the last pause ends. Nested and concurrent pauses are counted.
+    """
+    with _GC_LOCK:
+        if _GC_STATE["pauses"] == 0:
+            _GC_STATE["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _GC_STATE["pauses"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_STATE["pauses"] -= 1
+            if _GC_STATE["pauses"] == 0 and _GC_STATE["was_enabled"]:
+                gc.enable()
+
+
 def export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], selection: Selection) -> Export:
     """Read the selected objects of ``kinds`` plus the objects they reference.
 
-    Lists run in parallel (one per kind and namespace, paged with ``limit``/``continue``).
+    Lists run in parallel (one per kind and namespace, paged with ``limit``/``continue``), with the cyclic
+    garbage collector paused (:func:`gc_paused`).
 
     Args:
         api: kubernetes ``ApiClient``.
@@ -193,6 +224,11 @@ def export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], sele
     Raises:
         TemporaryError / PermanentError: from the list requests.
     """
+    with gc_paused():
+        return _export(api, discovery, kinds, selection)
+
+
+def _export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], selection: Selection) -> Export:
     result = Export()
     jobs: list[tuple[KindInfo, str | None, str | None]] = []
     for name in kinds:

@@ -259,6 +259,7 @@ def apply_restore(plan: RestorePlan, *, kubeconfig: str | None, backup_id: str, 
                   dry_run: bool, parallelism: int = 16) -> restore.Report:
     """Apply the planned objects in restore order (see :func:`tasks.backup.restore.apply_all`)."""
     dyn = kube.connect(kubeconfig)
+    discovery.widen_pool(dyn.client, parallelism + 2)
     return restore.apply_all(dyn, plan.objects, load_order(), existing=plan.existing, policy=existing,
                              dry_run=dry_run, backup=backup_id, parallelism=parallelism)
 
@@ -280,7 +281,9 @@ def record_drill_metrics(policy: BackupPolicy, *, success: bool, rto: float, obj
 def drill_wait(pairs: list[tuple[dict[str, Any], dict[str, Any]]], *, kubeconfig: str | None,
                mode: drill.ReadinessMode, timeout: float, parallelism: int = 16) -> list[drill.ObjectResult]:
     """Wait for the restored objects and compare them with the backup (see :func:`tasks.backup.drill.wait_ready`)."""
-    return drill.wait_ready(kube.connect(kubeconfig), pairs, mode, timeout, parallelism)
+    dyn = kube.connect(kubeconfig)
+    discovery.widen_pool(dyn.client, parallelism + 2)
+    return drill.wait_ready(dyn, pairs, mode, timeout, parallelism)
 
 
 def drill_cleanup(applied: list[dict[str, Any]], namespaces: list[str], *, kubeconfig: str | None) -> list[str]:

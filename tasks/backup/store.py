@@ -29,6 +29,7 @@ two could later share the client construction and URI parsing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -67,15 +68,23 @@ class ObjectStore(Protocol):
     def delete(self, keys: list[str]) -> None: ...
 
 
+@functools.lru_cache(maxsize=8)
+def _s3_client(endpoint: str | None, access_key: str | None) -> Any:
+    """One boto3 S3 client (thread-safe, with its connection pool) per endpoint and key id, shared by every
+    :class:`S3Store` of the process: building a client loads the service model, which costs more than
+    a small backup's uploads. The arguments only key the cache; boto3 reads them from the environment."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3}))
+
+
 class S3Store:
     """S3 through boto3 (``AWS_ENDPOINT_URL`` picks the sandbox's moto)."""
 
     def __init__(self, bucket: str, create_bucket: bool = False) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.bucket = bucket
-        self.client = boto3.client("s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3}))
+        self.client = _s3_client(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"))
         self._errors = __import__("botocore.exceptions", fromlist=["ClientError"])
         if create_bucket:
             try:

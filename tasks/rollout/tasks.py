@@ -308,14 +308,19 @@ def analyse_look(
 
 @task(name="decide-human")
 def decide_human(
-    namespace: str, name: str, holder: str, policy: CanaryPolicy, choice: HumanChoice | None
+    namespace: str, name: str, holder: str, policy: CanaryPolicy, choice: HumanChoice | None, comment: str = ""
 ) -> RolloutRecord:
-    """Apply a human decision (None = timed out: roll back) as one transition with its traffic change."""
+    """Apply a human decision (None = timed out: roll back) as one transition with its traffic change.
+
+    ``comment`` (the form's "why", up to 500 characters) goes into the Event and the record's message.
+    """
     dyn = _dyn()
     _, record = kube_ops.read_record(dyn, namespace, name)
     assert record is not None
     _, routing = _routing(dyn, namespace, name, policy)
     new, action = after_human(record, choice, policy.steps)
+    if comment:
+        new = new.model_copy(update={"message": f"{new.message}; human: {comment}".lstrip("; ")})
 
     def change(rec: RolloutRecord | None) -> RolloutRecord:
         return new.model_copy(update={"lease_expires": _ours(holder, policy.lease_seconds)(rec).lease_expires})

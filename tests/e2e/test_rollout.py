@@ -108,6 +108,12 @@ def _reasons(kdyn, name: str = ISVC) -> list[str]:
     return [e["reason"] for e in kube_ops.list_events(kdyn, NS, name)]
 
 
+def _events(kdyn, name: str = ISVC) -> list[dict]:
+    from tasks.rollout import kube_ops
+
+    return kube_ops.list_events(kdyn, NS, name)
+
+
 def _spawn_rollout(env: dict[str, str], uri: str, policy: Path, out: Path) -> subprocess.Popen:
     """``kaiops rollout`` as its own process (output to ``out/cli.log``)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -225,8 +231,19 @@ def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
-        killed = _record(kdyn)[1]
+        killed_obj, killed = _record(kdyn)
         assert not killed.phase.terminal and _serving(kdyn) != {stable: 100}  # traffic stuck on the canary
+        # a dry run analyses this live split and changes nothing: no lease, no traffic, no spec, no Event
+        dry = subprocess.run([KAIOPS, "rollout", ISVC, "-n", NS, "--storage-uri", URI["v2"], "--policy",
+                              str(policies["Serverless"]), "--prometheus-url", env["PROMETHEUS_URL"], "--dry-run",
+                              "-o", "json"], capture_output=True, text=True, env={**os.environ, **env}, timeout=180)
+        assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-2000:]
+        look = json.loads(dry.stdout)
+        assert look["baseline_revision"] == stable and look["canary_revision"] != stable
+        assert {v["metric"] for v in look["verdicts"]} >= {"error_rate"} and look["decision"]
+        after_obj, after = _record(kdyn)
+        assert after == killed and after_obj["spec"] == killed_obj["spec"]
+        assert after_obj["metadata"].get("annotations") == killed_obj["metadata"].get("annotations")
         _until(lambda: _record(kdyn)[1].lease_expired(datetime.now(UTC)), 60, "the lease to expire")
         guard = subprocess.run([KAIOPS, "guard", "-n", NS, "-o", "json"], capture_output=True, text=True,
                                env={**os.environ, **env}, timeout=180)
@@ -236,6 +253,38 @@ def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
     _, record = _record(kdyn)
     assert record.phase.value == "RolledBack" and "guard" in record.message
     assert _serving(kdyn) == {stable: 100}
+
+
+def test_a_paused_rollout_follows_the_decision_sent_through_prefect(env, kdyn, isvcs, tmp_path) -> None:
+    """approval_steps pauses the run for a typed RolloutDecision (the Prefect UI form); the answer is applied."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from tasks.rollout.state import Phase
+
+    policy = rs.write_policy(tmp_path / "approve.yaml", approval_steps=[20], approval_timeout_seconds=240)
+    target = _record(kdyn)[0]["spec"]["predictor"]["model"]["storageUri"]
+    target = URI["v3"] if target == URI["v2"] else URI["v2"]
+    with rs.Load(isvcs[ISVC]["status"]["url"], ISVC, RPS):
+        proc = _spawn_rollout(env, target, policy, tmp_path / "paused")
+        try:
+            paused = _until(lambda: (r := _record(kdyn)[1]) and r.phase is Phase.AWAITING_APPROVAL and r, 300,
+                            "the rollout to wait for approval")
+            run_id = paused.lease_holder.removeprefix("flow-run/")
+            with get_client(sync_client=True) as client:
+                _until(lambda: client.read_flow_run(run_id).state.is_paused(), 60, "the flow run to pause")
+            resume_flow_run(run_id, run_input={"choice": "promote", "comment": "checked the dashboards"})
+            code = proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    obj, record = _record(kdyn)
+    assert code == 0, (tmp_path / "paused" / "cli.log").read_text()[-2000:]
+    assert record.phase is Phase.SUCCEEDED and obj["spec"]["predictor"]["model"]["storageUri"] == target
+    assert {h.traffic for h in record.history} == {20}  # promoted from the first step on the human's word
+    assert "human-promote" in _reasons(kdyn) and "checked the dashboards" in record.message + "".join(
+        e.get("message", "") for e in _events(kdyn))
+    assert set(_serving(kdyn).values()) == {100}
 
 
 def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs, policies, tmp_path) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from configs.backup import KIND_NAMES, BackupPolicy
+from configs.backup import BackupPolicy
 from tasks import kube
 from tasks.backup import steps, store
 from tasks.backup.drill import differences
@@ -27,6 +27,8 @@ from tests.integration.backup_support import namespace, owned_ray_cluster, platf
 
 pytestmark = pytest.mark.integration
 CANARY = "plain-text-canary-7f3a"
+ROUTE_URL = "sandbox.kaiops.io/url"
+ROUTE_AV = "gateway.networking.k8s.io/v1"
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +135,9 @@ def test_altered_object_is_detected_and_nothing_restored(kdyn, source, key) -> N
     written = take_backup(pol)
     dest = store.parse_destination(pol.destination)
     st = store.open_store(dest)
-    victim = next(k for k in st.list_keys(dest.prefix) if "/ConfigMap/" in k)
-    st.put(victim, st.get(victim).replace(b"0.5", b"0.9"))
+    manifest = store.read_manifest(st, dest, written.backup_id)
+    victim = dest.prefix + next(e["pack"] for e in manifest["objects"] if e["kind"] == "ConfigMap")
+    st.put(victim, st.get(victim).replace(b'"0.5"', b'"0.9"'))
     target = f"dst-{uuid.uuid4().hex[:6]}"
     with pytest.raises(ChecksumMismatch, match="ConfigMap"):
         restore_into(pol, written.backup_id, {source: target}, yes=True)
@@ -168,14 +171,21 @@ def test_missing_crd_is_reported_before_any_write(kdyn, source, key) -> None:
     assert not namespace_exists(kdyn, target)
 
 
+def annotate_as_controller(kdyn, ns: str, url: str) -> None:
+    """Write the route address annotation as the sandbox HTTPRoute router does: another field manager."""
+    kube.apply(kdyn, {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                      "metadata": {"name": "iris", "namespace": ns, "annotations": {ROUTE_URL: url}}},
+               field_manager="route-controller", force=True)
+
+
 def test_existing_object_policies(kdyn, source, key) -> None:
-    # HTTPRoutes left out: the sandbox's route router annotates them (sandbox.kaiops.io/url, another field
-    # manager) with a per-namespace address, so an update-restore of one conflicts as a controller-owned field
-    # would on a real cluster; this test is about the policies themselves.
-    pol = policy(source, kinds=[k for k in KIND_NAMES if k != "HTTPRoute"])
+    annotate_as_controller(kdyn, source, "http://src.example")
+    pol = policy(source)
     written = take_backup(pol)
     target = f"dst-{uuid.uuid4().hex[:6]}"
     restore_into(pol, written.backup_id, {source: target}, yes=True)
+    # the route controller writes the restored route's own address (as on a real cluster a controller would)
+    annotate_as_controller(kdyn, target, "http://dst.example")
     changed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "model-config", "namespace": target},
                "data": {"threshold": "0.1"}}
     kube.apply(kdyn, changed, field_manager="someone-else", force=True)
@@ -193,9 +203,16 @@ def test_existing_object_policies(kdyn, source, key) -> None:
     updated = restore_into(pol, written.backup_id, {source: target}, existing=ExistingPolicy.update, yes=True)
     failed = [i for i in updated.items if i.action is Action.failed]
     assert [i.name for i in failed] == ["model-config"], [(i.name, i.message) for i in failed]
-    assert "conflict" in failed[0].message
+    assert "conflict: .data.threshold (owned by someone-else)" in failed[0].message
     assert updated.outcome.value == "partially-failed"
-    assert {i.action for i in updated.items if i.name != "model-config"} == {Action.updated}
+    # the controller's annotation is left to it (named, not forced); the route's spec is restored
+    route = next(i for i in updated.items if i.kind == "HTTPRoute")
+    assert route.action is Action.updated_except, route.message
+    assert f".metadata.annotations.{ROUTE_URL} (owned by route-controller)" in route.message
+    assert kube.get(kdyn, ROUTE_AV, "HTTPRoute", "iris", target)["metadata"]["annotations"][ROUTE_URL] == \
+        "http://dst.example"
+    others = {i.action for i in updated.items if i.name != "model-config" and i.kind != "HTTPRoute"}
+    assert others == {Action.updated}
 
 
 def test_production_namespace_refused_without_yes(kdyn, source, key) -> None:
@@ -224,3 +241,77 @@ def test_cluster_scoped_kinds_only_with_all_namespaces_or_when_asked(kdyn, sourc
 
     assert name not in runtimes(policy(source))
     assert name in runtimes(policy(source, include_cluster_resources=True))
+
+
+def test_nightly_backup_uploads_only_what_changed_and_retention_keeps_shared_packs(kdyn, source, key) -> None:
+    pol = policy(source)
+    first = take_backup(pol)
+    assert first.extra["reused"] == 0 and first.extra["packs"] >= 1
+    unchanged = take_backup(pol)
+    # only the sealed Secret is uploaded again (every seal has a fresh nonce)
+    assert unchanged.extra["base"] == first.backup_id and unchanged.extra["uploaded"] == 1
+    kube.apply(kdyn, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ray-env", "namespace": source},
+                      "data": {"RAY_LOG": "debug"}})
+    changed = take_backup(pol)
+    assert changed.extra["uploaded"] == 2 and changed.extra["reused"] == changed.objects - 2
+
+    # retention deletes the two older backups; the packs the newest still uses survive, restore works
+    plan = steps.retention_plan(pol)
+    plan.delete = {b: [] for b in (first.backup_id, unchanged.backup_id)}
+    plan.keep = {changed.backup_id: []}
+    steps.apply_retention(pol, plan, now=datetime.now(UTC) + timedelta(days=2))
+    assert [b.id for b in steps.list_backups(pol)] == [changed.backup_id]
+    dest = store.parse_destination(pol.destination)
+    left = {k[len(dest.prefix):] for k in store.open_store(dest).list_keys(dest.prefix + store.PACKS)}
+    manifest = store.read_manifest(store.open_store(dest), dest, changed.backup_id)
+    assert left == store.referenced_packs([manifest])
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    report = restore_into(pol, changed.backup_id, {source: target}, yes=True)
+    assert report.outcome.value == "succeeded", report.items
+    assert kube.get(kdyn, "v1", "ConfigMap", "ray-env", target)["data"] == {"RAY_LOG": "debug"}
+
+
+@pytest.fixture
+def gcs(env):
+    """The instance's fake-gcs-server (STORAGE_EMULATOR_HOST), started only for the GCS test."""
+    from sandbox import launcher
+
+    launcher.up(("gcs",))
+    values = launcher.env()
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield values
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_backup_to_gcs_restores_and_drills(kdyn, source, key, gcs) -> None:
+    from tasks.backup import drill
+
+    pol = BackupPolicy(name="g", destination=f"gs://bk-{uuid.uuid4().hex[:8]}/nightly", create_bucket=True,
+                       namespaces=[source], encryption_key_env="KAIOPS_TEST_BACKUP_KEY")
+    written = take_backup(pol)
+    assert written.destination.startswith("gs://") and written.encrypted == 1
+    assert steps.newest_good(pol) == written.backup_id
+    target = f"dst-{uuid.uuid4().hex[:6]}"
+    report = restore_into(pol, written.backup_id, {source: target}, yes=True)
+    assert report.outcome.value == "succeeded", report.items
+    secret = kube.get(kdyn, "v1", "Secret", "s3-creds", target)
+    assert base64.b64decode(secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode() == CANARY
+
+    # a drill from the same gs:// backup: restored into scratch namespaces and equal to the backup
+    loaded = steps.verify_backup(pol, written.backup_id, key)
+    dplan = drill.plan_drill(loaded.objects, uuid.uuid4().hex[:6])
+    loaded.objects = dplan.restore
+    plan = steps.plan_restore(loaded, kubeconfig=None, namespace_map=dplan.namespace_map,
+                              existing=ExistingPolicy.fail, marker=ProductionMarker(), yes=False)
+    applied = steps.apply_restore(plan, kubeconfig=None, backup_id=written.backup_id, existing=ExistingPolicy.fail,
+                                  dry_run=False)
+    assert applied.outcome.value == "succeeded", applied.items
+    pairs = [(o, a) for o, a in zip(dplan.restore, plan.objects, strict=True) if a["kind"] != "Namespace"]
+    results = steps.drill_wait(pairs, kubeconfig=None, mode=drill.ReadinessMode.present, timeout=30)
+    assert results and all(r.equal for r in results), [r for r in results if not r.equal]
+    steps.drill_cleanup(plan.objects, list(dplan.namespace_map.values()), kubeconfig=None)

@@ -1,8 +1,11 @@
-"""Fan-out: the fleet flow maps one task per namespace on prefect-ray's RayTaskRunner, on the sandbox's
-real Ray head (the Ray workers run from the same venv, so they import kaiops)."""
+"""Fan-out: the fleet flows map one task per namespace on prefect-ray's RayTaskRunner, on the sandbox's
+real Ray head (the Ray workers run from the same venv, so they import kaiops). The fleet backup writes real
+backups (read back here, and one restored by a drill); its Ray workers get S3 credentials and the backup key
+from Prefect Secret blocks, never through Ray's runtime_env."""
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 
@@ -16,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def services():
     # the sandbox Prefect server (not an ephemeral one started inside the test process) records the runs
-    with sandbox_services("kube-apiserver", "ray", "prefect") as env, prefect_api(env["PREFECT_API_URL"]):
+    with sandbox_services("kube-apiserver", "s3", "ray", "prefect") as env, prefect_api(env["PREFECT_API_URL"]):
         yield env
 
 
@@ -48,3 +51,68 @@ def test_fleet_inventory_fans_out_on_the_sandbox_ray_head(services):
     # the tasks ran in Ray worker processes, not in this one
     assert all(not r["host"].endswith(f":{os.getpid()}") for r in result["rows"])
     assert result["ok"]
+
+
+def _rayclusters_with_a_secret(dyn, ns: str, secret_value: str) -> None:
+    from tasks import kube
+
+    kube.apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    kube.apply(dyn, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": ns},
+                     "stringData": {"token": secret_value}})
+    container = {"name": "ray-head", "image": "rayproject/ray:2.49.0",
+                 "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]}
+    spec = {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [container]}}}}
+    kube.apply(dyn, {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "train", "namespace": ns},
+                     "spec": spec})
+
+
+def test_fleet_backup_on_the_sandbox_ray_head_writes_real_backups(services, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from configs.backup import BackupPolicy
+    from configs.release import ExecutionConfig
+    from flows.backup import restore_drill
+    from flows.fleet import FleetBackupFailed, fleet_backup
+    from tasks import fleet, kube
+    from tasks.backup import steps
+    from tasks.backup.drill import ReadinessMode
+
+    uid = uuid.uuid4().hex[:5]
+    monkeypatch.setenv("KAIOPS_BACKUP_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+    blocks = {name: f"fleet-{uid}-{name.lower().replace('_', '-')}"
+              for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "KAIOPS_BACKUP_KEY")}
+    for name, block in blocks.items():
+        Secret(value=os.environ[name]).save(block, overwrite=True)
+    dyn = kube.connect(services["KUBECONFIG"])
+    names = [f"fleet-{uid}-b{i}" for i in range(3)]
+    for ns in names:
+        _rayclusters_with_a_secret(dyn, ns, f"value-of-{ns}")
+    policy = BackupPolicy(name="fleet", destination=f"s3://kaiops-fleet-{uid}/nightly", create_bucket=True)
+    execution = ExecutionConfig(task_runner="ray", ray_address=_gcs_address(),
+                                ray_env=["AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"], ray_secret_blocks=blocks)
+    try:
+        with pytest.raises(FleetBackupFailed, match=f"1 of 4 namespaces not backed up.*fleet-{uid}-gone") as err:
+            fleet_backup(policy, [*names, f"fleet-{uid}-gone"], execution, kubeconfig=services["KUBECONFIG"])
+    finally:
+        for block in blocks.values():
+            Secret.delete(block)
+    summary = err.value.summary
+    rows = {r["namespace"]: r for r in summary["rows"]}
+    assert summary["runner"] == "ray" and summary["failed"] == [f"fleet-{uid}-gone"]
+    assert rows[f"fleet-{uid}-gone"]["outcome"] == "missing" and rows[f"fleet-{uid}-gone"]["backup_id"] is None
+    for ns in names:
+        row = rows[ns]
+        assert row["outcome"] == "backed-up", row["error"]
+        assert row["counts"] == {"Namespace": 1, "RayCluster": 1, "Secret": 1} and row["encrypted"] == 1
+        assert row["verified"] and not row["host"].endswith(f":{os.getpid()}")  # ran in a Ray worker
+        # the backup is complete (manifest written last) and reads back with every checksum right
+        one = fleet.namespace_policy(policy, ns)
+        assert steps.newest_good(one) == row["backup_id"]
+        loaded = steps.verify_backup(one, row["backup_id"], steps.policy_key(one))
+        secret = next(o for o in loaded.objects if o["kind"] == "Secret")
+        assert base64.b64decode(secret["data"]["token"]) == f"value-of-{ns}".encode()
+        assert {o["metadata"].get("namespace") for o in loaded.objects if o["kind"] != "Namespace"} == {ns}
+    # one namespace's backup restores: a drill into scratch namespaces passes
+    drill = restore_drill(fleet.namespace_policy(policy, names[0]), readiness=ReadinessMode.present, timeout=60,
+                          kubeconfig=services["KUBECONFIG"])
+    assert drill["verdict"] == "passed" and drill["objects"]["restored"] == drill["objects"]["total"] >= 2

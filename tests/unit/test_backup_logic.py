@@ -297,3 +297,92 @@ def test_prometheus_rule_passes_promtool(tmp_path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     names = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert {"KaiopsBackupStale", "KaiopsDrillStale"} <= names
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "20250101T000000Z-abcdef/../x", "/etc", "nightly", ""])
+def test_a_backup_id_with_path_parts_is_refused_naming_the_argument(bad) -> None:
+    from tasks.backup.store import check_backup_id
+
+    with pytest.raises(InputError, match="BACKUP"):
+        check_backup_id(bad)
+    assert check_backup_id("20250101T000000Z-abcdef") == "20250101T000000Z-abcdef"
+
+
+def test_cli_restore_refuses_a_path_as_backup_id_and_list_says_when_empty(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app, main
+
+    monkeypatch.setattr(sys, "argv", ["kaiops", "restore", "../../etc"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2 and "BACKUP" in capsys.readouterr().err
+    runner = CliRunner()
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump({"name": "p", "destination": f"file://{tmp_path}/store"}))
+    listed = runner.invoke(app, ["backups", "list", "--policy", str(policy)])
+    assert listed.exit_code == 0 and "no backups under" in listed.output
+
+
+def test_packs_round_trip_and_garbage_collection_spares_referenced_and_fresh_packs(tmp_path) -> None:
+    from tasks.backup.store import PACKS, PackWriter, collect_packs
+
+    dest = parse_destination(f"file://{tmp_path}")
+    st = LocalStore(str(tmp_path))
+    writer = PackWriter(st, dest, parallelism=2, pack_bytes=10)
+    blobs = [f"object-{i}".encode() for i in range(5)]  # 8 bytes each: two per pack
+    locations = [writer.add(b) for b in blobs]
+    writer.close()
+    assert writer.packs == 3 and len({loc["pack"] for loc in locations}) == 3
+    for data, loc in zip(blobs, locations, strict=True):
+        assert st.get(dest.prefix + loc["pack"])[loc["offset"]:loc["offset"] + loc["size"]] == data
+    keep = {locations[0]["pack"]}
+    now = datetime.now(UTC)
+    assert collect_packs(st, dest, keep, older_than=now - timedelta(hours=1)) == []  # all fresh: none collected
+    gone = collect_packs(st, dest, keep, older_than=now + timedelta(hours=1))
+    assert len(gone) == 2 and keep == {k[len(dest.prefix):] for k in st.list_keys(PACKS)}
+
+
+def test_a_conflict_on_controller_metadata_is_yielded_and_on_data_is_not() -> None:
+    import json
+
+    from tasks.backup.restore import FieldConflict, field_conflicts, without_metadata_entries
+
+    class Api(Exception):
+        body = json.dumps({"kind": "Status", "code": 409, "details": {"causes": [
+            {"reason": "FieldManagerConflict", "field": ".metadata.annotations.sandbox.kaiops.io/url",
+             "message": 'conflict with "route-controller" using gateway.networking.k8s.io/v1'}]}})
+
+    try:
+        raise RuntimeError("conflict") from Api()
+    except RuntimeError as exc:
+        conflicts = field_conflicts(exc)
+    assert conflicts == [FieldConflict(".metadata.annotations.sandbox.kaiops.io/url", "route-controller")]
+    route = obj("HTTPRoute", api="gateway.networking.k8s.io/v1", spec={"rules": []})
+    route["metadata"]["annotations"] = {"sandbox.kaiops.io/url": "http://old"}
+    yielded = without_metadata_entries(route, conflicts)
+    assert "annotations" not in yielded["metadata"] and yielded["spec"] == {"rules": []}
+    assert "annotations" in route["metadata"]  # the backup's copy is untouched
+    assert without_metadata_entries(route, [FieldConflict(".data.threshold", "someone-else")]) is None
+
+
+def test_gc_pause_nests_and_restores_the_collector() -> None:
+    import gc
+
+    from tasks.backup.export import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector someone else turned off stays off
+    finally:
+        gc.enable()
