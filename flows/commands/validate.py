@@ -19,14 +19,35 @@ if TYPE_CHECKING:
 EXIT_INVALID = 2
 
 
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+
+def expand(paths: list[Path], recursive: bool) -> list[Path]:
+    """Files to check: each file as given; a directory's ``*.yaml``/``*.yml`` files, sorted, and with
+    ``recursive`` those of its subdirectories too (as ``kubectl apply -f DIR [-R]``). A directory without any
+    stays in the list, so the validator reports it instead of passing silently."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir())
+                       if p.is_file() and p.suffix in MANIFEST_SUFFIXES)
+        out.extend(found or [path])
+    return out
+
+
 def validate(
-    files: list[Path] = typer.Argument(..., help="YAML manifests to check (several documents per file allowed)."),
+    files: list[Path] = typer.Argument(..., help="YAML manifests or directories of them (several documents per "
+                                       "file allowed)."),
+    recursive: bool = typer.Option(False, "--recursive", "-R", help="Also the subdirectories of a directory."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Validate KubeRay, KServe, Gateway API and core Kubernetes manifests offline (no cluster needed)."""
     from tasks.manifests import validate_files  # jsonschema and the schemas load only when needed
     from tasks.manifests.findings import has_errors
 
+    files = expand(files, recursive)
     findings = validate_files(files)
     if output is OutputFormat.table:
         if findings:

@@ -171,3 +171,24 @@ def test_cli_not_yaml_or_not_object_is_exit_2(tmp_path: Path, content: str) -> N
 def test_missing_file_is_a_finding(tmp_path: Path) -> None:
     [finding] = validate_files([tmp_path / "nope.yaml"])
     assert finding.rule is Rule.DOCUMENT_UNREADABLE and finding.severity is Severity.error
+
+
+@pytest.mark.unit
+def test_cli_checks_the_manifests_of_a_directory_and_with_r_its_subdirectories(tmp_path: Path) -> None:
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "ok.yaml").write_bytes(GOOD[0].read_bytes())
+    bad = CORPUS / "bad" / "kserve.field.nonexistent.model-uri.yaml"
+    (tmp_path / "nested" / "bad.yml").write_bytes(bad.read_bytes())
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    flat = runner.invoke(app, ["validate", str(tmp_path), "-o", "json"])
+    assert flat.exit_code == 0 and json.loads(flat.stdout) == [], flat.output
+    deep = runner.invoke(app, ["validate", str(tmp_path), "-R", "-o", "json"])
+    assert deep.exit_code == 2
+    assert {(r["file"], r["rule"]) for r in json.loads(deep.stdout) if r["severity"] == "error"} == {
+        (str(tmp_path / "nested" / "bad.yml"), "kserve.field.nonexistent")}
+
+
+@pytest.mark.unit
+def test_cli_a_directory_without_manifests_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 2, result.output
