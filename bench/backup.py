@@ -6,8 +6,10 @@
 2. Times kaiops backups of them against ``kubectl get <same kinds> -A -l ... -o json``, each paired with a
    kubectl run made just before it (goal: ratio <= 1.2): to S3 (moto) and to GCS (fake-gcs-server), each
    first a FULL backup into an empty destination, then the unchanged NIGHTLY (incremental: nothing changed,
-   so no pack is uploaded; the manifest still lists every object). Libraries are imported before timing
-   (a flow worker has them loaded); kubectl's discovery cache is warmed by one untimed run.
+   so no pack is uploaded; the manifest still lists every object), then a NIGHTLY after 1 % of the objects
+   (ConfigMaps) changed (only those are uploaded, in one new pack). Each row is the median of ``--repeat``
+   pairs. Libraries are imported before timing (a flow worker has them loaded); kubectl's discovery cache
+   is warmed by one untimed run.
 3. Times a restore of ``--drill-objects`` of them into scratch namespaces (verify checksums, check CRDs,
    apply in order with server-side apply, read back and compare) against ``kubectl apply --server-side``
    of the same objects written as files.
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,6 +87,21 @@ def create_all(api, objects: list[dict], parallelism: int = 32) -> None:
         list(pool.map(post, objects))
 
 
+def patch_all(api, objects: list[dict], patch: dict, parallelism: int = 16) -> None:
+    """Merge-patch every object (one request each, in parallel)."""
+    kinds = {discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"]) for o in objects}
+    found = discovery.discover(api, kinds)
+
+    def one(o: dict) -> None:
+        info = found.served[discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])]
+        api.call_api(info.path(o["metadata"].get("namespace"), o["metadata"]["name"]), "PATCH", body=patch,
+                     auth_settings=["BearerToken"], header_params={"Content-Type": "application/merge-patch+json"},
+                     _preload_content=False)
+
+    with ThreadPoolExecutor(max_workers=parallelism) as pool:
+        list(pool.map(one, objects))
+
+
 def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
@@ -95,6 +113,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=5000)
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--drill-objects", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="pairs per row; the medians are printed")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -129,22 +148,38 @@ def main() -> None:
         exported = steps.export_objects(pol)
         return exported, steps.write_backup(pol, exported, key=None)
 
-    rows = []
+    stores = (("S3 (moto)", f"s3://kaiops-bench/{run}"), ("GCS (fake-gcs)", f"gs://kaiops-bench/{run}"))
+    samples: dict[tuple[str, str], list[tuple[float, float, float, int, int, int]]] = {}
     backups = {}
-    for store_name, uri in (("S3 (moto)", f"s3://kaiops-bench/{run}"), ("GCS (fake-gcs)", f"gs://kaiops-bench/{run}")):
-        policy = BackupPolicy(name=f"bench-{run}", destination=uri, create_bucket=True,
-                              label_selector=f"kaiops.io/bench={run}", encryption_key_env=None, parallelism=16)
-        for label_ in ("full (first)", "nightly (unchanged)"):
-            t_kubectl, listed = kubectl_get()
-            t_backup, (exported, written) = timed(lambda pol=policy: do_backup(pol))
-            rows.append((f"backup {label_} -> {store_name}", t_backup, "kubectl get -A -o json", t_kubectl,
-                         written.objects, listed))
-            rows.append(("  of which list/export", exported.seconds, "kubectl get -A -o json", t_kubectl,
-                         len(exported.objects), listed))
-            backups[(store_name, label_)] = written
-    policy = BackupPolicy(name=f"bench-{run}", destination=f"s3://kaiops-bench/{run}", encryption_key_env=None,
+    configmaps = [o for o in objects if o["kind"] == "ConfigMap"][: max(1, len(objects) // 100)]
+
+    def measure(store_name: str, mode: str, pol: BackupPolicy) -> None:
+        t_kubectl, listed = kubectl_get()
+        t_backup, (exported, written) = timed(lambda: do_backup(pol))
+        samples.setdefault((store_name, mode), []).append(
+            (t_backup, exported.seconds, t_kubectl, written.objects, len(exported.objects), listed))
+        backups[(store_name, mode)] = written
+
+    for repeat in range(args.repeat):  # each repeat: a fresh destination, so the first backup there is full
+        policies = {name: BackupPolicy(name=f"bench-{run}", destination=f"{uri}/r{repeat}", create_bucket=True,
+                                       label_selector=f"kaiops.io/bench={run}", encryption_key_env=None,
+                                       parallelism=16) for name, uri in stores}
+        for store_name, pol in policies.items():
+            measure(store_name, "full (first)", pol)
+            measure(store_name, "nightly (unchanged)", pol)
+        patch_all(api, configmaps, {"data": {"threshold": f"changed-{repeat}"}})  # 1 % of the objects, untimed
+        for store_name, pol in policies.items():
+            measure(store_name, f"nightly ({len(configmaps)} changed)", pol)
+    rows = []
+    for (store_name, mode), runs in samples.items():
+        t_backup, t_export, t_kubectl = (statistics.median(r[i] for r in runs) for i in range(3))
+        _, _, _, n_written, n_exported, listed = runs[-1]
+        rows.append((f"backup {mode} -> {store_name}", t_backup, "kubectl get -A -o json", t_kubectl,
+                     n_written, listed))
+        rows.append(("  of which list/export", t_export, "kubectl get -A -o json", t_kubectl, n_exported, listed))
+    policy = BackupPolicy(name=f"bench-{run}", destination=f"s3://kaiops-bench/{run}/r0", encryption_key_env=None,
                           parallelism=16)
-    written = backups[("S3 (moto)", "full (first)")]
+    written = steps.list_backups(policy)[-1]  # the first (full) S3 backup of repeat 0 (the drill restores it)
 
     # drill: the first namespaces holding about --drill-objects objects
     take, total = [], 0
@@ -153,7 +188,7 @@ def main() -> None:
             break
         take.append(ns)
         total += n
-    loaded = steps.verify_backup(policy, written.backup_id, None)
+    loaded = steps.verify_backup(policy, written.id, None)
     chosen = [o for o in loaded.objects if (o["metadata"].get("namespace") or o["metadata"]["name"]) in take]
     drill_id = secrets.token_hex(3)
 
@@ -162,7 +197,7 @@ def main() -> None:
         loaded.objects = dplan.restore
         plan = steps.plan_restore(loaded, kubeconfig=None, namespace_map=dplan.namespace_map,
                                   existing=ExistingPolicy.fail, marker=ProductionMarker(), yes=False)
-        report = steps.apply_restore(plan, kubeconfig=None, backup_id=written.backup_id,
+        report = steps.apply_restore(plan, kubeconfig=None, backup_id=written.id,
                                      existing=ExistingPolicy.fail, dry_run=False, parallelism=16)
         pairs = [(o, a) for o, a in zip(dplan.restore, plan.objects, strict=True) if a["kind"] != "Namespace"]
         results = steps.drill_wait(pairs, kubeconfig=None, mode=drill.ReadinessMode.present, timeout=120)
@@ -190,7 +225,8 @@ def main() -> None:
 
     rows.append(("restore drill (verify+apply+compare)", t_drill, "kubectl apply --server-side", t_apply,
                  len(results), len(files)))
-    lines = [f"{'kaiops':45} {'s':>7} {'baseline':28} {'s':>7} {'ratio':>6} {'objects':>8}"]
+    lines = [f"median of {args.repeat} side-by-side pairs per backup row; one pair for the drill"]
+    lines += [f"{'kaiops':45} {'s':>7} {'baseline':28} {'s':>7} {'ratio':>6} {'objects':>8}"]
     lines += [f"{name:45} {ts:7.2f} {base:28} {tb:7.2f} {ts / tb:6.2f} {n:>8} (baseline {nb})"
               for name, ts, base, tb, n, nb in rows]
     lines.append("")
@@ -222,6 +258,7 @@ def main() -> None:
         fields = ["kaiops", "seconds", "baseline", "baseline_seconds", "objects", "baseline_objects"]
         args.json.write_text(json.dumps({
             "objects": args.objects, "namespaces": args.namespaces, "drill_objects": args.drill_objects,
+            "repeat": args.repeat,
             "rows": [dict(zip(fields, r, strict=True)) | {"ratio": round(r[1] / r[3], 3)} for r in rows],
             "printed": lines,
         }, indent=1) + "\n")

@@ -131,7 +131,11 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
     backup_id = backup_id or store.new_backup_id()
     incremental = policy.incremental if incremental is None else incremental
     base = store.newest_manifest(st, dest) if incremental else None
-    reusable = {e["sha256"]: e for e in (base or {}).get("objects", []) if e.get("pack") and not e.get("encrypted")}
+    # reuse only packs that are still there (one listing): a pack removed behind kaiops' back (a bucket lifecycle
+    # rule, a manual delete) is uploaded again rather than referenced by one more broken backup
+    present = {k[len(dest.prefix):] for k in st.list_keys(dest.prefix + store.PACKS)} if base else set()
+    reusable = {e["sha256"]: e for e in (base or {}).get("objects", [])
+                if e.get("pack") in present and not e.get("encrypted")}
     store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name,
                                               "started": datetime.now(UTC).isoformat()})
     writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))

@@ -386,3 +386,21 @@ def test_gc_pause_nests_and_restores_the_collector() -> None:
         assert not gc.isenabled()  # a collector someone else turned off stays off
     finally:
         gc.enable()
+
+
+def test_a_v1_backup_one_object_per_key_still_loads(tmp_path) -> None:
+    import json
+
+    from tasks.backup.restore import load_backup
+    from tasks.backup.store import encode, sha256
+
+    dest = parse_destination(f"file://{tmp_path}")
+    st = LocalStore(str(tmp_path))
+    backup_id = new_backup_id()
+    cm = obj("ConfigMap", name="c", data={"k": "v"})
+    data = encode(cm)
+    st.put(f"{backup_id}/objects/core/ConfigMap/a/c.json", data)
+    st.put(f"{backup_id}/manifest.json", json.dumps({"format": "kaiops-backup/v1", "objects": [
+        {"key": "objects/core/ConfigMap/a/c.json", "sha256": sha256(data), "size": len(data), "encrypted": False,
+         "kind": "ConfigMap", "apiVersion": "v1", "namespace": "a", "name": "c"}]}).encode())
+    assert load_backup(st, dest, backup_id).objects == [cm]
