@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -31,21 +30,20 @@ REQUIRED_PATHS = ("metadata.annotations", "metadata.labels", "spec.template.spec
 POD_SPEC_EXTRAS = ("parallelism", "completions")
 
 
-def _render(values: dict) -> dict:
-    """The Job a worker would submit: Prefect's templating with the variables' defaults, then what
-    prefect-kubernetes' ``prepare_for_flow_run`` does to the container (env dict -> list, command -> argv)."""
-    from prefect.utilities.templating import apply_values
+def _render(values: dict, run_name: str = "happy-run") -> dict:
+    """The Job the prefect-kubernetes worker submits: its own job configuration class fills the template with
+    ``values`` and prepares it for a flow run, as ``KubernetesWorker.run`` does before it calls the apiserver."""
+    import asyncio
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+    from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
 
     template = json.loads(TEMPLATE.read_text())
-    props = template["variables"]["properties"]
-    filled = {k: v["default"] for k, v in props.items() if "default" in v} | values
-    config = apply_values(template["job_configuration"], filled)
-    job = config["job_manifest"]
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    container["env"] = [{"name": k, "value": v} for k, v in container["env"].items()]
-    container["args"] = shlex.split(container["args"])
-    job["metadata"]["generateName"] = job["metadata"]["generateName"].lower()
-    return job
+    # the template references no Prefect blocks or variables, so the client is never asked for anything
+    config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(template, values, client=object()))
+    config.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4(), name=run_name))
+    return copy.deepcopy(config.job_manifest)
 
 
 def test_job_template_declares_every_variable_prefect_fills():
@@ -82,10 +80,11 @@ def test_rendered_job_is_accepted_for_the_worker_service_account(tmp_path):
         _apply_all(admin, MANIFESTS / "worker.yaml")
         batch = client.BatchV1Api(config.new_client_from_config(config_file=_sa_kubeconfig(env["KUBECONFIG"],
                                                                                            tmp_path)))
-        job = _render({"name": "Nightly-Backup-run", "image": "ghcr.io/example/kaiops:1.2.3",
+        # no "name" value, as in a deployment: the worker names the Job after the flow run, slugified
+        job = _render({"image": "ghcr.io/example/kaiops:1.2.3",
                        "env": {"PREFECT_API_URL": "http://prefect:4200/api", "KAIOPS_ENV": "prod"},
                        "labels": {"prefect.io/flow-run-name": "happy-run"},
-                       "command": "prefect flow-run execute"})
+                       "command": "prefect flow-run execute"}, run_name="Nightly-Backup run")
         # what the worker sends (no fieldValidation: the server warns about and drops the two pod-spec extras)
         created = batch.create_namespaced_job("kaiops-system", job, dry_run="All").to_dict()
         pod = created["spec"]["template"]["spec"]
