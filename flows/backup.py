@@ -90,10 +90,14 @@ def backup(
             "bytes": written.bytes,
             "seconds": round(exported.seconds + written.seconds, 3),
             "encrypted": written.encrypted,
+            "layout": pol.layout.value,
             "incremental": written.extra,
         }
-        print(f"backup {written.backup_id} written to {written.destination} ({written.objects} objects, "
-              f"{written.extra.get('uploaded', written.objects)} uploaded, {written.extra.get('reused', 0)} unchanged)")
+        print(f"backup {written.backup_id} written to {written.destination} (layout {pol.layout.value}, "
+              f"{written.objects} objects, {written.extra.get('uploaded', written.objects)} uploaded, "
+              f"{written.extra.get('reused', 0)} unchanged)")
+        if written.extra.get("incremental_ignored"):
+            print(f"policy {pol.name}: incremental ignored: {written.extra['incremental_ignored']}")
         summary["metrics_file"] = steps.backup_metrics_task(pol, success=True, written=written)
     title = "dry run" if dry_run else summary["backup_id"]
     _artifact(

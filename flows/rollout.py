@@ -66,19 +66,10 @@ def canary_rollout(
     if dry_run:
         return t.dry_run_look(namespace, isvc, policy, prometheus_url)
 
-    from prefect.concurrency.sync import concurrency
-
     holder = t.holder_id()
     limit = t.concurrency_name(namespace, isvc)
     t.ensure_concurrency_limit(limit)
-    try:
-        # the slot's Prefect lease expires like the annotation lease (Prefect's minimum is 60 s), so a killed
-        # run does not block the next rollout of this InferenceService for Prefect's default 300 s
-        slot = concurrency(limit, occupy=1, timeout_seconds=5, strict=True,
-                           lease_duration=max(60.0, policy.lease_seconds))
-        slot.__enter__()
-    except TimeoutError as exc:
-        raise t.LeaseHeld(f"another rollout of {namespace}/{isvc} holds concurrency limit {limit}") from exc
+    slot = _take_slot(limit, namespace, isvc, policy.lease_seconds)
     try:
         record = t.acquire_lease(namespace, isvc, holder, policy, storage_uri)
         rows: list[dict[str, Any]] = []
@@ -115,6 +106,34 @@ def canary_rollout(
     return summary
 
 
+def _take_slot(limit: str, namespace: str, isvc: str, lease_seconds: float) -> Any:
+    """Enter the Prefect concurrency limit ``limit`` (1 slot) and return the entered context manager.
+
+    The slot's Prefect lease expires like the annotation lease (Prefect's minimum is 60 s), so a run killed
+    with SIGKILL holds it at most that long. When the slot is taken but the InferenceService shows no live
+    lease, its holder died: wait for its Prefect lease to run out instead of refusing.
+
+    Raises:
+        LeaseHeld: a live rollout holds the InferenceService's lease, or the slot stayed taken.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    lease = max(60.0, lease_seconds)
+    for wait_s in (5.0, lease + 15.0):
+        slot = concurrency(limit, occupy=1, timeout_seconds=wait_s, strict=True, lease_duration=lease)
+        try:
+            slot.__enter__()
+            return slot
+        except TimeoutError:
+            holder = t.live_holder(namespace, isvc)
+            if holder:
+                raise t.LeaseHeld(f"rollout {holder} of {namespace}/{isvc} is running (concurrency limit "
+                                  f"{limit})") from None
+            print(f"concurrency limit {limit} is taken but no live rollout holds {namespace}/{isvc}: waiting up "
+                  f"to {lease + 15:.0f}s for the dead run's slot lease to expire")
+    raise t.LeaseHeld(f"concurrency limit {limit} stayed taken with no live rollout on {namespace}/{isvc}")
+
+
 def _ask_human(policy: Any, record: Any) -> tuple[HumanChoice | None, str]:
     """Pause the run for a RolloutDecision; (choice, comment), choice None when nobody answered in time."""
     from prefect.flow_runs import pause_flow_run
@@ -142,14 +161,20 @@ def _report_artifact(namespace: str, isvc: str, paths: dict[str, str]) -> None:
 
 
 @flow(name="canary-rollback", log_prints=True)
-def canary_rollback(isvc: str, namespace: str, reason: str = "manual rollback") -> dict[str, Any]:
-    """Restore the previous revision of ``namespace/isvc`` to 100 % (idempotent)."""
-    return t.rollback(namespace, isvc, reason=reason)
+def canary_rollback(isvc: str, namespace: str, reason: str = "manual rollback", dry_run: bool = False
+                    ) -> dict[str, Any]:
+    """Restore the previous revision of ``namespace/isvc`` to 100 % (idempotent); ``dry_run`` only says what
+    would be written (see :func:`tasks.rollout.tasks.rollback` for the returned dict)."""
+    return t.rollback(namespace, isvc, reason=reason, dry_run=dry_run)
 
 
 @flow(name="canary-guard", log_prints=True)
-def canary_guard(namespace: str | None = None) -> list[dict[str, Any]]:
+def canary_guard(namespace: str | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
     """Roll back every rollout whose lease expired (its flow died). Meant to run every minute.
+
+    Args:
+        namespace: only this namespace (None: all).
+        dry_run: list the dead rollouts and what their rollback would write; change nothing.
 
     Returns:
         one row per dead rollout found, with the rollback's result.
@@ -158,7 +183,8 @@ def canary_guard(namespace: str | None = None) -> list[dict[str, Any]]:
     for dead in t.find_dead_rollouts(namespace):
         result = t.rollback(dead["namespace"], dead["name"],
                             reason=f"guard: lease of {dead['holder']} expired at {dead['expired']} "
-                                   f"in phase {dead['phase']}")
+                                   f"in phase {dead['phase']}", dry_run=dry_run)
         rows.append({**dead, **result})
-        print(f"guard rolled back {dead['namespace']}/{dead['name']} (phase {dead['phase']})")
+        verb = "would roll back" if dry_run else "rolled back"
+        print(f"guard {verb} {dead['namespace']}/{dead['name']} (phase {dead['phase']})")
     return rows

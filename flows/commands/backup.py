@@ -34,13 +34,14 @@ def backup(
 def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOption) -> None:
     """List the backups under the policy's destination, newest first (complete or not)."""
     from configs.backup import load_policy
-    from tasks.backup import steps
+    from tasks.backup import steps, store
 
     pol = load_policy(policy)
     rows = [
         {
             "backup": b.id,
             "complete": b.complete,
+            "layout": store.layout(b.manifest) if b.manifest else "",
             "objects": len((b.manifest or {}).get("objects", [])),
             "bytes": (b.manifest or {}).get("bytes", ""),
             "cluster": ((b.manifest or {}).get("cluster") or {}).get("server", ""),

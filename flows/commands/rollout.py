@@ -40,20 +40,23 @@ def rollback(
     isvc: str = typer.Argument(..., help="InferenceService name."),
     namespace: str = typer.Option("default", "--namespace", "-n", help="Its namespace."),
     reason: str = typer.Option("manual rollback", "--reason", help="Recorded in the Event."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be written; change nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Restore the previous revision to 100 % traffic (idempotent)."""
     from flows.rollout import canary_rollback
 
-    emit(canary_rollback(isvc=isvc, namespace=namespace, reason=reason), output, title="rollback")
+    emit(canary_rollback(isvc=isvc, namespace=namespace, reason=reason, dry_run=dry_run), output,
+         title="rollback")
 
 
 def guard(
     namespace: str = typer.Option(None, "--namespace", "-n", help="Only this namespace (default: all)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be rolled back; change nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Roll back rollouts whose lease expired (their flow died); run it every minute as a deployment."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.rollout import canary_guard
 
-    emit(canary_guard(namespace=namespace), output, title="guard")
+    emit(canary_guard(namespace=namespace, dry_run=dry_run), output, title="guard")

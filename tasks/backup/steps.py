@@ -110,35 +110,51 @@ class Written:
 
 def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None, backup_id: str | None = None,
                  stop_before_manifest: bool = False, incremental: bool | None = None) -> Written:
-    """Pack and upload every object (Secrets sealed with ``key``), then write ``manifest.json`` LAST.
+    """Upload every object (Secrets sealed with ``key``), then write ``manifest.json`` LAST.
 
-    Objects go into content-addressed packs (see :mod:`tasks.backup.store`); packs upload in the background
-    while later objects are encoded. With ``incremental`` (default: the policy's ``incremental``), an object
-    whose sha256 equals one in the newest complete backup at the destination is not uploaded again: its
-    manifest entry points at the pack that already holds it. Sealed Secrets are always uploaded (each seal
-    has a fresh nonce).
+    ``started.json`` is written first. In the policy's ``layout``:
+
+    - ``packs``: objects go into content-addressed packs (see :mod:`tasks.backup.store`); packs upload in the
+      background while later objects are encoded. With ``incremental`` (default: the policy's ``incremental``),
+      an object whose sha256 equals one in the newest complete packs backup at the destination is not uploaded
+      again: its manifest entry points at the pack that already holds it. Sealed Secrets are always uploaded
+      (each seal has a fresh nonce).
+    - ``objects``: one storage object per resource at ``<id>/<key>`` (``objects/<group>/<Kind>/<namespace|
+      _cluster>/<name>.json``, ``.sealed`` for a Secret's encrypted envelope), uploaded in parallel on one
+      shared client. ``incremental`` is ignored: every object is uploaded (``extra["incremental_ignored"]``
+      says so when it was asked for).
 
     Args:
         stop_before_manifest: leave the backup incomplete (tests and drills of the "cut off" case).
 
     Returns:
-        :class:`Written`; ``extra`` holds ``uploaded`` / ``reused`` object counts, ``packs`` uploaded,
-        ``uploaded_bytes`` and ``base`` (the backup reused from, or None).
+        :class:`Written`; ``extra`` holds ``layout``, ``uploaded`` / ``reused`` object counts, ``packs``
+        uploaded, ``uploaded_bytes`` and ``base`` (the backup reused from, or None).
+
+    Raises:
+        TemporaryError / PermanentError: an upload failed (no manifest is written: the backup stays incomplete).
     """
     started = time.monotonic()
     dest = destination(policy)
     st = store.open_store(dest, policy.create_bucket)
     backup_id = backup_id or store.new_backup_id()
+    layout = policy.layout.value
     incremental = policy.incremental if incremental is None else incremental
+    ignored = incremental and layout == store.LAYOUT_OBJECTS
+    incremental = incremental and layout == store.LAYOUT_PACKS
     base = store.newest_manifest(st, dest) if incremental else None
     # reuse only packs that are still there (one listing): a pack removed behind kaiops' back (a bucket lifecycle
     # rule, a manual delete) is uploaded again rather than referenced by one more broken backup
     present = {k[len(dest.prefix):] for k in st.list_keys(dest.prefix + store.PACKS)} if base else set()
     reusable = {e["sha256"]: e for e in (base or {}).get("objects", [])
                 if e.get("pack") in present and not e.get("encrypted")}
-    store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name,
+    store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name, "layout": layout,
                                               "started": datetime.now(UTC).isoformat()})
-    writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
+    writer: store.PackWriter | store.ObjectWriter
+    if layout == store.LAYOUT_OBJECTS:
+        writer = store.ObjectWriter(st, dest, backup_id, parallelism=policy.parallelism)
+    else:
+        writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
     entries: list[dict[str, Any]] = []
     locations: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
@@ -159,7 +175,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
                 location = {"pack": previous["pack"], "offset": previous["offset"], "size": previous["size"]}
                 reused += 1
             else:
-                location = writer.add(data)
+                location = writer.add(data, rel)
             counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
             total += len(data)
             entries.append({"key": rel, "apiVersion": obj["apiVersion"], "kind": obj["kind"],
@@ -171,7 +187,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
     for entry, location in zip(entries, locations, strict=True):
         entry.update(location)  # a pack's name is known once it is sealed
     manifest = {
-        "format": store.FORMAT, "id": backup_id, "policy": policy.name,
+        "format": store.FORMAT, "layout": layout, "id": backup_id, "policy": policy.name,
         "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
         "missing_kinds": exported.missing_kinds, "left_out": exported.left_out, "warnings": exported.warnings,
         "counts": dict(sorted(counts.items())), "objects": entries, "bytes": total, "keep_status": policy.keep_status,
@@ -180,9 +196,12 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
                         "packs": writer.packs, "uploaded_bytes": writer.bytes},
     }
     manifest_key = "" if stop_before_manifest else store.write_manifest(st, dest, backup_id, manifest)
+    extra = dict(manifest["incremental"]) | {"layout": layout}
+    if ignored:
+        extra["incremental_ignored"] = "layout objects uploads every object; incremental applies to packs only"
     return Written(backup_id, dest.uri, manifest["counts"], len(entries), total,
                    round(time.monotonic() - started, 3), manifest_key, sum(e["encrypted"] for e in entries),
-                   extra=dict(manifest["incremental"]))
+                   extra=extra)
 
 
 def list_backups(policy: BackupPolicy) -> list[store.StoredBackup]:

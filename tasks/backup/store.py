@@ -1,16 +1,21 @@
 """Where backups live: S3 (boto3) or GCS (google-cloud-storage), plus ``file://`` for tests and laptops.
 
-Layout under the destination URI ``s3://bucket/prefix`` (format ``kaiops-backup/v2``)::
+Format ``kaiops-backup/v2``, two layouts under the destination URI ``s3://bucket/prefix`` (the manifest's
+``layout`` field; a v2 manifest without it is ``packs``)::
 
-    prefix/packs/<sha256 of the pack>.pack   <- objects, packed: shared by every backup that references them
     prefix/<backup-id>/started.json          <- written FIRST (the backup is visible, incomplete, while it runs)
-    prefix/<backup-id>/manifest.json         <- written LAST, only after every pack was uploaded
+    prefix/packs/<sha256 of the pack>.pack   <- layout packs: objects, packed, shared by every backup using them
+    prefix/<backup-id>/objects/<group>/<Kind>/<namespace|_cluster>/<name>.json[.sealed]
+                                             <- layout objects: one storage object per resource
+    prefix/<backup-id>/manifest.json         <- written LAST, only after every pack or object was uploaded
 
 A pack is the concatenation of the stored bytes of many objects (canonical JSON, or a sealed Secret), up to
 :data:`PACK_BYTES`; one PUT carries hundreds of objects instead of one each (restic and kopia pack small
 blobs the same way). Packs are content-addressed, so uploading one twice is harmless. An *incremental*
 backup reuses the (pack, offset, size) of every object whose sha256 is unchanged since the newest complete
-backup and uploads only new packs for what changed; the manifest still lists every object.
+packs backup and uploads only new packs for what changed; the manifest still lists every object.
+The ``objects`` layout stores each resource as its own object (``aws s3 cp`` fetches one alone; a sealed
+Secret is its encrypted envelope); it is never incremental: every backup uploads every object.
 
 A backup id is ``YYYYMMDDTHHMMSSZ-<6 hex>`` (UTC start time). A directory without ``manifest.json`` is
 an *incomplete* backup: restore refuses it and retention cleans it after a day. Retention deletes a pack
@@ -18,8 +23,9 @@ only when no remaining complete backup references it and it is older than that g
 backup's fresh packs are never collected).
 
 The manifest holds the cluster (name, server, server version), the CRD versions, counts per kind, and
-per object its logical key, pack, offset, size and sha256 (of the stored bytes). ``kaiops-backup/v1``
-backups (one store object per resource under ``<backup-id>/objects/``) are still read and restored.
+per object its logical key, size and sha256 (of the stored bytes), and in layout packs its pack and offset.
+``kaiops-backup/v1`` backups (one store object per resource under ``<backup-id>/objects/``, the layout
+``objects`` reads the same way) are still read and restored.
 
 Endpoints come from the environment as the clients read them (``AWS_ENDPOINT_URL`` for S3,
 ``STORAGE_EMULATOR_HOST`` for GCS). ``tasks/storage`` (model publishing) talks to the same stores; the
@@ -51,7 +57,9 @@ STARTED = "started.json"
 FORMAT = "kaiops-backup/v2"
 READABLE_FORMATS = ("kaiops-backup/v1", FORMAT)
 PACKS = "packs/"
+LAYOUT_PACKS, LAYOUT_OBJECTS = "packs", "objects"  # the manifest's ``layout`` (values of configs.backup.Layout)
 PACK_BYTES = 4 * 1024 * 1024  # target pack size: a few MiB keeps PUTs few and a restore's GETs parallel
+GCS_POOL = 32  # connections kept per host by a GcsStore (>= the largest upload parallelism that makes sense)
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -159,6 +167,13 @@ class GcsStore:
                                          credentials=AnonymousCredentials())
         else:
             self.client = storage.Client()
+        # the client's requests session keeps 10 connections per host; parallel uploads (layout objects: one PUT
+        # per resource on up to `parallelism` threads) would open and discard connections beyond that
+        from requests.adapters import HTTPAdapter
+
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=GCS_POOL)
+        for scheme in ("https://", "http://"):
+            self.client._http.mount(scheme, adapter)
         self.name = bucket
         self.bucket = self.client.bucket(bucket)
         if create_bucket and not self.bucket.exists():
@@ -360,17 +375,28 @@ def read_manifest(store: ObjectStore, dest: Destination, backup_id: str) -> dict
     return manifest
 
 
-def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | None:
-    """The manifest of the newest complete ``kaiops-backup/v2`` backup under ``dest`` (None when there is none).
+def layout(manifest: dict[str, Any]) -> str:
+    """The layout of a manifest: :data:`LAYOUT_PACKS` or :data:`LAYOUT_OBJECTS` (v1 stored one object per
+    resource; a v2 manifest without the field is packs)."""
+    if manifest.get("format") != FORMAT:
+        return LAYOUT_OBJECTS
+    return manifest.get("layout") or LAYOUT_PACKS
 
-    Reads manifests newest first and stops at the first complete one (one listing plus, usually, one GET).
+
+def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | None:
+    """The manifest of the newest complete ``kaiops-backup/v2`` *packs* backup under ``dest`` (None when there
+    is none): what an incremental backup reuses packs from.
+
+    Reads manifests newest first and stops at the first complete one in layout packs (one listing plus,
+    usually, one GET); newer ``objects`` backups are passed over, a complete v1 backup ends the search.
     """
     ids = sorted((i for i in (d[len(dest.prefix):].rstrip("/") for d in store.list_dirs(dest.prefix))
                   if backup_time(i) is not None), reverse=True)
     for backup_id in ids:
         manifest = read_manifest(store, dest, backup_id)
-        if manifest is not None:
-            return manifest if manifest.get("format") == FORMAT else None
+        if manifest is None or (manifest.get("format") == FORMAT and layout(manifest) == LAYOUT_OBJECTS):
+            continue
+        return manifest if manifest.get("format") == FORMAT else None
     return None
 
 
@@ -398,8 +424,9 @@ class PackWriter:
         self.packs = 0
         self.bytes = 0
 
-    def add(self, data: bytes) -> dict[str, Any]:
-        """Queue ``data``; return ``{"pack": <set on seal>, "offset": n, "size": n}``."""
+    def add(self, data: bytes, rel: str = "") -> dict[str, Any]:
+        """Queue ``data`` (``rel``, the object's logical key, is not needed: packs are content-addressed); return
+        ``{"pack": <set on seal>, "offset": n, "size": n}``."""
         with self._lock:
             location: dict[str, Any] = {"pack": None, "offset": self._size, "size": len(data)}
             self._buffer.append(data)
@@ -434,6 +461,48 @@ class PackWriter:
                 future.result()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class ObjectWriter:
+    """Upload each stored object as its own storage object ``<prefix><backup-id>/<relative key>``, on
+    ``parallelism`` threads sharing the store's client, while the caller keeps encoding (layout objects).
+
+    Same shape as :class:`PackWriter`: ``add`` returns the manifest location (``{"size": n}``), :meth:`close`
+    waits for every upload. ``packs`` stays 0; ``uploads`` counts PUTs and ``bytes`` their bytes.
+    """
+
+    def __init__(self, store: ObjectStore, dest: Destination, backup_id: str, parallelism: int = 16) -> None:
+        self.store, self.base = store, f"{dest.prefix}{backup_id}/"
+        self._pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+        self._futures: list[Future[None]] = []
+        self.packs = 0
+        self.uploads = 0
+        self.bytes = 0
+
+    def add(self, data: bytes, rel: str = "") -> dict[str, Any]:
+        """Queue the upload of ``data`` to ``<backup-id>/<rel>``; return ``{"size": n}``.
+
+        Raises:
+            ValueError: no ``rel``.
+        """
+        if not rel:
+            raise ValueError("ObjectWriter.add needs the object's relative key")
+        self._futures.append(self._pool.submit(self.store.put, self.base + rel, data))
+        self.uploads += 1
+        self.bytes += len(data)
+        return {"size": len(data)}
+
+    def close(self) -> None:
+        """Wait for every upload.
+
+        Raises:
+            TemporaryError / PermanentError: the first failed upload (the backup then gets no manifest).
+        """
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def referenced_packs(manifests: Iterable[dict[str, Any]]) -> set[str]:

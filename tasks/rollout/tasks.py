@@ -354,7 +354,9 @@ def promote(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> Rol
 
 
 @task(name="rollback", **_IO)
-def rollback(namespace: str, name: str, reason: str = "", holder: str | None = None) -> dict[str, Any]:
+def rollback(
+    namespace: str, name: str, reason: str = "", holder: str | None = None, dry_run: bool = False
+) -> dict[str, Any]:
     """Restore the previous revision to 100 % and release the lease. Idempotent.
 
     Serverless: ``canaryTrafficPercent: 0`` and the previous ``storageUri`` in one write (see
@@ -365,9 +367,10 @@ def rollback(namespace: str, name: str, reason: str = "", holder: str | None = N
         reason: why (goes to the record's message and the Event).
         holder: when given, roll back only while this holder owns the rollout (failure hooks use it so a
             refused second rollout never rolls back the first); None: unconditionally (CLI, guard).
+        dry_run: change nothing; ``changed`` says whether a real run would, ``would`` what it would write.
 
     Returns:
-        ``{"inferenceservice", "changed": bool, "phase", "message"}``.
+        ``{"inferenceservice", "changed": bool, "phase", "message"}`` (+ ``"dry_run", "would"`` with dry_run).
     """
     dyn = _dyn()
     isvc, record = kube_ops.read_record(dyn, namespace, name)
@@ -380,6 +383,15 @@ def rollback(namespace: str, name: str, reason: str = "", holder: str | None = N
         return {"inferenceservice": ref, "changed": False, "phase": record.phase.value,
                 "message": "promoted rollout: roll forward with a new rollout instead"}
     routing = kube_ops.routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-")
+    already = record.phase is Phase.ROLLED_BACK and _spec_rolled_back(isvc, record)
+    if dry_run:
+        if isinstance(routing, kube_ops.RawRouting):
+            would = (f"HTTPRoute {routing.route_name} to 100/0 for {name}-predictor, delete InferenceService "
+                     f"{routing.canary_name}")
+        else:
+            would = f"canaryTrafficPercent: 0 and storageUri {record.previous_storage_uri}"
+        return {"inferenceservice": ref, "changed": not already, "phase": record.phase.value, "dry_run": True,
+                "would": "nothing (already rolled back)" if already else would}
     if isinstance(routing, kube_ops.RawRouting):
         routing.after_rollback(record)
     spec_change = routing.rollback_spec(record.previous_storage_uri)
@@ -392,7 +404,6 @@ def rollback(namespace: str, name: str, reason: str = "", holder: str | None = N
             return None
         return released(rec.model_copy(update={"phase": Phase.ROLLED_BACK, "traffic": 0, "message": message}))
 
-    already = record.phase is Phase.ROLLED_BACK and _spec_rolled_back(isvc, record)
     obj, _ = kube_ops.write_record(dyn, namespace, name, change, None if already else spec_change)
     changed = not already
     if changed:
@@ -429,6 +440,15 @@ def report(namespace: str, name: str, out_dir: str) -> dict[str, str]:
     _, record = kube_ops.read_record(_dyn(), namespace, name)
     assert record is not None
     return {k: str(v) for k, v in write_report(record, namespace, name, Path(out_dir)).items()}
+
+
+@task(name="live-holder", **_IO)
+def live_holder(namespace: str, name: str) -> str | None:
+    """The holder of a running rollout's unexpired lease on the InferenceService, else None."""
+    record = kube_ops.read_record(_dyn(), namespace, name)[1]
+    if record is None or record.phase.terminal or not record.lease_valid(now()):
+        return None
+    return record.lease_holder or None
 
 
 @task(name="read-record", **_IO)

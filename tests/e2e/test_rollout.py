@@ -245,6 +245,11 @@ def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
         assert after == killed and after_obj["spec"] == killed_obj["spec"]
         assert after_obj["metadata"].get("annotations") == killed_obj["metadata"].get("annotations")
         _until(lambda: _record(kdyn)[1].lease_expired(datetime.now(UTC)), 60, "the lease to expire")
+        preview = subprocess.run([KAIOPS, "guard", "-n", NS, "--dry-run", "-o", "json"], capture_output=True,
+                                 text=True, env={**os.environ, **env}, timeout=180)
+        assert preview.returncode == 0, preview.stdout[-2000:] + preview.stderr[-2000:]
+        assert [(r["name"], r["changed"], r["dry_run"]) for r in json.loads(preview.stdout)] == [(ISVC, True, True)]
+        assert _record(kdyn)[1] == killed and _serving(kdyn) != {stable: 100}  # the preview changed nothing
         guard = subprocess.run([KAIOPS, "guard", "-n", NS, "-o", "json"], capture_output=True, text=True,
                                env={**os.environ, **env}, timeout=180)
     assert guard.returncode == 0, guard.stdout[-2000:] + guard.stderr[-2000:]
@@ -253,6 +258,9 @@ def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
     _, record = _record(kdyn)
     assert record.phase.value == "RolledBack" and "guard" in record.message
     assert _serving(kdyn) == {stable: 100}
+    again = subprocess.run([KAIOPS, "rollback", ISVC, "-n", NS, "--dry-run", "-o", "json"], capture_output=True,
+                           text=True, env={**os.environ, **env}, timeout=180)
+    assert again.returncode == 0 and json.loads(again.stdout)["changed"] is False, again.stdout + again.stderr
 
 
 def test_a_paused_rollout_follows_the_decision_sent_through_prefect(env, kdyn, isvcs, tmp_path) -> None:
