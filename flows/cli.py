@@ -13,6 +13,7 @@ from flows.commands import backup as backup_cmd
 from flows.commands import cluster as cluster_cmd
 from flows.commands import demo, sandbox, validate
 from flows.commands import deploy as deploy_cmd
+from flows.commands import fleet as fleet_cmd
 from flows.commands import publish as publish_cmd
 from flows.commands import registry as registry_cmd
 from flows.commands import rollout as rollout_cmd
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(cluster_cmd.app, name="cluster")
+app.add_typer(fleet_cmd.app, name="fleet")
 app.command("provision")(cluster_cmd.provision)
 app.add_typer(registry_cmd.app, name="registry")
 app.command("deploy")(deploy_cmd.deploy)

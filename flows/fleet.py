@@ -109,6 +109,7 @@ def fleet_backup(
     execution: ExecutionConfig | None = None,
     verify: bool = True,
     kubeconfig: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Back up each namespace on its own: one complete backup per namespace under
     ``<policy destination>/<namespace>/<id>/``, its tasks on the runner ``execution`` names.
@@ -120,6 +121,8 @@ def fleet_backup(
             ``ray_secret_blocks`` and non-secret settings from ``ray_env``.
         verify: read every backup back and check each object against its manifest.
         kubeconfig: cluster to read (default ``$KUBECONFIG``/in-cluster); on Ray, a path the workers can read.
+        dry_run: check everything, list which namespaces would be backed up where (outcome ``would-back-up``)
+            and which are missing; write nothing (no bucket, no backup).
 
     Returns:
         ``{"policy", "runner", "rows": [per-namespace rows, see tasks.fleet.backup_one], "failed": [names],
@@ -136,6 +139,14 @@ def fleet_backup(
         fleet.namespace_policy(pol, ns)  # names checked before anything is written
     runner = build_task_runner(execution)
     present, missing = fleet.cluster_namespaces_task(requested, kubeconfig)
+    if dry_run:
+        rows = [{**fleet.failed_row(ns, fleet.NamespaceOutcome.WOULD_BACK_UP, ""),
+                 "destination": fleet.namespace_policy(pol, ns).destination} for ns in present]
+        rows += [fleet.failed_row(ns, fleet.NamespaceOutcome.MISSING, "namespace not found") for ns in missing]
+        print(f"dry run: {len(present)} namespaces would be backed up on {execution.task_runner.value}; "
+              f"{len(missing)} missing")
+        return {"policy": pol.name, "runner": execution.task_runner.value, "rows": rows, "failed": missing,
+                "objects": 0, "bytes": 0, "dry_run": True, "ok": not missing}
     fleet.prepare_destination_task(pol)
     rows = _map_backups.with_options(task_runner=runner)(pol, present, kubeconfig, verify,
                                                          dict(execution.ray_secret_blocks)) if present else []

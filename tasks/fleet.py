@@ -45,6 +45,7 @@ class NamespaceOutcome(StrEnum):
     BACKED_UP = "backed-up"  # a complete backup was written (manifest last) and, when asked, read back and verified
     FAILED = "failed"  # export, upload or verification failed; the reason is in the row's error
     MISSING = "missing"  # the namespace does not exist on the cluster; nothing was written
+    WOULD_BACK_UP = "would-back-up"  # dry run: the namespace exists and would get a backup; nothing was written
 
 
 def ray_init_address(configured: str | None, environ: Mapping[str, str] | None = None) -> str | None:

@@ -116,3 +116,35 @@ def test_fleet_backup_on_the_sandbox_ray_head_writes_real_backups(services, monk
     drill = restore_drill(fleet.namespace_policy(policy, names[0]), readiness=ReadinessMode.present, timeout=60,
                           kubeconfig=services["KUBECONFIG"])
     assert drill["verdict"] == "passed" and drill["objects"]["restored"] == drill["objects"]["total"] >= 2
+
+
+def test_fleet_backup_dry_run_from_the_cli_lists_each_namespace_and_writes_nothing(services, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import boto3
+    import yaml
+
+    from tasks import kube
+
+    uid = uuid.uuid4().hex[:5]
+    dyn = kube.connect(services["KUBECONFIG"])
+    names = [f"fleet-{uid}-d{i}" for i in range(2)]
+    for ns in names:
+        kube.apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    bucket = f"kaiops-fleet-dry-{uid}"
+    policy = tmp_path / "fleet.yaml"
+    policy.write_text(yaml.safe_dump({"name": "fleet", "destination": f"s3://{bucket}/nightly", "create_bucket": True}))
+    kaiops = Path(sys.executable).with_name("kaiops")
+    out = subprocess.run([str(kaiops), "fleet", "backup", "-p", str(policy), "-n", names[0], "-n", names[1],
+                          "-n", f"fleet-{uid}-gone", "--dry-run", "-o", "json"], capture_output=True, text=True,
+                         env={**os.environ, **services}, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]  # a missing namespace fails the run
+    rows = {r["namespace"]: r for r in json.loads(out.stdout)}
+    assert {ns: rows[ns]["outcome"] for ns in rows} == {names[0]: "would-back-up", names[1]: "would-back-up",
+                                                        f"fleet-{uid}-gone": "missing"}
+    assert rows[names[0]]["destination"] == f"s3://{bucket}/nightly/{names[0]}"
+    s3 = boto3.client("s3", endpoint_url=services["AWS_ENDPOINT_URL"])
+    assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}  # nothing was created or written
