@@ -61,8 +61,8 @@ def ray_init_address(configured: str | None, environ: Mapping[str, str] | None =
     """
     env = os.environ if environ is None else environ
     address = configured or env.get(RAY_INIT_ADDRESS_ENV) or None
-    fix = (f"give execution.ray_address or ${RAY_INIT_ADDRESS_ENV} as host:<GCS port> (6379 on KubeRay heads; the "
-           "sandbox's is `ports.gcs` of service ray in `kaiops sandbox status -o json`) or ray://host:10001")
+    fix = (f"give execution.ray_address or ${RAY_INIT_ADDRESS_ENV} as host:<GCS port> (6379 on KubeRay heads; "
+           "`kaiops sandbox env` exports the sandbox's) or ray://host:10001")
     if address and _URL.match(address):
         source = "execution" if configured else "environment"
         field = "ray_address" if configured else RAY_INIT_ADDRESS_ENV

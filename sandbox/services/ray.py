@@ -72,4 +72,6 @@ class RayHead(Service):
         return http_ok(f"{record.url}/api/version")
 
     def env(self, state: SandboxState, record: ServiceRecord) -> dict[str, str]:
-        return {"RAY_ADDRESS": record.url}
+        """``RAY_ADDRESS``: the dashboard URL (Ray's job CLI, the Job Submission API);
+        ``KAIOPS_RAY_INIT_ADDRESS``: the GCS address ``ray.init`` connects to (fan-out on ``RayTaskRunner``)."""
+        return {"RAY_ADDRESS": record.url, "KAIOPS_RAY_INIT_ADDRESS": f"127.0.0.1:{record.ports['gcs']}"}
