@@ -18,6 +18,7 @@ from flows.commands import publish as publish_cmd
 from flows.commands import registry as registry_cmd
 from flows.commands import rollout as rollout_cmd
 from flows.commands import warmup as warmup_cmd
+from flows.logs import quiet_expected_failures
 from flows.output import OutputFormat, emit, err_console
 from tasks.errors import InputError, KaiopsError, NotFound
 
@@ -74,6 +75,7 @@ def main() -> None:
     operation failed. With ``--output json|yaml`` the error is also printed on stdout in that format, as
     ``{"ok": false, "error": {...}}``, so scripts always get parseable output.
     """
+    quiet_expected_failures()
     try:
         app()
     except (InputError, NotFound) as exc:

@@ -16,6 +16,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.errors import NotFound
 from tasks.rollout import tasks as t
 from tasks.rollout.state import Action, HumanChoice, Phase
 
@@ -37,6 +38,8 @@ def _rollback_hook(flow_: Any, flow_run: Any, state: Any) -> None:
     try:
         t.rollback.fn(params["namespace"], params["isvc"], reason=f"flow run {state.name}: {state.message}",
                       holder=f"flow-run/{flow_run.id}")
+    except NotFound:  # the InferenceService is not there: this run changed nothing, there is nothing to restore
+        return
     except Exception as exc:  # the guard will try again once the lease expires
         print(f"rollback from the {state.name} hook failed: {exc}; the guard restores traffic")
 
