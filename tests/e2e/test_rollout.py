@@ -186,6 +186,26 @@ def test_canary_without_traffic_is_never_promoted(env, kdyn, isvcs, policies, tm
     assert _serving(kdyn) == {stable: 100}
 
 
+def test_a_flow_that_fails_mid_rollout_is_rolled_back_by_its_failure_hook(env, kdyn, isvcs, policies, tmp_path,
+                                                                          monkeypatch) -> None:
+    """A bug in kaiops (here: the analysis step raising) after the canary took traffic fails the flow run;
+    its on_failure hook restores the stable revision, because this run holds the lease."""
+    from tasks.rollout import tasks as rollout_tasks
+
+    def broken_analysis(*args, **kwargs):
+        raise RuntimeError("analysis crashed")
+
+    stable = _record(kdyn)[0]["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    monkeypatch.setattr(rollout_tasks, "analyse_look", broken_analysis)
+    with pytest.raises(RuntimeError, match="analysis crashed"):
+        _rollout(env, ISVC, URI["v3"], policies["Serverless"], tmp_path)
+    obj, record = _record(kdyn)
+    assert record.phase.value == "RolledBack" and "analysis crashed" in record.message
+    assert not record.lease_holder and obj["spec"]["predictor"].get("canaryTrafficPercent") == 0
+    _until(lambda: _serving(kdyn) == {stable: 100}, 60, "the stable revision to serve 100 %")
+    assert "rollback" in _reasons(kdyn)
+
+
 def test_prometheus_stopped_mid_rollout_never_promotes(env, kdyn, isvcs, policies, tmp_path) -> None:
     from sandbox import launcher, procs
 
