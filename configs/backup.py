@@ -8,6 +8,7 @@ described and bounded). :func:`load_policy` turns every validation error into an
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,6 +23,13 @@ KIND_NAMES = (
 )
 _DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _ENV = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Layout(StrEnum):
+    """How a backup's objects are stored at the destination (see ``tasks/backup/store.py``)."""
+
+    packs = "packs"  # objects concatenated into shared, content-addressed packs: few PUTs, incremental nightlies
+    objects = "objects"  # one storage object per resource under <id>/objects/...: browsable, each fetchable alone
 
 
 class Retention(BaseModel):
@@ -105,7 +113,13 @@ class BackupPolicy(BaseModel):
     )
     incremental: bool = Field(
         True, description="Upload only objects that changed since the newest complete backup at the destination "
-        "(unchanged ones point at the packs that already hold them); false: every backup uploads everything"
+        "(unchanged ones point at the packs that already hold them); false: every backup uploads everything. "
+        "Applies to layout packs only"
+    )
+    layout: Layout = Field(
+        Layout.packs, description="packs: objects packed into shared content-addressed packs (fast, few requests, "
+        "incremental); objects: one storage object per resource under <id>/objects/<group>/<Kind>/<namespace>/"
+        "<name>.json, fetchable alone (every backup uploads everything: `incremental` is ignored)",
     )
     parallelism: int = Field(16, ge=1, le=128, description="Concurrent list/upload/apply requests")
     page_size: int = Field(500, ge=10, le=5000, description="Objects per Kubernetes list request (limit)")

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.sandbox_env import exported
+
 os.environ.setdefault("KAIOPS_SANDBOX", "test")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -44,15 +46,8 @@ def sandbox() -> Iterator[dict[str, str]]:
     from sandbox import launcher
 
     launcher.up()
-    env = launcher.env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with exported(launcher.env()) as env:
+        yield env
     # services started here are stopped at the end of the session (pytest_sessionfinish)
 
 

@@ -41,7 +41,7 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
         {
             "backup": b.id,
             "complete": b.complete,
-            "layout": store.layout(b.manifest) if b.manifest else "",
+            "layout": store.layout(b.manifest).value if b.manifest else "",
             "objects": len((b.manifest or {}).get("objects", [])),
             "bytes": (b.manifest or {}).get("bytes", ""),
             "cluster": ((b.manifest or {}).get("cluster") or {}).get("server", ""),

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from configs.backup import BackupPolicy
+from configs.backup import BackupPolicy, Layout
 from tasks import kube
 from tasks.backup import crypto, discovery, drill, metrics, restore, retention, store
 from tasks.backup.export import Selection, export
@@ -138,21 +138,21 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
     dest = destination(policy)
     st = store.open_store(dest, policy.create_bucket)
     backup_id = backup_id or store.new_backup_id()
-    layout = policy.layout.value
+    layout = policy.layout
     incremental = policy.incremental if incremental is None else incremental
-    ignored = incremental and layout == store.LAYOUT_OBJECTS
-    incremental = incremental and layout == store.LAYOUT_PACKS
+    ignored = incremental and layout is Layout.objects
+    incremental = incremental and layout is Layout.packs
     base = store.newest_manifest(st, dest) if incremental else None
     # reuse only packs that are still there (one listing): a pack removed behind kaiops' back (a bucket lifecycle
     # rule, a manual delete) is uploaded again rather than referenced by one more broken backup
     present = {k[len(dest.prefix):] for k in st.list_keys(dest.prefix + store.PACKS)} if base else set()
     reusable = {e["sha256"]: e for e in (base or {}).get("objects", [])
                 if e.get("pack") in present and not e.get("encrypted")}
-    store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name, "layout": layout,
+    store.write_started(st, dest, backup_id, {"id": backup_id, "policy": policy.name, "layout": layout.value,
                                               "started": datetime.now(UTC).isoformat()})
     writer: store.PackWriter | store.ObjectWriter
-    if layout == store.LAYOUT_OBJECTS:
-        writer = store.ObjectWriter(st, dest, backup_id, parallelism=policy.parallelism)
+    if layout is Layout.objects:
+        writer = store.ObjectWriter(st, dest, backup_id, parallelism=min(policy.parallelism, store.CLIENT_POOL))
     else:
         writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
     entries: list[dict[str, Any]] = []
@@ -187,7 +187,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
     for entry, location in zip(entries, locations, strict=True):
         entry.update(location)  # a pack's name is known once it is sealed
     manifest = {
-        "format": store.FORMAT, "layout": layout, "id": backup_id, "policy": policy.name,
+        "format": store.FORMAT, "layout": layout.value, "id": backup_id, "policy": policy.name,
         "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
         "missing_kinds": exported.missing_kinds, "left_out": exported.left_out, "warnings": exported.warnings,
         "counts": dict(sorted(counts.items())), "objects": entries, "bytes": total, "keep_status": policy.keep_status,
@@ -196,7 +196,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
                         "packs": writer.packs, "uploaded_bytes": writer.bytes},
     }
     manifest_key = "" if stop_before_manifest else store.write_manifest(st, dest, backup_id, manifest)
-    extra = dict(manifest["incremental"]) | {"layout": layout}
+    extra = dict(manifest["incremental"]) | {"layout": layout.value}
     if ignored:
         extra["incremental_ignored"] = "layout objects uploads every object; incremental applies to packs only"
     return Written(backup_id, dest.uri, manifest["counts"], len(entries), total,

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from configs.backup import Layout
 from tasks.errors import InputError, PermanentError, TemporaryError
 
 MANIFEST = "manifest.json"
@@ -57,9 +58,8 @@ STARTED = "started.json"
 FORMAT = "kaiops-backup/v2"
 READABLE_FORMATS = ("kaiops-backup/v1", FORMAT)
 PACKS = "packs/"
-LAYOUT_PACKS, LAYOUT_OBJECTS = "packs", "objects"  # the manifest's ``layout`` (values of configs.backup.Layout)
 PACK_BYTES = 4 * 1024 * 1024  # target pack size: a few MiB keeps PUTs few and a restore's GETs parallel
-GCS_POOL = 32  # connections kept per host by a GcsStore (>= the largest upload parallelism that makes sense)
+CLIENT_POOL = 32  # connections an S3/GCS client keeps per host; caps the parallel uploads of layout objects
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -84,7 +84,7 @@ def _s3_client(endpoint: str | None, access_key: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", config=Config(max_pool_connections=32, retries={"max_attempts": 3}))
+    return boto3.client("s3", config=Config(max_pool_connections=CLIENT_POOL, retries={"max_attempts": 3}))
 
 
 class S3Store:
@@ -171,7 +171,7 @@ class GcsStore:
         # per resource on up to `parallelism` threads) would open and discard connections beyond that
         from requests.adapters import HTTPAdapter
 
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=GCS_POOL)
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CLIENT_POOL)
         for scheme in ("https://", "http://"):
             self.client._http.mount(scheme, adapter)
         self.name = bucket
@@ -375,12 +375,12 @@ def read_manifest(store: ObjectStore, dest: Destination, backup_id: str) -> dict
     return manifest
 
 
-def layout(manifest: dict[str, Any]) -> str:
-    """The layout of a manifest: :data:`LAYOUT_PACKS` or :data:`LAYOUT_OBJECTS` (v1 stored one object per
-    resource; a v2 manifest without the field is packs)."""
+def layout(manifest: dict[str, Any]) -> Layout:
+    """The :class:`~configs.backup.Layout` of a manifest (v1 stored one object per resource; a v2 manifest
+    without the field is packs)."""
     if manifest.get("format") != FORMAT:
-        return LAYOUT_OBJECTS
-    return manifest.get("layout") or LAYOUT_PACKS
+        return Layout.objects
+    return Layout(manifest.get("layout") or Layout.packs)
 
 
 def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | None:
@@ -394,7 +394,7 @@ def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | N
                   if backup_time(i) is not None), reverse=True)
     for backup_id in ids:
         manifest = read_manifest(store, dest, backup_id)
-        if manifest is None or (manifest.get("format") == FORMAT and layout(manifest) == LAYOUT_OBJECTS):
+        if manifest is None or (manifest.get("format") == FORMAT and layout(manifest) is Layout.objects):
             continue
         return manifest if manifest.get("format") == FORMAT else None
     return None

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from sandbox.procs import free_port
+from tests.sandbox_env import exported
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -31,17 +32,10 @@ def sandbox_services(*names: str) -> Iterator[dict[str, str]]:
 
     already = {s.name for s in launcher.status() if s.state == "healthy"}
     launcher.up(names)
-    env = launcher.env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        yield env
+        with exported(launcher.env()) as env:
+            yield env
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         started = tuple(n for n in launcher._with_dependencies(names) if n not in already)
         if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
             launcher.down(names=started)

@@ -24,6 +24,7 @@ from tasks.backup.restore import (
     ProductionRefused,
 )
 from tests.integration.backup_support import namespace, owned_ray_cluster, platform_objects
+from tests.sandbox_env import exported
 
 pytestmark = pytest.mark.integration
 CANARY = "plain-text-canary-7f3a"
@@ -40,15 +41,8 @@ def env():
     from sandbox import launcher
 
     launcher.up(("kube-apiserver", "s3"))
-    values = launcher.env()
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    yield values
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with exported(launcher.env()) as values:
+        yield values
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +95,9 @@ def namespace_exists(kdyn, name: str) -> bool:
         return False
 
 
-def test_round_trip_restores_every_object_equal(kdyn, source, key) -> None:
-    pol = policy(source)
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_round_trip_restores_every_object_equal(kdyn, source, key, layout) -> None:
+    pol = policy(source, layout=layout)
     written = take_backup(pol)
     assert written.counts == {"ConfigMap": 2, "HTTPRoute": 1, "InferenceService": 1, "Namespace": 1,
                               "RayCluster": 1, "Secret": 1, "ServiceAccount": 1, "ServingRuntime": 1}
@@ -119,8 +114,9 @@ def test_round_trip_restores_every_object_equal(kdyn, source, key) -> None:
     assert base64.b64decode(secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode() == CANARY
 
 
-def test_secrets_are_never_stored_in_plain_text(env, source, key, monkeypatch) -> None:
-    pol = policy(source)
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_secrets_are_never_stored_in_plain_text(env, source, key, monkeypatch, layout) -> None:
+    pol = policy(source, layout=layout)
     written = take_backup(pol)
     assert written.encrypted == 1
     monkeypatch.delenv("KAIOPS_TEST_BACKUP_KEY")
@@ -133,13 +129,15 @@ def test_secrets_are_never_stored_in_plain_text(env, source, key, monkeypatch) -
     assert blobs and not any(CANARY.encode() in b or encoded in b for b in blobs)
 
 
-def test_altered_object_is_detected_and_nothing_restored(kdyn, source, key) -> None:
-    pol = policy(source)
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_altered_object_is_detected_and_nothing_restored(kdyn, source, key, layout) -> None:
+    pol = policy(source, layout=layout)
     written = take_backup(pol)
     dest = store.parse_destination(pol.destination)
     st = store.open_store(dest)
     manifest = store.read_manifest(st, dest, written.backup_id)
-    victim = dest.prefix + next(e["pack"] for e in manifest["objects"] if e["kind"] == "ConfigMap")
+    entry = next(e for e in manifest["objects"] if e["kind"] == "ConfigMap" and e["name"] == "model-config")
+    victim = dest.prefix + (entry["pack"] if layout == "packs" else f"{written.backup_id}/{entry['key']}")
     st.put(victim, st.get(victim).replace(b'"0.5"', b'"0.9"'))
     target = f"dst-{uuid.uuid4().hex[:6]}"
     with pytest.raises(ChecksumMismatch, match="ConfigMap"):
@@ -147,8 +145,9 @@ def test_altered_object_is_detected_and_nothing_restored(kdyn, source, key) -> N
     assert not namespace_exists(kdyn, target)
 
 
-def test_backup_cut_off_before_its_manifest_is_ignored_by_restore_and_retention(source, key) -> None:
-    pol = policy(source)
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_backup_cut_off_before_its_manifest_is_ignored_by_restore_and_retention(source, key, layout) -> None:
+    pol = policy(source, layout=layout)
     good = take_backup(pol)
     cut = take_backup(pol, stop_before_manifest=True)
     listed = {b.id: b.complete for b in steps.list_backups(pol)}
@@ -287,24 +286,22 @@ def gcs(env):
     from sandbox import launcher
 
     launcher.up(("gcs",))
-    values = launcher.env()
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    yield values
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with exported(launcher.env()) as values:
+        yield values
 
 
-def test_backup_to_gcs_restores_and_drills(kdyn, source, key, gcs) -> None:
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_backup_to_gcs_restores_and_drills(kdyn, source, key, gcs, layout) -> None:
     from tasks.backup import drill
 
     pol = BackupPolicy(name="g", destination=f"gs://bk-{uuid.uuid4().hex[:8]}/nightly", create_bucket=True,
-                       namespaces=[source], encryption_key_env="KAIOPS_TEST_BACKUP_KEY")
+                       namespaces=[source], encryption_key_env="KAIOPS_TEST_BACKUP_KEY", layout=layout)
     written = take_backup(pol)
     assert written.destination.startswith("gs://") and written.encrypted == 1
+    dest = store.parse_destination(pol.destination)
+    keys = store.open_store(dest).list_keys(dest.prefix)
+    one = f"{dest.prefix}{written.backup_id}/objects/ray.io/RayCluster/{source}/train.json"
+    assert (one in keys) == (layout == "objects") and any("/packs/" in k for k in keys) == (layout == "packs")
     assert steps.newest_good(pol) == written.backup_id
     target = f"dst-{uuid.uuid4().hex[:6]}"
     report = restore_into(pol, written.backup_id, {source: target}, yes=True)

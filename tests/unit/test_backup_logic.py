@@ -404,3 +404,118 @@ def test_a_v1_backup_one_object_per_key_still_loads(tmp_path) -> None:
         {"key": "objects/core/ConfigMap/a/c.json", "sha256": sha256(data), "size": len(data), "encrypted": False,
          "kind": "ConfigMap", "apiVersion": "v1", "namespace": "a", "name": "c"}]}).encode())
     assert load_backup(st, dest, backup_id).objects == [cm]
+
+
+class RecordingStore(LocalStore):
+    """A ``file://`` store that records the order of its PUTs."""
+
+    def __init__(self, root: str, create_bucket: bool = True) -> None:
+        super().__init__(root, create_bucket)
+        self.puts: list[str] = []
+
+    def put(self, key: str, data: bytes) -> None:
+        super().put(key, data)
+        self.puts.append(key)
+
+
+def file_backup(tmp_path, monkeypatch, layout: str, objects: list[dict], key: bytes | None = None,
+                backup_id: str | None = None, **policy):
+    """Write one backup of ``objects`` to ``file://tmp_path`` in ``layout``; return (Written, store, dest)."""
+    from configs.backup import BackupPolicy
+    from tasks.backup import steps, store
+
+    st = RecordingStore(str(tmp_path))
+    monkeypatch.setattr(store, "open_store", lambda dest, create_bucket=False: st)
+    pol = BackupPolicy(name="u", destination=f"file://{tmp_path}", layout=layout, encryption_key_env=None, **policy)
+    exported = steps.Exported(objects=objects, cluster={}, crds={}, missing_kinds=[], left_out={}, warnings=[],
+                              seconds=0.0)
+    return steps.write_backup(pol, exported, key=key, backup_id=backup_id), st, parse_destination(pol.destination)
+
+
+def test_objects_layout_writes_one_browsable_object_per_resource_manifest_last(tmp_path, monkeypatch) -> None:
+    import base64
+    import json
+
+    from tasks.backup.store import sha256
+
+    secret = obj("Secret", name="creds", data={"token": base64.b64encode(b"canary-plain").decode()})
+    route = obj("HTTPRoute", name="r", api="gateway.networking.k8s.io/v1", spec={"rules": []})
+    cluster = {"apiVersion": "serving.kserve.io/v1alpha1", "kind": "ClusterServingRuntime",
+               "metadata": {"name": "rt"}, "spec": {}}
+    key = os.urandom(32)
+    written, st, _ = file_backup(tmp_path, monkeypatch, "objects", [obj("ConfigMap", name="c"), secret, route,
+                                                                   cluster], key=key)
+    base = f"{written.backup_id}/"
+    assert st.puts[0] == base + "started.json" and st.puts[-1] == base + "manifest.json"
+    assert sorted(st.puts[1:-1]) == sorted(base + k for k in (
+        "objects/core/ConfigMap/a/c.json", "objects/core/Secret/a/creds.json.sealed",
+        "objects/gateway.networking.k8s.io/HTTPRoute/a/r.json",
+        "objects/serving.kserve.io/ClusterServingRuntime/_cluster/rt.json"))
+    assert not list(tmp_path.glob("packs/*"))
+    # one object alone, as `aws s3 cp` would fetch it, is the resource itself
+    assert json.loads(st.get(base + "objects/gateway.networking.k8s.io/HTTPRoute/a/r.json")) == route
+    assert b"canary-plain" not in st.get(base + "objects/core/Secret/a/creds.json.sealed")
+    manifest = json.loads(st.get(base + "manifest.json"))
+    assert manifest["format"] == "kaiops-backup/v2" and manifest["layout"] == "objects"
+    for entry in manifest["objects"]:
+        data = st.get(base + entry["key"])
+        assert (entry["size"], entry["sha256"]) == (len(data), sha256(data)) and "pack" not in entry
+    assert written.extra["layout"] == "objects" and written.extra["uploaded"] == 4
+    assert "incremental applies to packs only" in written.extra["incremental_ignored"]
+
+
+@pytest.mark.parametrize("layout", ["packs", "objects"])
+def test_both_layouts_load_back_and_a_changed_stored_object_is_refused(tmp_path, monkeypatch, layout) -> None:
+    import json
+
+    from tasks.backup.restore import ChecksumMismatch, load_backup
+    from tasks.backup.store import list_backups
+
+    objects = [obj("ConfigMap", name=f"c{i}", data={"threshold": f"0.{i + 4}"}) for i in range(3)]  # c1: 0.5
+    written, st, dest = file_backup(tmp_path, monkeypatch, layout, objects)
+    assert load_backup(st, dest, written.backup_id).objects == objects
+    listed = list_backups(st, dest)
+    assert [(b.id, b.complete) for b in listed] == [(written.backup_id, True)]
+    manifest = listed[0].manifest
+    entry = manifest["objects"][1]
+    victim = entry["pack"] if layout == "packs" else f"{written.backup_id}/{entry['key']}"
+    st.put(victim, st.get(victim).replace(b'"0.5"', b'"0.9"'))
+    with pytest.raises(ChecksumMismatch, match=r"c1\.json: sha256") as refused:
+        load_backup(st, dest, written.backup_id)
+    assert "1 object(s)" in str(refused.value)
+    assert json.loads(st.get(f"{written.backup_id}/manifest.json"))["layout"] == layout
+
+
+def test_layout_is_a_described_choice_and_incremental_passes_over_objects_backups(tmp_path, monkeypatch) -> None:
+    from configs.backup import BackupPolicy, Layout
+    from tasks.backup.store import layout
+
+    assert BackupPolicy(name="p", destination="s3://b/p").layout is Layout.packs
+    assert "one storage object per resource" in BackupPolicy.model_fields["layout"].description
+    bad = tmp_path / "p.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "destination": "s3://b/p", "layout": "tarball"}))
+    with pytest.raises(InputError, match="layout"):
+        load_policy(bad)
+    assert layout({"format": "kaiops-backup/v2"}) == "packs" and layout({"format": "kaiops-backup/v1"}) == "objects"
+
+    objects = [obj("ConfigMap", name="c")]
+    ids = [new_backup_id(T0 + timedelta(minutes=m)) for m in range(3)]
+    first, _, _ = file_backup(tmp_path, monkeypatch, "packs", objects, backup_id=ids[0])
+    file_backup(tmp_path, monkeypatch, "objects", objects, backup_id=ids[1])  # newer, but has no packs to reuse
+    nightly, _, _ = file_backup(tmp_path, monkeypatch, "packs", objects, backup_id=ids[2])
+    assert nightly.extra["base"] == first.backup_id and nightly.extra["reused"] == 1
+
+    # `kaiops backups list` names each backup's layout
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text(yaml.safe_dump({"name": "p", "destination": f"file://{tmp_path}"}))
+    for output in ("yaml", "json"):
+        listed = CliRunner().invoke(app, ["backups", "list", "--policy", str(policy), "--output", output])
+        assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.output)
+    assert [(r["backup"], r["layout"]) for r in rows] == [(ids[2], "packs"), (ids[1], "objects"), (ids[0], "packs")]
