@@ -7,8 +7,6 @@ with the reason.
 
 from __future__ import annotations
 
-import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +15,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from tasks.backup import steps
-from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
+from tasks.backup.drill import DrillVerdict, ReadinessMode
+from tasks.backup.drill_run import DrillFailed, run_drill
 from tasks.backup.restore import Action, ExistingPolicy, Outcome, ProductionMarker
 from tasks.backup.store import check_backup_id
 from tasks.errors import KaiopsError, PermanentError
-
-
-class DrillFailed(PermanentError):
-    """A restore drill did not prove the backup: objects not restored, not ready, different, or too slow."""
 
 
 class RestoreFailed(PermanentError):
@@ -209,82 +204,8 @@ def restore_drill(
     backup_id = backup_id or steps.newest_good(pol)
     if backup_id is None:
         raise DrillFailed(f"no complete backup under {pol.destination}")
-    drill_id = secrets.token_hex(3)
-    started = time.monotonic()
-    loaded = steps.verify_task(pol, backup_id)
-    dplan = plan_drill(loaded.objects, drill_id)
-    loaded.objects = dplan.restore
-    marker = ProductionMarker(pol.production.key, pol.production.value)
-    plan = steps.plan_restore_task(
-        loaded,
-        kubeconfig=kubeconfig,
-        namespace_map=dplan.namespace_map,
-        existing=ExistingPolicy.fail,
-        marker=marker,
-        yes=False,
-    )
-    report = steps.apply_restore_task(
-        plan,
-        kubeconfig=kubeconfig,
-        backup_id=backup_id,
-        existing=ExistingPolicy.fail,
-        dry_run=False,
-        parallelism=pol.parallelism,
-    )
-    ok = {(i.kind, i.namespace or "", i.name) for i in report.items if i.action is Action.created}
-    pairs = [
-        (orig, applied)
-        for orig, applied in zip(dplan.restore, plan.objects, strict=True)
-        if applied["kind"] != "Namespace"
-        and (applied["kind"], applied["metadata"].get("namespace") or "", applied["metadata"]["name"]) in ok
-    ]
-    results = steps.drill_wait_task(
-        pairs,
-        kubeconfig=kubeconfig,
-        mode=readiness,
-        timeout=timeout or pol.drill.readiness_timeout_seconds,
-        parallelism=pol.parallelism,
-    )
-    rto = time.monotonic() - started
-    cluster_failed = 0
-    if dplan.cluster_scoped:
-        loaded.objects = dplan.cluster_scoped
-        cplan = steps.plan_restore_task(
-            loaded, kubeconfig=kubeconfig, namespace_map={}, existing=ExistingPolicy.update, marker=marker, yes=False
-        )
-        creport = steps.apply_restore_task(
-            cplan, kubeconfig=kubeconfig, backup_id=backup_id, existing=ExistingPolicy.update, dry_run=True
-        )
-        cluster_failed = sum(i.action is Action.failed for i in creport.items)
-    failed_applies = sum(i.action is Action.failed for i in report.items if i.kind != "Namespace")
-    cleanup_errors = steps.drill_cleanup_task(plan.objects, sorted(dplan.namespace_map.values()), kubeconfig=kubeconfig)
-    summary = summarise(
-        results,
-        rto=rto,
-        max_rto=pol.drill.max_rto_seconds,
-        failed_applies=failed_applies,
-        cluster_checked=len(dplan.cluster_scoped),
-        cluster_failed=cluster_failed,
-    )
-    summary |= {
-        "backup_id": backup_id,
-        "drill_id": drill_id,
-        "readiness": readiness.value,
-        "scratch_namespaces": sorted(dplan.namespace_map.values()),
-        "cleanup_errors": cleanup_errors,
-    }
+    summary, bad = run_drill(pol, backup_id, readiness, timeout, kubeconfig)
     passed = summary["verdict"] == DrillVerdict.passed.value
-    summary["metrics_file"] = steps.drill_metrics_task(pol, success=passed, rto=rto, objects=summary["objects"])
-    bad = [
-        {"object": r.ref, "ready": r.ready, "equal": r.equal, "reason": r.reason}
-        for r in results
-        if not (r.ready and r.equal)
-    ]
-    bad += [
-        {"object": i.ref, "ready": False, "equal": False, "reason": i.message}
-        for i in report.items
-        if i.action is Action.failed
-    ]
     _artifact(
         "restore-drill",
         f"# Restore drill {backup_id}: {summary['verdict']}\n\n"

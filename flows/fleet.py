@@ -6,6 +6,8 @@ partially failed (``ok`` false, every namespace still reported) when some namesp
 
 ``fleet_backup`` writes one complete backup per namespace (manifest last, read back and verified) with
 :func:`tasks.fleet.namespace_backup`; it reports every namespace and then fails the run when any failed.
+``fleet_drill`` drills each namespace's newest complete backup with :func:`tasks.fleet.namespace_drill`, the
+same way, and fails the run when any drill did not pass.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from configs.release import ExecutionConfig, TaskRunnerKind
 from tasks import fleet
 from tasks.errors import PermanentError
 from tasks.fleet import namespace_inventory
+
+
+class FleetDrillFailed(PermanentError):
+    """Some namespaces' drills did not pass (the others ran); ``summary`` has every row."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 class FleetBackupFailed(PermanentError):
@@ -169,4 +179,79 @@ def fleet_backup(
         first = next(r for r in rows if r["namespace"] == failed[0])
         raise FleetBackupFailed(f"fleet backup {pol.name}: {len(failed)} of {len(rows)} namespaces not backed up "
                                 f"({', '.join(failed)}); first: {failed[0]}: {first['error']}", summary)
+    return summary
+
+
+@flow(name="fleet-drill-map")
+def _map_drills(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | None, readiness: str,
+                timeout: float | None, secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
+    futures = fleet.namespace_drill.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, readiness=readiness,
+                                        timeout=timeout, secret_blocks=unmapped(secret_blocks))
+    rows = []
+    for ns, future in zip(namespaces, futures, strict=True):
+        result = future.result(raise_on_failure=False)
+        if isinstance(result, BaseException):
+            rows.append({"namespace": ns, "outcome": fleet.DrillOutcome.FAILED.value, "backup_id": None,
+                         "rto_seconds": None, "restored": 0, "ready": 0, "equal": 0, "total": 0,
+                         "reason": f"{result.__class__.__name__}: {result}"[:500], "host": None})
+        else:
+            rows.append(result)
+    return rows
+
+
+@flow(name="fleet-drill", log_prints=True)
+def fleet_drill(
+    policy: str | BackupPolicy = str(DEFAULT_POLICY),
+    namespaces: list[str] | None = None,
+    execution: ExecutionConfig | None = None,
+    readiness: str = "conditions",
+    timeout: float | None = None,
+    kubeconfig: str | None = None,
+) -> dict[str, Any]:
+    """Drill the newest complete backup of each namespace of a fleet backup (``<destination>/<namespace>/``),
+    one task per namespace on the runner ``execution`` names; every drill restores into its own scratch
+    namespaces and deletes them afterwards.
+
+    Args:
+        policy: the fleet backup's policy (path or :class:`BackupPolicy`).
+        namespaces: default the policy's; both empty: every active non-system namespace.
+        readiness: ``conditions`` (needs the KubeRay/KServe controllers) or ``present``.
+        timeout: readiness wait per drill in seconds (default the policy's).
+
+    Returns:
+        ``{"policy", "runner", "rows": [per-namespace rows, see tasks.fleet.drill_one], "failed": [names],
+        "ok": True}``.
+
+    Raises:
+        InputError: bad policy, namespace name, readiness or execution settings (before any drill).
+        FleetDrillFailed: some drills failed or found no backup (after every other one ran).
+    """
+    from tasks.backup.drill import ReadinessMode
+    from tasks.errors import InputError
+
+    pol = policy if isinstance(policy, BackupPolicy) else load_policy(Path(policy))
+    execution = ExecutionConfig.model_validate(execution or {})
+    if readiness not in {m.value for m in ReadinessMode}:
+        raise InputError("<fleet drill>", "readiness", f"{readiness!r} is not a readiness mode",
+                         "use conditions or present")
+    requested = list(dict.fromkeys(namespaces or pol.namespaces))
+    for ns in requested:
+        fleet.namespace_policy(pol, ns)
+    if not requested:
+        requested, _ = fleet.cluster_namespaces_task([], kubeconfig)
+    runner = build_task_runner(execution)
+    rows = _map_drills.with_options(task_runner=runner)(pol, requested, kubeconfig, readiness, timeout,
+                                                        dict(execution.ray_secret_blocks)) if requested else []
+    failed = [r["namespace"] for r in rows if r["outcome"] != fleet.DrillOutcome.PASSED.value]
+    summary = {"policy": pol.name, "runner": execution.task_runner.value, "rows": rows, "failed": failed,
+               "ok": not failed}
+    create_table_artifact([{k: r[k] for k in ("namespace", "outcome", "backup_id", "rto_seconds", "restored",
+                                              "equal", "total", "reason")} for r in rows],
+                          key="fleet-drill", description=f"{len(rows)} drills on {execution.task_runner.value}; "
+                                                         f"{len(failed)} failed")
+    print(f"{len(rows) - len(failed)}/{len(rows)} namespace drills passed on {execution.task_runner.value}")
+    if failed:
+        first = next(r for r in rows if r["namespace"] == failed[0])
+        raise FleetDrillFailed(f"fleet drill {pol.name}: {len(failed)} of {len(rows)} drills did not pass "
+                               f"({', '.join(failed)}); first: {failed[0]}: {first['reason']}", summary)
     return summary

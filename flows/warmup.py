@@ -17,7 +17,7 @@ from tasks.storage.tasks import (
     resolve_storage_credentials,
     warmup_report,
 )
-from tasks.storage.warmup import WarmupReport, WarmupVerdict
+from tasks.storage.warmup import WarmupReport, WarmupVerdict, check_cache_dir
 
 
 @flow(name="warmup-model", log_prints=True)
@@ -35,7 +35,8 @@ def warmup_model(
         target: InferenceService name (read from the cluster) or a manifest file (may also hold its
             ServiceAccount and Secrets).
         namespace: namespace of the InferenceService (default: the manifest's, else ``default``).
-        cache_dir: download directory (default ``~/.cache/kaiops/warmup/<ns>/<name>``); replaced each run.
+        cache_dir: download directory (default ``~/.cache/kaiops/warmup/<ns>/<name>``), emptied each run: it
+            must be new, empty, or one warmup created (else InputError, nothing deleted).
         local_model_cache: also create a LocalModelCache for the storage URI and wait for its node copies.
         node_group: LocalModelNodeGroup to cache on (created when missing).
         timeout: seconds to wait for the LocalModelCache.
@@ -43,6 +44,8 @@ def warmup_model(
     Returns:
         :meth:`tasks.storage.warmup.WarmupReport.summary` (``ok`` true only when ready).
     """
+    if cache_dir is not None:
+        check_cache_dir(cache_dir)  # before anything else: warmup never empties a directory it did not create
     isvc, creds = resolve_storage_credentials(target, namespace)
     meta = isvc.get("metadata") or {}
     name, ns = meta.get("name", "isvc"), meta.get("namespace", "default")

@@ -5,6 +5,8 @@ tasks run side by side on threads or on a Ray cluster.
 platform's custom resources and the ConfigMaps/ServiceAccounts they use). Per-namespace failures are
 reported in the row (``error``), not raised, so a fleet run finishes partially failed instead of stopping.
 
+:func:`namespace_drill` drills the newest complete backup of one namespace (:func:`drill_one`).
+
 :func:`namespace_backup` is one complete backup of one namespace through :mod:`tasks.backup.steps` (export,
 upload, ``manifest.json`` last, optional read-back verification) into ``<destination>/<namespace>/<id>/``.
 It raises on failure (so the task run is Failed and TemporaryErrors are retried); the fleet flow turns each
@@ -46,6 +48,14 @@ class NamespaceOutcome(StrEnum):
     FAILED = "failed"  # export, upload or verification failed; the reason is in the row's error
     MISSING = "missing"  # the namespace does not exist on the cluster; nothing was written
     WOULD_BACK_UP = "would-back-up"  # dry run: the namespace exists and would get a backup; nothing was written
+
+
+class DrillOutcome(StrEnum):
+    """What a fleet drill found for one namespace."""
+
+    PASSED = "passed"  # the newest complete backup restored, became ready and equal, within the RTO limit
+    FAILED = "failed"  # the drill ran and failed (the reason is in the row), or could not read the backup
+    NO_BACKUP = "no-backup"  # no complete backup of the namespace exists under the destination
 
 
 def ray_init_address(configured: str | None, environ: Mapping[str, str] | None = None) -> str | None:
@@ -191,6 +201,42 @@ def backup_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = No
             "host": f"{socket.gethostname()}:{os.getpid()}", "error": None}
 
 
+def drill_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None,
+              readiness: str = "conditions", timeout: float | None = None,
+              secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Drill the newest complete backup of ``namespace`` (under :func:`namespace_policy`) into scratch
+    namespaces with :func:`tasks.backup.drill_run.run_drill`; a failed drill is a row, not an exception.
+
+    Args:
+        readiness: ``conditions`` (needs the KubeRay/KServe controllers) or ``present``.
+        timeout: readiness wait in seconds (None: the policy's).
+
+    Returns:
+        ``{"namespace", "outcome" (DrillOutcome), "backup_id", "rto_seconds", "restored", "ready", "equal",
+        "total", "reason", "host"}``.
+
+    Raises:
+        TemporaryError / PermanentError: the backup could not be listed or read (retried when temporary).
+    """
+    from tasks.backup import steps
+    from tasks.backup.drill import DrillVerdict, ReadinessMode
+    from tasks.backup.drill_run import run_drill
+
+    load_secret_env(secret_blocks or {})
+    pol = namespace_policy(policy, namespace)
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    backup_id = steps.newest_good(pol)
+    if backup_id is None:
+        return {"namespace": namespace, "outcome": DrillOutcome.NO_BACKUP.value, "backup_id": None,
+                "rto_seconds": None, "restored": 0, "ready": 0, "equal": 0, "total": 0,
+                "reason": f"no complete backup under {pol.destination}", "host": host}
+    summary, _ = run_drill(pol, backup_id, ReadinessMode(readiness), timeout, kubeconfig)
+    passed = summary["verdict"] == DrillVerdict.passed.value
+    return {"namespace": namespace, "outcome": (DrillOutcome.PASSED if passed else DrillOutcome.FAILED).value,
+            "backup_id": backup_id, "rto_seconds": summary["rto_seconds"], **summary["objects"],
+            "reason": summary.get("reason") or "", "host": host}
+
+
 def failed_row(namespace: str, outcome: NamespaceOutcome, error: str) -> dict[str, Any]:
     """The row of a namespace that was not backed up (same keys as :func:`backup_one`'s)."""
     return {"namespace": namespace, "outcome": outcome.value, "backup_id": None, "destination": None, "objects": 0,
@@ -211,6 +257,8 @@ def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
 # deletes it after `incomplete_after_hours`.
 namespace_backup = task(name="namespace-backup", retries=2, retry_delay_seconds=5,
                         retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(backup_one)
+namespace_drill = task(name="namespace-drill", retries=2, retry_delay_seconds=5,
+                       retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(drill_one)
 cluster_namespaces_task = task(name="fleet-namespaces", retries=2, retry_delay_seconds=5,
                                retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(cluster_namespaces)
 prepare_destination_task = task(name="backup-destination", retries=2, retry_delay_seconds=5,

@@ -1,4 +1,4 @@
-"""``kaiops fleet backup | inventory``: the same work over many namespaces, fanned out on threads or Ray."""
+"""``kaiops fleet backup | drill | inventory``: the same work over many namespaces, fanned out on threads or Ray."""
 
 from __future__ import annotations
 
@@ -56,6 +56,31 @@ def backup(
     emit(result["rows"], output, title=f"fleet backup {result['policy']}" + (" (dry run)" if dry_run else ""))
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command("drill")
+def drill(
+    policy: Path = PolicyOption,
+    namespaces: list[str] = NamespacesOption,
+    runner: str = RunnerOption,
+    ray_address: str = RayAddressOption,
+    workers: int = typer.Option(2, "--workers", help="With --runner local: drills at once."),
+    readiness: str = typer.Option("conditions", "--readiness", help="conditions (controllers) or present."),
+    timeout: float = typer.Option(None, "--timeout", help="Readiness wait per drill, seconds (default: policy)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Drill the newest complete backup of each namespace of a fleet backup into scratch namespaces (deleted
+    afterwards). Exit 1 when any drill did not pass or found no backup."""
+    from flows.fleet import FleetDrillFailed, fleet_drill
+
+    execution = _execution(runner, ray_address, workers)
+    try:
+        result = fleet_drill(policy=str(policy), namespaces=namespaces or None, execution=execution,
+                             readiness=readiness, timeout=timeout)
+    except FleetDrillFailed as exc:
+        emit(exc.summary["rows"], output, title=f"fleet drill {exc.summary['policy']}: FAILED")
+        raise typer.Exit(1) from exc
+    emit(result["rows"], output, title=f"fleet drill {result['policy']}")
 
 
 @app.command("inventory")

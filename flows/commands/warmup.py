@@ -12,7 +12,8 @@ from flows.output import OutputFormat, OutputOption, emit, err_console
 def warmup(
     target: str = typer.Argument(..., help="InferenceService name, or a manifest file (may hold its SA/Secrets)."),
     namespace: str | None = typer.Option(None, "--namespace", "-n", help="Namespace of the InferenceService."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Download directory (replaced each run)."),
+    cache_dir: Path | None = typer.Option(
+        None, "--cache-dir", help="Download directory: new, empty, or one warmup created (it is emptied each run)."),
     local_model_cache: bool = typer.Option(False, "--local-model-cache",
                                            help="Also create a LocalModelCache and wait for its node copies."),
     node_group: str = typer.Option("sandbox", "--node-group", help="LocalModelNodeGroup for --local-model-cache."),

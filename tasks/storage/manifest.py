@@ -92,8 +92,9 @@ class FileCheck(BaseModel):
     detail: str = ""
 
 
-def verify_dir(manifest: Manifest, root: str | Path) -> list[FileCheck]:
-    """Check every manifest file under ``root`` (size, then sha256) and report files the manifest lacks.
+def verify_dir(manifest: Manifest, root: str | Path, ignore: frozenset[str] = frozenset()) -> list[FileCheck]:
+    """Check every manifest file under ``root`` (size, then sha256) and report files the manifest lacks
+    (but ``manifest.json`` and the relative paths in ``ignore``).
 
     Zero-byte files: kserve-storage skips empty S3 objects, so a missing 0-byte file is reported as MISSING
     with that explanation.
@@ -120,6 +121,6 @@ def verify_dir(manifest: Manifest, root: str | Path) -> list[FileCheck]:
     listed = manifest.by_path()
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         rel = path.relative_to(base).as_posix()
-        if rel not in listed and rel != "manifest.json":
+        if rel not in listed and rel != "manifest.json" and rel not in ignore:
             checks.append(FileCheck(path=rel, verdict=FileVerdict.UNEXPECTED, detail="not in the manifest"))
     return checks

@@ -148,32 +148,75 @@ def check_bucket(creds: StorageCredentials) -> WiringProblem | None:
     return None
 
 
+#: A file warmup writes into every download directory it creates: only such a directory is ever emptied again.
+CACHE_MARKER = ".kaiops-warmup-cache"
+
+
+def check_cache_dir(cache_dir: str | Path, source: str = "--cache-dir") -> Path:
+    """Return the resolved download directory if warmup may use it: it does not exist yet, is an empty
+    directory, or is one warmup created before (it holds :data:`CACHE_MARKER`). Nothing is touched.
+
+    Raises:
+        InputError: anything else (a file, or a directory with other content, e.g. ``/`` or ``$HOME``): warmup
+            empties its download directory on every run and must never delete what it did not download.
+    """
+    path = Path(cache_dir).expanduser().resolve()
+    if not path.exists():
+        return path
+    if not path.is_dir():
+        raise InputError(source, "cache_dir", f"{path} is a file", "give a new or empty directory")
+    if (path / CACHE_MARKER).is_file() or not any(path.iterdir()):
+        return path
+    raise InputError(source, "cache_dir", f"{path} is not empty and was not created by kaiops warmup "
+                     f"(no {CACHE_MARKER}); warmup empties its download directory on each run, so it refuses "
+                     "to use this one (nothing was deleted)", "give a new or empty directory")
+
+
+def fresh_cache_dir(cache_dir: str | Path) -> Path:
+    """Empty the download directory (after :func:`check_cache_dir`, checked again here) and mark it as warmup's.
+
+    Returns:
+        the directory, existing, holding only :data:`CACHE_MARKER`.
+    """
+    import shutil
+
+    path = check_cache_dir(cache_dir)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / CACHE_MARKER).write_text("kaiops warmup downloads here; the next warmup empties this directory\n")
+    return path
+
+
 def verify(cache_dir: str | Path) -> tuple[Manifest | None, list[FileCheck]]:
     """Read ``manifest.json`` from the downloaded directory and check every file against it."""
     path = Path(cache_dir) / MANIFEST_NAME
     if not path.is_file():
         return None, []
     manifest = Manifest.model_validate_json(path.read_text())
-    return manifest, verify_dir(manifest, cache_dir)
+    return manifest, verify_dir(manifest, cache_dir, ignore=frozenset({CACHE_MARKER}))
 
 
 def download_and_verify(creds: StorageCredentials, cache_dir: str | Path, report: WarmupReport,
                         extra_env: dict[str, str] | None = None) -> WarmupReport:
-    """Run KServe's download into a fresh ``cache_dir`` and verify it; fills and returns ``report``."""
-    import shutil
+    """Run KServe's download into a fresh ``cache_dir`` and verify it; fills and returns ``report``.
 
+    Raises:
+        InputError: ``cache_dir`` is not warmup's to empty (see :func:`check_cache_dir`).
+    """
     from tasks.storage_initializer import DownloadError, download
 
-    dest = Path(cache_dir)
-    if dest.exists():
-        shutil.rmtree(dest)
+    dest = fresh_cache_dir(cache_dir)
     report.cache_dir = str(dest)
     try:
         result = download(creds.storage_uri, dest, creds, extra_env=extra_env)
     except DownloadError as exc:
         report.verdict, report.error = WarmupVerdict.DOWNLOAD_FAILED, exc.message
         return report
-    report.files, report.bytes, report.seconds = len(result.files), result.bytes, result.seconds
+    marker = dest / CACHE_MARKER
+    downloaded = [f for f in result.files if f != CACHE_MARKER]
+    report.files, report.seconds = len(downloaded), result.seconds
+    report.bytes = result.bytes - (marker.stat().st_size if marker.is_file() else 0)
     manifest, checks = verify(dest)
     report.checks = checks
     if manifest is None:

@@ -58,7 +58,8 @@ def test_deploy_registers_everything_and_is_idempotent(prefect):
         assert release.schedules == []
         props = release.parameter_openapi_schema["definitions"]["ModelVersionRef"]["properties"]
         assert props["version"]["type"] == "integer"  # the UI form asks for an integer
-        for name in ("publish-model/on-demand", "canary-rollback/on-demand", "fleet-backup/on-demand"):
+        for name in ("publish-model/on-demand", "canary-rollback/on-demand", "fleet-backup/on-demand",
+                     "fleet-drill/on-demand"):
             assert client.read_deployment_by_name(name).schedules == []
         fleet = client.read_deployment_by_name("fleet-backup/on-demand").parameter_openapi_schema
         execution = fleet["definitions"]["ExecutionConfig"]["properties"]

@@ -71,11 +71,9 @@ def test_fleet_backup_on_the_sandbox_ray_head_writes_real_backups(services, monk
 
     from configs.backup import BackupPolicy
     from configs.release import ExecutionConfig
-    from flows.backup import restore_drill
-    from flows.fleet import FleetBackupFailed, fleet_backup
+    from flows.fleet import FleetBackupFailed, FleetDrillFailed, fleet_backup, fleet_drill
     from tasks import fleet, kube
     from tasks.backup import steps
-    from tasks.backup.drill import ReadinessMode
 
     uid = uuid.uuid4().hex[:5]
     monkeypatch.setenv("KAIOPS_BACKUP_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
@@ -93,9 +91,20 @@ def test_fleet_backup_on_the_sandbox_ray_head_writes_real_backups(services, monk
     try:
         with pytest.raises(FleetBackupFailed, match=f"1 of 4 namespaces not backed up.*fleet-{uid}-gone") as err:
             fleet_backup(policy, [*names, f"fleet-{uid}-gone"], execution, kubeconfig=services["KUBECONFIG"])
+        # the fleet drill on Ray: two namespaces' backups restore into scratch namespaces; one has no backup
+        with pytest.raises(FleetDrillFailed, match=f"1 of 3 drills did not pass.*fleet-{uid}-gone") as drills:
+            fleet_drill(policy, [names[0], names[1], f"fleet-{uid}-gone"], execution, readiness="present",
+                        timeout=60, kubeconfig=services["KUBECONFIG"])
     finally:
         for block in blocks.values():
             Secret.delete(block)
+    drilled = {r["namespace"]: r for r in drills.value.summary["rows"]}
+    assert drilled[f"fleet-{uid}-gone"]["outcome"] == "no-backup"
+    for ns in names[:2]:
+        row = drilled[ns]
+        assert row["outcome"] == "passed", row["reason"]
+        assert row["restored"] == row["equal"] == row["total"] >= 2 and row["rto_seconds"] > 0
+        assert not row["host"].endswith(f":{os.getpid()}")  # ran in a Ray worker
     summary = err.value.summary
     rows = {r["namespace"]: r for r in summary["rows"]}
     assert summary["runner"] == "ray" and summary["failed"] == [f"fleet-{uid}-gone"]
@@ -112,10 +121,6 @@ def test_fleet_backup_on_the_sandbox_ray_head_writes_real_backups(services, monk
         secret = next(o for o in loaded.objects if o["kind"] == "Secret")
         assert base64.b64decode(secret["data"]["token"]) == f"value-of-{ns}".encode()
         assert {o["metadata"].get("namespace") for o in loaded.objects if o["kind"] != "Namespace"} == {ns}
-    # one namespace's backup restores: a drill into scratch namespaces passes
-    drill = restore_drill(fleet.namespace_policy(policy, names[0]), readiness=ReadinessMode.present, timeout=60,
-                          kubeconfig=services["KUBECONFIG"])
-    assert drill["verdict"] == "passed" and drill["objects"]["restored"] == drill["objects"]["total"] >= 2
 
 
 def test_fleet_backup_dry_run_from_the_cli_lists_each_namespace_and_writes_nothing(services, tmp_path):

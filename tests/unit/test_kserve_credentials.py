@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,26 @@ def test_annotated_secret_missing() -> None:
 def test_no_storage_uri() -> None:
     creds = resolve(isvc(uri=""), sa(), {"s3creds": s3_secret()})
     assert ProblemKind.NO_STORAGE_URI in kinds(creds)
+
+
+@pytest.mark.unit
+def test_warmup_never_empties_a_directory_it_did_not_create(tmp_path: Path) -> None:
+    from tasks.errors import InputError
+    from tasks.storage.warmup import CACHE_MARKER, check_cache_dir, fresh_cache_dir
+
+    precious = tmp_path / "home"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    for bad in (precious, precious / "notes.txt", Path("/")):
+        with pytest.raises(InputError, match="cache_dir"):
+            check_cache_dir(bad)
+        with pytest.raises(InputError):
+            fresh_cache_dir(bad)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    # a new directory is created and marked; the next run may empty it again, stale files go
+    cache = fresh_cache_dir(tmp_path / "cache" / "iris")
+    (cache / "model.joblib").write_bytes(b"old")
+    assert fresh_cache_dir(cache) == cache and sorted(p.name for p in cache.iterdir()) == [CACHE_MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert check_cache_dir(empty) == empty.resolve()

@@ -1,0 +1,117 @@
+"""One restore drill, start to finish, as plain code the ``restore_drill`` flow and the fleet drill share.
+
+:func:`run_drill` restores a verified backup into fresh scratch namespaces, waits for readiness, compares each
+restored object with the backup, measures the RTO, checks cluster-scoped objects with a server-side dry run,
+deletes what it restored and writes the drill metrics. Each step is a Prefect task of
+:mod:`tasks.backup.steps` (a task may call tasks: they show as nested runs).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from configs.backup import BackupPolicy
+from tasks.backup import steps
+from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
+from tasks.backup.restore import Action, ExistingPolicy, ProductionMarker
+from tasks.errors import PermanentError
+
+
+class DrillFailed(PermanentError):
+    """A restore drill did not prove the backup: objects not restored, not ready, different, or too slow."""
+
+
+def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeout: float | None,
+              kubeconfig: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Drill ``backup_id`` of ``pol`` (see the module docstring); never raises for a failed drill.
+
+    Args:
+        timeout: readiness wait in seconds (None: the policy's ``drill.readiness_timeout_seconds``).
+
+    Returns:
+        ``(summary, bad)``: the summary (``verdict``, ``reason``, ``objects`` {restored, ready, equal, total},
+        ``rto_seconds``, ``backup_id``, ``drill_id``, ``scratch_namespaces``, ``cleanup_errors``,
+        ``metrics_file``...) and one row per object that was not restored, not ready or not equal.
+
+    Raises:
+        TemporaryError / PermanentError: the backup cannot be read or verified (a changed object, no key).
+    """
+    started = time.monotonic()
+    drill_id = secrets.token_hex(3)
+    loaded = steps.verify_task(pol, backup_id)
+    dplan = plan_drill(loaded.objects, drill_id)
+    loaded.objects = dplan.restore
+    marker = ProductionMarker(pol.production.key, pol.production.value)
+    plan = steps.plan_restore_task(
+        loaded,
+        kubeconfig=kubeconfig,
+        namespace_map=dplan.namespace_map,
+        existing=ExistingPolicy.fail,
+        marker=marker,
+        yes=False,
+    )
+    report = steps.apply_restore_task(
+        plan,
+        kubeconfig=kubeconfig,
+        backup_id=backup_id,
+        existing=ExistingPolicy.fail,
+        dry_run=False,
+        parallelism=pol.parallelism,
+    )
+    ok = {(i.kind, i.namespace or "", i.name) for i in report.items if i.action is Action.created}
+    pairs = [
+        (orig, applied)
+        for orig, applied in zip(dplan.restore, plan.objects, strict=True)
+        if applied["kind"] != "Namespace"
+        and (applied["kind"], applied["metadata"].get("namespace") or "", applied["metadata"]["name"]) in ok
+    ]
+    results = steps.drill_wait_task(
+        pairs,
+        kubeconfig=kubeconfig,
+        mode=readiness,
+        timeout=timeout or pol.drill.readiness_timeout_seconds,
+        parallelism=pol.parallelism,
+    )
+    rto = time.monotonic() - started
+    cluster_failed = 0
+    if dplan.cluster_scoped:
+        loaded.objects = dplan.cluster_scoped
+        cplan = steps.plan_restore_task(
+            loaded, kubeconfig=kubeconfig, namespace_map={}, existing=ExistingPolicy.update, marker=marker, yes=False
+        )
+        creport = steps.apply_restore_task(
+            cplan, kubeconfig=kubeconfig, backup_id=backup_id, existing=ExistingPolicy.update, dry_run=True
+        )
+        cluster_failed = sum(i.action is Action.failed for i in creport.items)
+    failed_applies = sum(i.action is Action.failed for i in report.items if i.kind != "Namespace")
+    cleanup_errors = steps.drill_cleanup_task(plan.objects, sorted(dplan.namespace_map.values()), kubeconfig=kubeconfig)
+    summary = summarise(
+        results,
+        rto=rto,
+        max_rto=pol.drill.max_rto_seconds,
+        failed_applies=failed_applies,
+        cluster_checked=len(dplan.cluster_scoped),
+        cluster_failed=cluster_failed,
+    )
+    summary |= {
+        "backup_id": backup_id,
+        "drill_id": drill_id,
+        "readiness": readiness.value,
+        "scratch_namespaces": sorted(dplan.namespace_map.values()),
+        "cleanup_errors": cleanup_errors,
+    }
+    passed = summary["verdict"] == DrillVerdict.passed.value
+    summary["metrics_file"] = steps.drill_metrics_task(pol, success=passed, rto=rto, objects=summary["objects"])
+    bad = [
+        {"object": r.ref, "ready": r.ready, "equal": r.equal, "reason": r.reason}
+        for r in results
+        if not (r.ready and r.equal)
+    ]
+    bad += [
+        {"object": i.ref, "ready": False, "equal": False, "reason": i.message}
+        for i in report.items
+        if i.action is Action.failed
+    ]
+    return summary, bad
