@@ -22,6 +22,7 @@ from configs.loading import load_model
 from tasks.errors import InputError
 
 RELEASES_DIR = Path(__file__).parent / "releases"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # canary_policy paths are relative to it
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 _DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 #: Environment variable names that hold credentials (never copied into Ray's runtime_env).
@@ -146,12 +147,30 @@ def load_releases(directory: str | Path = RELEASES_DIR) -> dict[str, ReleaseConf
     """Read every ``*.yaml`` in ``directory``; return ``{registered model name: config}``.
 
     Raises:
-        InputError: a file is invalid, or two files name the same registered model.
+        InputError: the directory is missing or holds no ``*.yaml``, a file is invalid, its ``canary_policy``
+            is missing or invalid, or two files name the same registered model.
     """
+    from configs.canary import load_policy
+
+    base = Path(directory)
+    if not base.is_dir():
+        raise InputError(str(base), "<root>", "not a directory", f"pass a directory of release configs such as "
+                         f"{RELEASES_DIR}")
+    paths = sorted(base.glob("*.yaml"))
+    if not paths:
+        raise InputError(str(base), "<root>", "no release configs (*.yaml) in it",
+                         "add one per registered model, like configs/releases/sandbox-demo.yaml")
     out: dict[str, ReleaseConfig] = {}
     seen: dict[str, Path] = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
+    for path in paths:
         cfg = load_release(path)
+        policy = Path(cfg.canary_policy)
+        policy = policy if policy.is_absolute() else REPO_ROOT / policy
+        try:
+            load_policy(policy)
+        except InputError as exc:
+            raise InputError(str(path), "canary_policy", f"{cfg.canary_policy}: {exc}",
+                             "point it at a valid policy such as configs/canary/default.yaml") from exc
         if cfg.registered_model in out:
             raise InputError(str(path), "registered_model", f"{cfg.registered_model!r} is also configured in "
                              f"{seen[cfg.registered_model]}", "keep one release file per registered model")

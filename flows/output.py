@@ -44,6 +44,9 @@ def emit(data: Any, output: OutputFormat, *, title: str | None = None) -> None:
     if output is OutputFormat.yaml:
         typer.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
         return
+    if not data and not isinstance(data, Mapping):
+        console.print(f"{title}: nothing" if title else "nothing")  # an empty table reads like a crash
+        return
     console.print(_table(data, title))
 
 

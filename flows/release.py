@@ -29,7 +29,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from configs.release import RELEASES_DIR, ReleaseConfig, concurrency_limit_name, load_releases
+from configs.release import REPO_ROOT, ReleaseConfig, concurrency_limit_name, load_releases
 from tasks.errors import InputError, PermanentError
 from tasks.registry import mlflow_ops
 from tasks.registry.candidate import write_candidate_manifest
@@ -134,7 +134,7 @@ def _rollout(cfg: ReleaseConfig, storage_uri: str) -> dict[str, Any]:
 
     # trailing slash: kserve-storage lists by prefix, so ".../v1" would also pull ".../v10/..."
     summary = canary_rollout(isvc=cfg.inference_service, namespace=cfg.namespace, storage_uri=storage_uri + "/",
-                             policy_file=str(RELEASES_DIR.parent.parent / cfg.canary_policy))
+                             policy_file=str(REPO_ROOT / cfg.canary_policy))
     if summary.get("phase") != "Succeeded":
         raise RolledBack(f"rollout ended {summary.get('phase')}: {summary.get('message')}")
     return summary

@@ -280,7 +280,8 @@ def inventory(namespace: str, kubeconfig: str | None = None) -> dict[str, Any]:
     """Count the objects of :data:`INVENTORY_KINDS` in ``namespace``.
 
     Returns:
-        ``{"namespace", "counts": {kind: n}, "names": {kind: [names]}, "error": str | None, "host": str}``;
+        ``{"namespace", "counts": {kind: n}, "names": {kind: [names]}, "error": str | None, "host": str}``
+        (``error`` "namespace not found" for a namespace that does not exist);
         ``host`` is the machine/process that ran it (``hostname:pid``), to show where fan-out ran.
     """
     from tasks import kube
@@ -289,6 +290,11 @@ def inventory(namespace: str, kubeconfig: str | None = None) -> dict[str, Any]:
                            "host": f"{socket.gethostname()}:{os.getpid()}"}
     try:
         dyn = kube.connect(kubeconfig)
+        try:
+            kube.get(dyn, "v1", "Namespace", namespace)
+        except kube.NotFound:
+            row["error"] = "namespace not found"  # as fleet_backup reports it, not as an empty namespace
+            return row
         for api_version, kind in INVENTORY_KINDS:
             try:
                 resource = kube.resource_for(dyn, api_version, kind)

@@ -144,6 +144,27 @@ class PrometheusProvider:
         """
         return set(self._get("/api/v1/label/__name__/values", {})), set(self._get("/api/v1/metadata", {}) or {})
 
+    def parse_error(self, promql: str) -> str | None:
+        """Prometheus's own parser error for ``promql`` (``/api/v1/format_query``, Prometheus >= 2.38), or None
+        when it parses (or this Prometheus has no such endpoint).
+
+        Raises:
+            TemporaryError: Prometheus did not answer.
+        """
+        try:
+            resp = self._client.get("/api/v1/format_query", params={"query": promql})
+        except httpx.HTTPError as exc:
+            raise TemporaryError(f"prometheus {self.url}/api/v1/format_query: {exc.__class__.__name__}: {exc}") from exc
+        if resp.status_code == 404:
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        if body.get("status") == "error" and body.get("errorType") == "bad_data":
+            return str(body.get("error") or "does not parse")
+        return None
+
     def label_names(self, metric: str) -> set[str]:
         """Label names of the series of ``metric`` (empty when it has no series yet)."""
         return set(self._get("/api/v1/labels", [("match[]", metric)]) or [])
@@ -289,6 +310,11 @@ class QueryContext:
         )
 
 
+#: Placeholder values for parsing a template before the real revisions are known.
+_SAMPLE_CONTEXT = QueryContext(namespace="ns", isvc="isvc", canary_revision="isvc-predictor-00002",
+                               baseline_revision="isvc-predictor-00001")
+
+
 def preflight(provider: PrometheusProvider, policy: CanaryPolicy, source: str) -> list[str]:
     """Check that every metric and label name the policy's templates use exists in Prometheus.
 
@@ -313,6 +339,9 @@ def preflight(provider: PrometheusProvider, policy: CanaryPolicy, source: str) -
         for side in ("canary", "baseline"):
             for role, template in getattr(metric, side).templates().items():
                 where = f"metrics[{index}].{side}.{role}"
+                if error := provider.parse_error(_SAMPLE_CONTEXT.fill(template, policy.interval_seconds)):
+                    raise InputError(source, where, f"metric {metric.name!r}: PromQL does not parse: {error}",
+                                     "fix the expression (Prometheus's parser message says where)")
                 try:
                     selectors = metric_selectors(template)
                 except ValueError as exc:

@@ -20,15 +20,22 @@ NamespacesOption = typer.Option(None, "--namespace", "-n", help="A namespace (re
 
 
 def _execution(runner: str, ray_address: str | None, workers: int):
+    from pydantic import ValidationError
+
     from configs.release import ExecutionConfig
     from tasks.errors import InputError
 
+    options = {"task_runner": "--runner", "ray_address": "--ray-address", "max_workers": "--workers"}
+    fixes = {"task_runner": "local or ray", "ray_address": "host:<GCS port> or ray://host:10001 (not the dashboard "
+             "URL)", "max_workers": "a number from 1 to 256"}
     try:
         return ExecutionConfig.model_validate({"task_runner": runner, "ray_address": ray_address,
                                                "max_workers": workers})
-    except ValueError as exc:
-        raise InputError("--runner/--ray-address/--workers", "execution", str(exc).splitlines()[-1],
-                         "--runner local|ray; --ray-address host:port or ray://host:port; --workers 1..256") from exc
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = str(first["loc"][0]) if first["loc"] else next(
+            (name for name in options if name in first["msg"]), "execution")
+        raise InputError("<cli>", options.get(field, field), first["msg"], fixes.get(field, "see --help")) from exc
 
 
 @app.command("backup")

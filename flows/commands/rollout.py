@@ -43,7 +43,8 @@ def rollback(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be written; change nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Restore the previous revision to 100 % traffic (idempotent)."""
+    """Restore the previous revision to 100 % traffic (idempotent). Only a rollout that has not been promoted is
+    rolled back; after a promotion, roll forward with a new rollout of the previous storageUri."""
     from flows.rollout import canary_rollback
 
     emit(canary_rollback(isvc=isvc, namespace=namespace, reason=reason, dry_run=dry_run), output,

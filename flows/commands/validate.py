@@ -47,6 +47,12 @@ def validate(
     from tasks.manifests import validate_files  # jsonschema and the schemas load only when needed
     from tasks.manifests.findings import has_errors
 
+    empty = [p for p in expand(files, recursive) if p.is_dir()]
+    if empty:
+        hint = "" if recursive else " (subdirectories are read with -R)"
+        err_console.print(f"[red]error:[/red] {empty[0]}: a directory without *.yaml/*.yml manifests{hint} "
+                          "(fix: give manifest files, or a directory that holds some)")
+        raise typer.Exit(EXIT_INVALID)
     files = expand(files, recursive)
     findings = validate_files(files)
     if output is OutputFormat.table:

@@ -48,6 +48,8 @@ def clear(directory: Path) -> None:
 
 
 def revision_labels(namespace: str, isvc: str, revision: str) -> dict[str, str]:
-    """Labels for a model-server target, shaped like a KServe pod scrape in a cluster."""
-    return {"namespace": namespace, "inferenceservice": isvc, "revision": revision,
+    """Labels for a model-server target, shaped like a KServe pod scrape in a cluster whose relabelling maps the
+    pod labels ``serving.knative.dev/revision`` to ``revision_name`` (what ``configs/canary/model-server.yaml``
+    selects on) and ``serving.kserve.io/inferenceservice`` to ``inferenceservice``."""
+    return {"namespace": namespace, "inferenceservice": isvc, "revision_name": revision,
             "component": "predictor", "job_kind": "kserve-model-server"}

@@ -35,7 +35,7 @@ from tasks.backup import crypto
 from tasks.backup.discovery import KindName, discover, get_json, list_pages
 from tasks.backup.order import Priority, waves
 from tasks.backup.store import Destination, ObjectStore, read_manifest, sha256
-from tasks.errors import InputError, KaiopsError, PermanentError, TemporaryError
+from tasks.errors import InputError, KaiopsError, NotFound, PermanentError, TemporaryError
 
 
 class BackupIncomplete(PermanentError):
@@ -149,13 +149,16 @@ def load_backup(store: ObjectStore, dest: Destination, backup_id: str, key: byte
         key: the encryption key, needed when the backup holds sealed Secrets.
 
     Raises:
-        BackupIncomplete: no manifest.
+        NotFound: nothing at all is stored under ``backup_id`` (the CLI exits 2).
+        BackupIncomplete: objects but no manifest (a cut-off backup).
         ChecksumMismatch: any object missing or changed (all of them listed, first 20 in the message).
         InputError: sealed Secrets and no key, or a key with another fingerprint than the backup's.
         DecryptionFailed: a sealed Secret does not open.
     """
     manifest = read_manifest(store, dest, backup_id)
     if manifest is None:
+        if not store.list_keys(f"{dest.prefix}{backup_id}/"):
+            raise NotFound(f"no backup {backup_id} under {dest.uri} (see kaiops backups list)")
         raise BackupIncomplete(f"{dest.uri}{backup_id}: no {'manifest.json'}; an incomplete backup is not restored")
     base = f"{dest.prefix}{backup_id}/"
     entries = manifest["objects"]

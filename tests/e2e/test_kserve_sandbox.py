@@ -191,8 +191,9 @@ def test_canary_splits_traffic_30_70_and_prometheus_sees_both_revisions(env, kdy
     latency = _by_revision(p95)
     assert set(latency) == {"iris-predictor-00001", "iris-predictor-00002"}
     assert all(0 < v < 100000 for v in latency.values())  # milliseconds, within the bucket range
-    predict = _prom(env, f'sum by (revision) (request_predict_seconds_count{{namespace="{NS}"}})')
-    assert {r["metric"]["revision"] for r in predict} >= {"iris-predictor-00002"}
+    # the model server's own metric carries revision_name, as configs/canary/model-server.yaml selects on
+    predict = _prom(env, f'sum by (revision_name) (request_predict_seconds_count{{namespace="{NS}"}})')
+    assert {r["metric"]["revision_name"] for r in predict} >= {"iris-predictor-00002"}
 
 
 def test_injected_error_rate_shows_in_the_5xx_series_of_the_newest_revision(env, kdyn, models) -> None:

@@ -261,6 +261,13 @@ def test_killed_rollout_is_restored_by_the_guard_and_a_second_one_is_refused(
         look = json.loads(dry.stdout)
         assert look["baseline_revision"] == stable and look["canary_revision"] != stable
         assert {v["metric"] for v in look["verdicts"]} >= {"error_rate"} and look["decision"]
+        # the shipped model-server policy (KServe's request_predict_seconds) passes its pre-flight on this split
+        server = subprocess.run([KAIOPS, "rollout", ISVC, "-n", NS, "--storage-uri", URI["v2"], "--policy",
+                                 "configs/canary/model-server.yaml", "--prometheus-url", env["PROMETHEUS_URL"],
+                                 "--dry-run", "-o", "json"], capture_output=True, text=True,
+                                env={**os.environ, **env}, timeout=180)
+        assert server.returncode == 0, server.stdout[-2000:] + server.stderr[-2000:]
+        assert json.loads(server.stdout)["canary_revision"] == look["canary_revision"]
         after_obj, after = _record(kdyn)
         assert after == killed and after_obj["spec"] == killed_obj["spec"]
         assert after_obj["metadata"].get("annotations") == killed_obj["metadata"].get("annotations")

@@ -129,6 +129,16 @@ def test_preflight_names_a_missing_metric_and_label(prometheus: str, policy, tmp
         preflight(provider, load_policy(tmp_path / "l.yaml"), "l.yaml")
 
 
+def test_preflight_names_a_template_prometheus_cannot_parse(prometheus: str, tmp_path: Path) -> None:
+    raw = (ROOT / "configs/canary/default.yaml").read_text()
+    broken = raw.replace("[${range}]))\n", "[${range}])\n", 1)  # the first template loses its closing paren
+    assert broken != raw
+    (tmp_path / "p.yaml").write_text(broken)
+    with pytest.raises(InputError, match="does not parse") as info:
+        preflight(PrometheusProvider(prometheus), load_policy(tmp_path / "p.yaml"), "p.yaml")
+    assert info.value.field == "metrics[0].canary.total"
+
+
 def test_healthy_canary_advances_every_look_and_promotes(prometheus: str, policy) -> None:
     results = _looks(prometheus, policy, "good-00002")
     assert [r.decision for r in results] == [Decision.ADVANCE] * 3 + [Decision.PROMOTE]

@@ -278,6 +278,19 @@ def test_deleting_a_backup_removes_the_manifest_first(tmp_path) -> None:
     assert delete_backup(st, dest, "b1") == 2 and st.list_keys("b1/") == []
 
 
+def test_a_backup_that_does_not_exist_is_not_found_and_a_cut_off_one_is_incomplete(tmp_path) -> None:
+    from tasks.backup.restore import BackupIncomplete, load_backup
+    from tasks.errors import NotFound
+
+    st = LocalStore(str(tmp_path))
+    dest = parse_destination(f"file://{tmp_path}")
+    with pytest.raises(NotFound, match=r"no backup 20261129T000000Z-aaaaaa .*backups list"):
+        load_backup(st, dest, "20261129T000000Z-aaaaaa")
+    st.put("20261129T000000Z-bbbbbb/started.json", b"{}")
+    with pytest.raises(BackupIncomplete, match=r"no manifest\.json"):
+        load_backup(st, dest, "20261129T000000Z-bbbbbb")
+
+
 def test_policy_file_errors_name_the_field(tmp_path) -> None:
     assert load_policy().name == "nightly"
     bad = tmp_path / "p.yaml"

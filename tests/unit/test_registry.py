@@ -273,3 +273,23 @@ def test_candidate_manifest_changes_only_the_storage_uri():
     assert live["spec"]["predictor"]["model"]["storageUri"] == "s3://m/iris/v1/"  # the live object is untouched
     with pytest.raises(PermanentError):
         candidate_manifest({"spec": {"predictor": {}}}, "s3://m/x/v1/")
+
+
+@pytest.mark.unit
+def test_release_configs_are_refused_when_missing_empty_or_pointing_at_a_bad_policy(tmp_path) -> None:
+    import yaml
+
+    from configs.release import RELEASES_DIR, load_releases
+    from tasks.errors import InputError
+
+    with pytest.raises(InputError, match="not a directory"):
+        load_releases(tmp_path / "nope")
+    with pytest.raises(InputError, match="no release configs"):
+        load_releases(tmp_path)
+    good = yaml.safe_load(next(RELEASES_DIR.glob("*.yaml")).read_text())
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**good, "canary_policy": "configs/canary/missing.yaml"}))
+    with pytest.raises(InputError) as err:
+        load_releases(tmp_path)
+    assert err.value.field == "canary_policy" and "missing.yaml" in str(err.value)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(good))
+    assert list(load_releases(tmp_path)) == [good["registered_model"]]
