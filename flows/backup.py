@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from tasks.backup import steps
 from tasks.backup.drill import DrillVerdict, ReadinessMode
-from tasks.backup.drill_run import DrillFailed, run_drill
+from tasks.backup.drill_run import DrillFailed, preview_drill, run_drill
 from tasks.backup.restore import Action, ExistingPolicy, Outcome, ProductionMarker
 from tasks.backup.store import check_backup_id
 from tasks.errors import KaiopsError, PermanentError
@@ -183,6 +183,7 @@ def restore_drill(
     readiness: ReadinessMode = ReadinessMode.conditions,
     timeout: float | None = None,
     kubeconfig: str | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Prove a backup: restore it into fresh scratch namespaces, wait for readiness, compare with the backup,
     measure the RTO, delete what was restored, report.
@@ -191,6 +192,8 @@ def restore_drill(
         backup_id: default the newest complete backup.
         readiness: ``conditions`` (per-kind rules; needs the KubeRay/KServe controllers) or ``present``.
         timeout: readiness wait in seconds (default the policy's ``drill.readiness_timeout_seconds``).
+        dry_run: verify the backup and plan the restore against the cluster; create nothing
+            (:func:`tasks.backup.drill_run.preview_drill`).
 
     Returns:
         ``{"verdict": "passed", "objects": {"restored", "ready", "equal", "total"}, "rto_seconds", ...}``.
@@ -204,6 +207,8 @@ def restore_drill(
     backup_id = backup_id or steps.newest_good(pol)
     if backup_id is None:
         raise DrillFailed(f"no complete backup under {pol.destination}")
+    if dry_run:
+        return preview_drill(pol, backup_id, kubeconfig)
     summary, bad = run_drill(pol, backup_id, readiness, timeout, kubeconfig)
     passed = summary["verdict"] == DrillVerdict.passed.value
     _artifact(

@@ -28,6 +28,7 @@ def warmup_model(
     local_model_cache: bool = False,
     node_group: str = "sandbox",
     timeout: float = 600.0,
+    dry_run: bool = False,
 ) -> dict:
     """Warm up the storage of one InferenceService.
 
@@ -40,6 +41,8 @@ def warmup_model(
         local_model_cache: also create a LocalModelCache for the storage URI and wait for its node copies.
         node_group: LocalModelNodeGroup to cache on (created when missing).
         timeout: seconds to wait for the LocalModelCache.
+        dry_run: check the wiring and the bucket, then say what would be downloaded where and which
+            LocalModelCache would be created; download and create nothing (``ok``: no wiring error).
 
     Returns:
         :meth:`tasks.storage.warmup.WarmupReport.summary` (``ok`` true only when ready).
@@ -59,9 +62,15 @@ def warmup_model(
         warmup_report(report)
         return report.summary()
     directory = cache_dir or str(Path.home() / ".cache" / "kaiops" / "warmup" / ns / name)
+    cache_name = re.sub(r"[^a-z0-9-]+", "-", creds.storage_uri.split("://", 1)[-1].lower()).strip("-")[:63]
+    if dry_run:
+        would = [f"download {creds.storage_uri} with KServe's storage initializer into {directory} and verify it "
+                 f"against its manifest.json"]
+        if local_model_cache:
+            would.append(f"create LocalModelCache {cache_name} on node group {node_group} and wait for its copies")
+        return {**report.summary(), "dry_run": True, "would": would, "ok": True}
     report = download_and_verify_task(creds, directory, report)
     if local_model_cache and report.ok:
-        cache_name = re.sub(r"[^a-z0-9-]+", "-", creds.storage_uri.split("://", 1)[-1].lower()).strip("-")[:63]
         report.local_model_cache = ensure_local_model_cache(
             cache_name, creds.storage_uri, report.bytes, node_group, creds.service_account, timeout)
         if not report.local_model_cache["ok"]:

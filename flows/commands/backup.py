@@ -112,6 +112,7 @@ def drill(
     policy: Path = PolicyOption,
     backup_id: str = typer.Option(None, "--backup", help="Backup id (default: the newest complete one)."),
     readiness: str = typer.Option("conditions", "--readiness", help="conditions or present."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Verify the backup and plan the restore; create nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Restore the newest good backup into scratch namespaces, check and time it, clean up."""
@@ -125,7 +126,8 @@ def drill(
         mode = ReadinessMode(readiness)
     except ValueError as exc:
         raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one") from exc
-    emit(restore_drill(policy=str(policy), backup_id=backup_id, readiness=mode), output, title="kaiops drill")
+    emit(restore_drill(policy=str(policy), backup_id=backup_id, readiness=mode, dry_run=dry_run), output,
+         title="kaiops drill" + (" (dry run)" if dry_run else ""))
 
 
 def register(app: typer.Typer) -> None:

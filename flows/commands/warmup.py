@@ -17,13 +17,14 @@ def warmup(
     local_model_cache: bool = typer.Option(False, "--local-model-cache",
                                            help="Also create a LocalModelCache and wait for its node copies."),
     node_group: str = typer.Option("sandbox", "--node-group", help="LocalModelNodeGroup for --local-model-cache."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the wiring; say what would be downloaded/created."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Warm up an InferenceService's model storage; exit 1 unless every file is downloaded and verified."""
     from flows.warmup import warmup_model
 
     summary = warmup_model(target, namespace=namespace, cache_dir=str(cache_dir) if cache_dir else None,
-                           local_model_cache=local_model_cache, node_group=node_group)
+                           local_model_cache=local_model_cache, node_group=node_group, dry_run=dry_run)
     if output is OutputFormat.table:
         rows = {k: v for k, v in summary.items() if k not in ("credentials", "problems", "failed_files")}
         emit(rows, output, title=f"kaiops warmup {target}")

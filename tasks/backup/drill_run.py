@@ -23,6 +23,32 @@ class DrillFailed(PermanentError):
     """A restore drill did not prove the backup: objects not restored, not ready, different, or too slow."""
 
 
+def preview_drill(pol: BackupPolicy, backup_id: str, kubeconfig: str | None) -> dict[str, Any]:
+    """What a drill of ``backup_id`` would do, changing nothing: every checksum verified, the scratch namespace
+    map, the objects per kind, and the restore plan checked against the cluster (CRDs present).
+
+    Returns:
+        ``{"dry_run": True, "backup_id", "verified": n, "would_restore": {kind: n}, "scratch_namespaces":
+        {backed-up: scratch}, "cluster_scoped_checked": n}``.
+
+    Raises:
+        NotFound / BackupIncomplete / ChecksumMismatch: the backup is missing, cut off or altered.
+        MissingCRDs (PermanentError): a kind the backup holds has no CRD on the target.
+    """
+    loaded = steps.verify_task(pol, backup_id)
+    verified = len(loaded.objects)
+    dplan = plan_drill(loaded.objects, "preview")
+    loaded.objects = dplan.restore
+    steps.plan_restore_task(loaded, kubeconfig=kubeconfig, namespace_map=dplan.namespace_map,
+                            existing=ExistingPolicy.fail,
+                            marker=ProductionMarker(pol.production.key, pol.production.value), yes=False)
+    kinds: dict[str, int] = {}
+    for obj in dplan.restore:
+        kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    return {"dry_run": True, "backup_id": backup_id, "verified": verified, "would_restore": dict(sorted(kinds.items())),
+            "scratch_namespaces": dict(dplan.namespace_map), "cluster_scoped_checked": len(dplan.cluster_scoped)}
+
+
 def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeout: float | None,
               kubeconfig: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Drill ``backup_id`` of ``pol`` (see the module docstring); never raises for a failed drill.

@@ -52,6 +52,14 @@ def test_backup_then_drill_passes_and_cleans_up(env, tmp_path, monkeypatch) -> N
     made = backup(policy=str(policy))
     assert made["objects"] == 9 and made["encrypted"] == 1
 
+    # a dry run verifies and plans, and creates nothing: no scratch namespace, no metrics file
+    preview = restore_drill(policy=str(policy), dry_run=True)
+    assert preview["dry_run"] and preview["backup_id"] == made["backup_id"] and preview["verified"] == 9
+    assert sum(preview["would_restore"].values()) == 9 and list(preview["scratch_namespaces"]) == [ns]
+    with pytest.raises(kube.NotFound):
+        kube.get(dyn, "v1", "Namespace", preview["scratch_namespaces"][ns])
+    assert not (tmp_path / "metrics" / "kaiops_drill_e2e.prom").exists()
+
     with FakeController(dyn):
         summary = restore_drill(policy=str(policy), readiness=ReadinessMode.conditions)
     assert summary["verdict"] == "passed", summary

@@ -54,6 +54,14 @@ def test_warmup_downloads_verifies_and_fills_local_model_cache(world, sandbox) -
 
     state = launcher.up(names=("localmodel",))
     uri = f"s3://{world['bucket']}/iris/v1/"
+    # a dry run checks the wiring and says what it would do: nothing downloaded, no LocalModelCache
+    cached = state.dir / "localmodel"
+    before = sorted(cached.iterdir()) if cached.is_dir() else []
+    preview = warmup_model(isvc_file(world, "iris", uri), cache_dir=str(Path(world["dir"]) / "cache-dry"),
+                           local_model_cache=True, dry_run=True)
+    assert preview["ok"] and preview["dry_run"] and len(preview["would"]) == 2, preview
+    assert not (Path(world["dir"]) / "cache-dry").exists()
+    assert (sorted(cached.iterdir()) if cached.is_dir() else []) == before
     summary = warmup_model(isvc_file(world, "iris", uri), cache_dir=str(Path(world["dir"]) / "cache"),
                            local_model_cache=True, timeout=180)
     assert summary["verdict"] == "ready", summary
