@@ -24,7 +24,8 @@ def _worse(a: float, b: float, direction: Direction) -> bool:
     return a > b if direction is Direction.LOWER_IS_BETTER else a < b
 
 
-def threshold_breaches(spec: MetricSpec, canary: float, baseline: float) -> list[str]:
+def threshold_breaches(spec: MetricSpec, canary: float, baseline: float, *, canary_label: str = "",
+                       baseline_label: str = "baseline") -> list[str]:
     """Return one short text per breached threshold (empty list: none breached).
 
     Args:
@@ -33,17 +34,21 @@ def threshold_breaches(spec: MetricSpec, canary: float, baseline: float) -> list
             the canary's best plausible value.
         baseline: baseline value, same unit; for evidence-based checks the baseline's value most
             favourable to the canary (its worst plausible value).
+        canary_label, baseline_label: how the texts name the two values (e.g. "canary CI low", so a
+            reader does not take a confidence bound for the observed rate).
     """
     breaches: list[str] = []
     word = ">" if spec.direction is Direction.LOWER_IS_BETTER else "<"
+    lead = f"{canary_label} " if canary_label else ""
     if spec.absolute_bound is not None and _worse(canary, spec.absolute_bound, spec.direction):
-        breaches.append(f"{_fmt(canary, spec.kind)} {word} absolute bound {_fmt(spec.absolute_bound, spec.kind)}")
+        breaches.append(f"{lead}{_fmt(canary, spec.kind)} {word} absolute bound "
+                        f"{_fmt(spec.absolute_bound, spec.kind)}")
     if spec.baseline_bound is not None:
         allowed = spec.baseline_bound.worst_allowed(baseline, spec.direction)
         if _worse(canary, allowed, spec.direction):
             bound = spec.baseline_bound
             breaches.append(
-                f"{_fmt(canary, spec.kind)} {word} baseline {_fmt(baseline, spec.kind)} "
+                f"{lead}{_fmt(canary, spec.kind)} {word} {baseline_label} {_fmt(baseline, spec.kind)} "
                 f"x{bound.factor:g} {'+' if word == '>' else '-'} {_fmt(bound.margin, spec.kind)}"
                 f" = {_fmt(allowed, spec.kind)}"
             )

@@ -145,7 +145,9 @@ def _judge_ratio(
     if not lower:
         c_low, c_high, b_low, b_high = 1 - c_high, 1 - c_low, 1 - b_high, 1 - b_low
     canary_best, baseline_favourable = (c_low, b_high) if lower else (c_high, b_low)
-    breaches = threshold_breaches(spec, canary_best, baseline_favourable)
+    low, high = ("CI low", "CI high") if lower else ("CI high", "CI low")
+    breaches = threshold_breaches(spec, canary_best, baseline_favourable, canary_label=f"canary {low}",
+                                  baseline_label=f"baseline {high}")
     worse = log_e >= math.log(e_threshold)
 
     c_rate = c_ev / c_n
@@ -159,7 +161,7 @@ def _judge_ratio(
     if worse or breaches:
         verdict = Verdict.FAIL
         findings = ([f"{e_text}: canary worse than baseline"] if worse else []) + [
-            f"beyond threshold even at the CI ends: {b}" for b in breaches
+            f"beyond threshold: {b}" for b in breaches
         ]
         reason = f"{head}; " + "; ".join(findings)
     else:
