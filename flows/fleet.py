@@ -12,6 +12,7 @@ same way, and fails the run when any drill did not pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,30 @@ from tasks.errors import PermanentError
 from tasks.fleet import namespace_inventory
 
 
-class FleetDrillFailed(PermanentError):
-    """Some namespaces' drills did not pass (the others ran); ``summary`` has every row."""
+class FleetFailed(PermanentError):
+    """Some namespaces of a fleet run failed (every other one ran); ``summary`` has every row."""
 
     def __init__(self, message: str, summary: dict[str, Any]) -> None:
         super().__init__(message)
         self.summary = summary
 
 
-class FleetBackupFailed(PermanentError):
-    """Some namespaces of a fleet backup were not backed up (the others were); ``summary`` has every row."""
+class FleetBackupFailed(FleetFailed):
+    """Some namespaces of a fleet backup were not backed up (the others were)."""
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.summary = summary
+
+class FleetDrillFailed(FleetFailed):
+    """Some namespaces' drills did not pass or found no backup (the others ran)."""
+
+
+def _rows(namespaces: list[str], futures: Any, failed: Callable[[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per namespace: its task's result, or ``failed(namespace, reason)`` for a task that raised."""
+    rows = []
+    for ns, future in zip(namespaces, futures, strict=True):
+        result = future.result(raise_on_failure=False)
+        rows.append(failed(ns, f"{result.__class__.__name__}: {result}") if isinstance(result, BaseException)
+                    else result)
+    return rows
 
 
 def build_task_runner(execution: ExecutionConfig):
@@ -102,14 +113,7 @@ def _map_backups(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | 
                  secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
     futures = fleet.namespace_backup.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, verify=verify,
                                          secret_blocks=unmapped(secret_blocks))
-    rows = []
-    for ns, future in zip(namespaces, futures, strict=True):
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            rows.append(fleet.failed_row(ns, fleet.NamespaceOutcome.FAILED, f"{result.__class__.__name__}: {result}"))
-        else:
-            rows.append(result)
-    return rows
+    return _rows(namespaces, futures, lambda ns, why: fleet.failed_row(ns, fleet.NamespaceOutcome.FAILED, why))
 
 
 @flow(name="fleet-backup", log_prints=True)
@@ -187,16 +191,7 @@ def _map_drills(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | N
                 timeout: float | None, secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
     futures = fleet.namespace_drill.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, readiness=readiness,
                                         timeout=timeout, secret_blocks=unmapped(secret_blocks))
-    rows = []
-    for ns, future in zip(namespaces, futures, strict=True):
-        result = future.result(raise_on_failure=False)
-        if isinstance(result, BaseException):
-            rows.append({"namespace": ns, "outcome": fleet.DrillOutcome.FAILED.value, "backup_id": None,
-                         "rto_seconds": None, "restored": 0, "ready": 0, "equal": 0, "total": 0,
-                         "reason": f"{result.__class__.__name__}: {result}"[:500], "host": None})
-        else:
-            rows.append(result)
-    return rows
+    return _rows(namespaces, futures, fleet.failed_drill_row)
 
 
 @flow(name="fleet-drill", log_prints=True)

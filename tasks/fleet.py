@@ -237,6 +237,12 @@ def drill_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = Non
             "reason": summary.get("reason") or "", "host": host}
 
 
+def failed_drill_row(namespace: str, reason: str) -> dict[str, Any]:
+    """The row of a drill task that raised (same keys as :func:`drill_one`'s)."""
+    return {"namespace": namespace, "outcome": DrillOutcome.FAILED.value, "backup_id": None, "rto_seconds": None,
+            "restored": 0, "ready": 0, "equal": 0, "total": 0, "reason": reason[:500], "host": None}
+
+
 def failed_row(namespace: str, outcome: NamespaceOutcome, error: str) -> dict[str, Any]:
     """The row of a namespace that was not backed up (same keys as :func:`backup_one`'s)."""
     return {"namespace": namespace, "outcome": outcome.value, "backup_id": None, "destination": None, "objects": 0,

@@ -71,9 +71,42 @@ def normalise(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def foreign_metadata(obj: dict[str, Any], own_manager: str = kube.FIELD_MANAGER) -> dict[str, set[str]]:
+    """Label and annotation keys of ``obj`` that a field manager other than ``own_manager`` owns, from its
+    ``metadata.managedFields`` (``f:metadata`` -> ``f:labels``/``f:annotations`` -> ``f:<key>``).
+
+    Returns:
+        ``{"labels": {keys}, "annotations": {keys}}``; keys also owned by ``own_manager`` are left out.
+    """
+    owned: dict[str, dict[str, set[str]]] = {}
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {})
+        who = "own" if entry.get("manager") == own_manager else "other"
+        for part in ("labels", "annotations"):
+            keys = {k[2:] for k in fields.get(f"f:{part}") or {} if k.startswith("f:")}
+            owned.setdefault(who, {}).setdefault(part, set()).update(keys)
+    mine, theirs = owned.get("own", {}), owned.get("other", {})
+    return {part: theirs.get(part, set()) - mine.get(part, set()) for part in ("labels", "annotations")}
+
+
 def differences(backup: dict[str, Any], restored: dict[str, Any], limit: int = 5) -> list[str]:
-    """Dotted paths where ``restored`` differs from ``backup`` after :func:`normalise` (at most ``limit``)."""
+    """Dotted paths where ``restored`` differs from ``backup`` after :func:`normalise` (at most ``limit``).
+
+    Labels and annotations that another field manager (a controller) owns on the restored object are left out
+    of the comparison: the restore left them to their owners (see :mod:`tasks.backup.restore`), and a
+    controller may rewrite them for the new object (the sandbox's HTTPRoute router writes its own address).
+    """
     found: list[str] = []
+    foreign = foreign_metadata(restored)
+    left, right = normalise(backup), normalise(restored)
+    for side in (left, right):
+        meta = side["metadata"]
+        for part, keys in foreign.items():
+            values = {k: v for k, v in (meta.get(part) or {}).items() if k not in keys}
+            if values:
+                meta[part] = values
+            else:
+                meta.pop(part, None)
 
     def walk(a: Any, b: Any, path: str) -> None:
         if len(found) >= limit:
@@ -87,7 +120,7 @@ def differences(backup: dict[str, Any], restored: dict[str, Any], limit: int = 5
         elif a != b:
             found.append(path or "<root>")
 
-    walk(normalise(backup), normalise(restored), "")
+    walk(left, right, "")
     return found
 
 

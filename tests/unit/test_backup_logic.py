@@ -532,3 +532,22 @@ def test_layout_is_a_described_choice_and_incremental_passes_over_objects_backup
         assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.output)
     assert [(r["backup"], r["layout"]) for r in rows] == [(ids[2], "packs"), (ids[1], "objects"), (ids[0], "packs")]
+
+
+def test_drill_comparison_leaves_out_metadata_a_controller_owns_on_the_restored_object() -> None:
+    from tasks.backup.drill import differences, foreign_metadata
+
+    backup = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"},
+              "metadata": {"name": "c", "annotations": {"team": "ml", "sandbox.kaiops.io/url": "http://old"}}}
+    restored = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"},
+                "metadata": {"name": "c", "namespace": "dst",
+                             "annotations": {"team": "ml", "sandbox.kaiops.io/url": "http://new"},
+                             "managedFields": [
+                                 {"manager": "kaiops", "operation": "Apply", "fieldsV1": {
+                                     "f:data": {"f:a": {}}, "f:metadata": {"f:annotations": {"f:team": {}}}}},
+                                 {"manager": "router", "operation": "Update", "fieldsV1": {
+                                     "f:metadata": {"f:annotations": {"f:sandbox.kaiops.io/url": {}}}}}]}}
+    assert foreign_metadata(restored) == {"labels": set(), "annotations": {"sandbox.kaiops.io/url"}}
+    assert differences(backup, restored) == []
+    restored["metadata"]["annotations"]["team"] = "other"  # what kaiops restored still has to be equal
+    assert differences(backup, restored) == ["metadata.annotations.team"]
