@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import rollout_support as rs
+from tests.sandbox_env import exported
 
 pytestmark = pytest.mark.e2e
 
@@ -39,18 +40,10 @@ def env() -> Iterator[dict[str, str]]:
 
     already = {s.name for s in launcher.status() if s.state == "healthy"}
     launcher.up(("kserve", "s3", "prefect"))
-    values = launcher.env()
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: values["PREFECT_API_URL"]}):
+    with exported(launcher.env()) as values, temporary_settings(updates={PREFECT_API_URL: values["PREFECT_API_URL"]}):
         yield values
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
     started = tuple(s for s in ("kserve", "prefect") if s not in already)
     if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
         launcher.down(names=started)
