@@ -56,20 +56,21 @@ def validate(
     files = expand(files, recursive)
     findings = validate_files(files)
     if output is OutputFormat.table:
-        if findings:
-            emit([_table_row(f) for f in findings], output, title="kaiops validate")
-        errors = sum(f.severity == "error" for f in findings)
-        summary = f"{len(files)} file(s), {len(findings)} finding(s), {errors} error(s)"
-        err_console.print(("[red]invalid:[/red] " if errors else "[green]ok:[/green] ") + summary)
+        # Compiler-style, like ruff and kubeconform: one line per finding, the fix on the next, never cut
+        # to the terminal width (plain text, so grep and editors' "FILE:LINE:COL" jumps work).
+        for finding in findings:
+            typer.echo("\n".join(finding.lines()))
+        typer.echo(summary(findings, len(files)))
     else:
         emit([f.as_dict() for f in findings], output)
     if has_errors(findings):
         raise typer.Exit(EXIT_INVALID)
 
 
-def _table_row(finding: Finding) -> dict[str, str]:
-    """Two readable columns for people: where (file, document, object, field) and what (rule, fix)."""
-    doc = f"[{finding.document}]" if finding.document is not None else ""
-    where = f"{finding.file}{doc} {finding.object}\n{finding.field}".strip()
-    what = f"{finding.severity} {finding.rule}: {finding.message}\nfix: {finding.fix}"
-    return {"where": where, "finding": what}
+def summary(findings: list[Finding], files: int) -> str:
+    """The last line of ``kaiops validate``: ``invalid: 2 files checked: 3 errors, 1 warning, 0 info``."""
+    counts = {s: sum(str(f.severity) == s for f in findings) for s in ("error", "warning", "info")}
+    plural = {"error": "errors", "warning": "warnings", "info": "info"}
+    parts = ", ".join(f"{n} {s if n == 1 else plural[s]}" for s, n in counts.items())
+    verdict = "invalid" if counts["error"] else "ok"
+    return f"{verdict}: {files} file{'s' if files != 1 else ''} checked: {parts}"

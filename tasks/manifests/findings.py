@@ -49,6 +49,7 @@ class Rule(StrEnum):
     RAY_PORT_MISSING = "ray.ports.default-missing"  # a custom head port list drops a port Ray clients need
     RAY_PROBE_PORT = "ray.probes.health-port"  # a probe on a port where Ray serves no health check
     RAY_ENV_MANAGED = "ray.env.operator-managed"  # an env var KubeRay sets or overrides itself
+    RAY_ENV_UNKNOWN = "ray.env.unknown"  # a RAY_* env var that neither Ray nor KubeRay reads
     # KServe
     KSERVE_FIELD = "kserve.field.nonexistent"  # a commonly guessed field that KServe does not have
     KSERVE_LEGACY_FRAMEWORK = "kserve.storage-uri.legacy-framework"  # predictor.<framework>.storageUri
@@ -76,6 +77,9 @@ class Finding:
         rule: :class:`Rule` id.
         message: what is wrong.
         fix: what to write instead.
+        line: 1-based line of the offending key in the file (of its nearest present parent for a missing
+            field; of the YAML error), ``None`` when the finding is about a whole file or not from a file.
+        column: 1-based column, as ``line``.
     """
 
     file: str
@@ -86,6 +90,8 @@ class Finding:
     rule: Rule
     message: str
     fix: str
+    line: int | None = None
+    column: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the finding as a flat JSON-ready mapping (enums as their string values)."""
@@ -93,10 +99,23 @@ class Finding:
         row["severity"], row["rule"] = str(self.severity), str(self.rule)
         return row
 
+    @property
+    def location(self) -> str:
+        """``FILE:LINE:COL`` (``FILE`` alone when the line is unknown), as compilers and ruff print it."""
+        return f"{self.file}:{self.line}:{self.column}" if self.line is not None else self.file
+
+    def headline(self) -> str:
+        """The finding on one line: ``FILE:LINE:COL: severity rule-id Kind/name field: message``."""
+        subject = " ".join(p for p in (self.object, self.field) if p)
+        message = " ".join(self.message.split())  # one line whatever a schema message holds
+        return f"{self.location}: {self.severity} {self.rule} " + (f"{subject}: " if subject else "") + message
+
+    def lines(self) -> list[str]:
+        """What ``kaiops validate`` prints: the headline, then ``  fix: ...`` on the next line, never cut."""
+        return [self.headline(), "  fix: " + " ".join(self.fix.split())]
+
     def __str__(self) -> str:
-        where = f"{self.file}" + (f"[{self.document}]" if self.document is not None else "")
-        obj = f" {self.object}" if self.object else ""
-        return f"{where}{obj}: {self.field or '-'}: {self.severity}: {self.message} (fix: {self.fix}) [{self.rule}]"
+        return f"{self.headline()} (fix: {self.fix})"
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -8,6 +8,7 @@ that does exist), the generic one is dropped.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -18,9 +19,8 @@ import yaml
 from tasks.manifests import metadata, rules, schema
 from tasks.manifests.findings import Finding, Problem, Rule, Severity
 from tasks.manifests.paths import mapping
+from tasks.manifests.positions import Position, load_with_positions, locate
 from tasks.manifests.rules.base import Manifest
-
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def to_json_like(value: Any) -> Any:
@@ -37,9 +37,12 @@ def to_json_like(value: Any) -> Any:
     return value
 
 
-def _whole_document(source: str, index: int | None, rule: Rule, message: str, fix: str) -> Finding:
+def _whole_document(
+    source: str, index: int | None, rule: Rule, message: str, fix: str, where: Position | None = None
+) -> Finding:
     """Return an error finding about a whole file or document (no object, no field)."""
-    return Finding(source, index, "", "", Severity.error, rule, message, fix)
+    line, column = where or (None, None)
+    return Finding(source, index, "", "", Severity.error, rule, message, fix, line, column)
 
 
 def _object_label(doc: dict[str, Any]) -> str:
@@ -70,21 +73,28 @@ def check_object(doc: dict[str, Any]) -> list[Problem]:
     return [p for p in structural if p.field not in claimed] + domain
 
 
-def validate_documents(docs: Sequence[Any], source: str = "<input>") -> list[Finding]:
+def validate_documents(
+    docs: Sequence[Any], source: str = "<input>", positions: Sequence[dict[str, Position]] | None = None
+) -> list[Finding]:
     """Validate already-parsed documents (e.g. from ``yaml.safe_load_all``).
+
+    Every check runs on every object: a schema error does not hide the domain rules of the same object.
 
     Args:
         docs: the documents, in file order; ``None`` (empty documents) are skipped.
         source: the file name to report.
+        positions: per document, ``{field path: (line, column)}`` from
+            :func:`tasks.manifests.positions.load_with_positions`; without it findings carry no line.
 
     Returns:
-        findings in document order; empty when everything is clean.
+        findings in document order, each document's in line order; empty when everything is clean.
     """
     findings: list[Finding] = []
     seen: dict[tuple[str, str, str], int] = {}
     for index, raw in enumerate(docs):
         if raw is None:
             continue
+        where = positions[index] if positions is not None and index < len(positions) else {}
         doc = to_json_like(raw)
         why = _not_object(doc)
         if why:
@@ -95,14 +105,23 @@ def validate_documents(docs: Sequence[Any], source: str = "<input>") -> list[Fin
                     Rule.DOCUMENT_NOT_OBJECT,
                     f"not a Kubernetes object: {why}",
                     "each YAML document must be a mapping with apiVersion, kind and metadata",
+                    locate(where, ""),
                 )
             )
             continue
         label = _object_label(doc)
-        for p in check_object(doc):
-            findings.append(Finding(source, index, label, p.field, p.severity, p.rule, p.message, p.fix))
-        findings.extend(_duplicate(doc, source, index, label, seen))
+        found = [Finding(source, index, label, p.field, p.severity, p.rule, p.message, p.fix)
+                 for p in check_object(doc)]
+        found += _duplicate(doc, source, index, label, seen)
+        located = [_with_position(f, locate(where, f.field)) for f in found]
+        findings += sorted(located, key=lambda f: (f.line or 0, f.column or 0))
     return findings
+
+
+def _with_position(finding: Finding, where: Position | None) -> Finding:
+    if where is None:
+        return finding
+    return dataclasses.replace(finding, line=where[0], column=where[1])
 
 
 def _duplicate(
@@ -132,20 +151,22 @@ def _duplicate(
 def validate_text(text: str, source: str) -> list[Finding]:
     """Validate a YAML stream; a YAML syntax error or a stream without objects is itself a finding."""
     try:
-        docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
+        parsed = load_with_positions(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
         return [
             _whole_document(
                 source,
                 None,
                 Rule.DOCUMENT_YAML,
-                f"not valid YAML{where}: {problem}",
+                f"not valid YAML: {problem}" + (f" ({context})" if context else ""),
                 "fix the YAML syntax (indentation, quoting, tabs) at that position",
+                (mark.line + 1, mark.column + 1) if mark else None,
             )
         ]
+    docs = [doc for doc, _ in parsed]
     if not any(d is not None for d in docs):
         return [
             _whole_document(
@@ -154,9 +175,10 @@ def validate_text(text: str, source: str) -> list[Finding]:
                 Rule.DOCUMENT_NOT_OBJECT,
                 "the file holds no Kubernetes object",
                 "add a document with apiVersion, kind and metadata, or leave the file out",
+                (1, 1),
             )
         ]
-    return validate_documents(docs, source)
+    return validate_documents(docs, source, [where for _, where in parsed])
 
 
 def validate_files(paths: Iterable[Path | str]) -> list[Finding]:

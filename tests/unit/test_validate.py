@@ -192,3 +192,109 @@ def test_cli_checks_the_manifests_of_a_directory_and_with_r_its_subdirectories(t
 def test_cli_a_directory_without_manifests_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path)])
     assert result.exit_code == 2, result.output
+
+
+HEADLINE = r"^(?P<file>[^:]+):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning|info) (?P<rule>[a-z0-9.-]+) "
+
+
+def _key_at(path: Path, line: int, column: int) -> str:
+    return path.read_text(encoding="utf-8").splitlines()[line - 1][column - 1:]
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("path", [p for p in BAD if p.stem != "document.unreadable"],
+                         ids=[p.stem for p in BAD if p.stem != "document.unreadable"])
+def test_bad_manifest_finding_is_one_compiler_line_with_the_key_position(path: Path) -> None:
+    import re
+
+    rule, field = expectation(path)
+    [finding] = [f for f in validate_files([path]) if (str(f.rule), f.field) == (rule, field)][:1]
+    headline, fix = finding.lines()
+    match = re.match(HEADLINE, headline)
+    assert match, headline
+    assert (match["file"], match["rule"], int(match["line"]), int(match["col"])) == (
+        str(path), rule, finding.line, finding.column)
+    assert "\n" not in headline and fix.startswith("  fix: ") and fix.strip() != "fix:"
+    assert field in headline  # the whole field path, never cut
+    from tasks.manifests.positions import load_with_positions, locate
+
+    if finding.document is not None:
+        index = load_with_positions(path.read_text(encoding="utf-8"))[finding.document][1]
+        assert (finding.line, finding.column) == locate(index, field)
+        if field in index and not field.endswith("]"):
+            # a present field: the position is the offending key itself, where its last segment starts
+            last = field.rsplit(".", 1)[-1] if "/" not in field.rsplit(".", 1)[-1] else field.split("annotations.")[-1]
+            assert _key_at(path, finding.line, finding.column).startswith(last), (
+                f"{path.name}:{finding.line}:{finding.column} is not at {field}")
+
+
+@pytest.mark.unit
+def test_a_file_with_schema_errors_still_gets_every_domain_finding() -> None:
+    path = CORPUS / "bad" / "mixed.schema-and-domain.yaml"
+    found = {(str(f.rule), f.field, f.line, f.column) for f in validate_files([path])}
+    head = "spec.headGroupSpec"
+    ray = f"{head}.template.spec.containers[0]"
+    assert found == {
+        ("schema.type", f"{head}.rayStartParams.num-cpus", 10, 7),
+        ("ray.start-params.memory-units", f"{head}.rayStartParams.memory", 11, 7),
+        ("ray.env.operator-managed", f"{ray}.env[0].name", 18, 13),
+        ("ray.env.unknown", f"{ray}.env[1].name", 20, 13),
+        ("ray.probes.health-port", f"{ray}.livenessProbe", 22, 11),
+        ("schema.type", "spec.predictor.minReplicas", 32, 5),
+        ("kserve.storage-uri.scheme", "spec.predictor.model.storageUri", 36, 7),
+    }
+
+
+@pytest.mark.unit
+def test_cli_prints_compiler_lines_uncut_at_80_columns_and_a_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    monkeypatch.setenv("COLUMNS", "80")
+    path = CORPUS / "bad" / "mixed.schema-and-domain.yaml"
+    result = runner.invoke(app, ["validate", str(path), str(GOOD[0])])
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    heads = [ln for ln in lines if re.match(HEADLINE, ln)]
+    assert len(heads) == 7 and all(ln.startswith("  fix: ") for ln in lines[1:14:2])
+    assert "spec.headGroupSpec.template.spec.containers[0].env[1].name" in result.stdout
+    assert "…" not in result.stdout
+    assert lines[-1] == "invalid: 2 files checked: 5 errors, 2 warnings, 0 info"
+
+
+@pytest.mark.unit
+def test_cli_json_carries_line_and_column() -> None:
+    path = CORPUS / "bad" / "ray.env.unknown.yaml"
+    rows = json.loads(runner.invoke(app, ["validate", str(path), "-o", "json"]).stdout)
+    assert [(r["rule"], r["line"], r["column"], r["fix"]) for r in rows] == [
+        ("ray.env.unknown", 30, 13, "name: RAY_gcs_rpc_server_reconnect_timeout_s")]
+
+
+@pytest.mark.unit
+def test_yaml_syntax_error_has_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n")
+    [finding] = validate_files([path])
+    assert finding.rule is Rule.DOCUMENT_YAML and finding.headline().startswith(f"{path}:5:1: error document.yaml")
+
+
+@pytest.mark.unit
+def test_known_ray_env_names_match_installed_ray() -> None:
+    import ray
+
+    from tasks.manifests.rules.ray_env import scan_ray_package
+    from tasks.manifests.rules.ray_env_known import RAY_ENV_NAMES, RAY_VERSION
+
+    assert ray.__version__ == RAY_VERSION, "regenerate: python -m tasks.manifests.rules.ray_env"
+    assert scan_ray_package(Path(ray.__file__).parent) == set(RAY_ENV_NAMES)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("uri", "fix"), [("s3//models/iris", "storageUri: s3://models/iris"),
+                                          ("gs:/b/m", "storageUri: gs://b/m"),
+                                          ("gcs//b/m", "storageUri: gs://b/m"),
+                                          ("models/iris", "write it as pvc://<claim>/<path>")])
+def test_mistyped_scheme_separator_is_repaired_in_the_fix(uri: str, fix: str) -> None:
+    doc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "m"},
+           "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}}}
+    [finding] = validate_documents([doc])
+    assert finding.rule is Rule.KSERVE_URI_SCHEME and finding.fix == fix

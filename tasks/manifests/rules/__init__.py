@@ -1,7 +1,8 @@
 """Domain rules the apiserver cannot see, one module per concern.
 
 - :mod:`.ray`, :mod:`.ray_ports`, :mod:`.ray_start_params`: KubeRay RayCluster/RayJob/RayService
-  (start parameters, head ports, probes, operator-managed env vars, name limits);
+  (start parameters, head ports, probes, operator-managed env vars, name limits); :mod:`.ray_env`: RAY_*
+  variables that Ray and KubeRay never read;
 - :mod:`.kserve`: InferenceService, ServingRuntime, LocalModelCache (field names, canary modes, storage URIs);
 - :mod:`.core`: Secrets and ServiceAccounts.
 
@@ -9,7 +10,7 @@ Each rule is a small function registered with :func:`.base.rule`; :func:`run` ru
 object. Importing this package registers all of them.
 """
 
-from tasks.manifests.rules import core, kserve, ray, ray_ports, ray_start_params
+from tasks.manifests.rules import core, kserve, ray, ray_env, ray_ports, ray_start_params
 from tasks.manifests.rules.base import REGISTRY, Manifest, run
 
-__all__ = ["REGISTRY", "Manifest", "core", "kserve", "ray", "ray_ports", "ray_start_params", "run"]
+__all__ = ["REGISTRY", "Manifest", "core", "kserve", "ray", "ray_env", "ray_ports", "ray_start_params", "run"]

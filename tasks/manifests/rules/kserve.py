@@ -175,6 +175,19 @@ SCHEME_FIXES: dict[str, str] = {
     "docker": "oci://<registry>/<image>:<tag>",
 }
 _URI_KEYS = {"storageUri", "sourceModelUri"}
+_MISTYPED_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9]*)(?::/?|//|:/{3,})(?!/)(.+)$")  # s3//b, s3:/b, s3:b, s3:///b
+
+
+def _retyped(uri: str) -> str | None:
+    """Return ``uri`` with a mistyped scheme separator repaired (``s3//b/m`` -> ``s3://b/m``), or None."""
+    match = _MISTYPED_SCHEME.match(uri)
+    if not match:
+        return None
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if f"{scheme}://" in SUPPORTED_PREFIXES:
+        return f"{scheme}://{rest}"
+    fixed = SCHEME_FIXES.get(scheme, "")
+    return fixed.split("://", 1)[0] + "://" + rest if fixed.startswith(("s3://", "gs://", "hf://")) else None
 
 
 def _uris(node: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -208,7 +221,12 @@ def storage_uri_scheme(manifest: Manifest) -> Iterator[Hit]:
         if uri.startswith(SUPPORTED_PREFIXES) or "{{" in uri:
             continue
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-        fix = SCHEME_FIXES.get(scheme)
+        retyped = _retyped(uri) if not scheme else None
+        fix = f"{path.rsplit('.', 1)[-1]}: {retyped}" if retyped else SCHEME_FIXES.get(scheme)
+        if retyped:
+            yield Hit(Severity.error, path, f"{uri!r}: the scheme separator is mistyped (it must be '://'); "
+                      "the storage initializer cannot read it", fix)
+            continue
         if fix is None:
             fix = "pvc://<claim>/<path>" if not scheme else "one of " + ", ".join(SUPPORTED_PREFIXES[:8])
         yield Hit(
