@@ -260,6 +260,10 @@ class MetricVerdict(BaseModel):
     e_threshold: float | None = Field(None, description="e_value at or above this fails the metric.")
     diff_low: float | None = Field(None, description="Ratio: anytime-valid CI of canary - baseline, low.")
     diff_high: float | None = Field(None, description="Ratio: anytime-valid CI of canary - baseline, high.")
+    canary_low: float | None = Field(None, description="Ratio: anytime-valid CI of the canary's rate, low.")
+    canary_high: float | None = Field(None, description="Ratio: anytime-valid CI of the canary's rate, high.")
+    baseline_low: float | None = Field(None, description="Ratio: anytime-valid CI of the baseline's rate, low.")
+    baseline_high: float | None = Field(None, description="Ratio: anytime-valid CI of the baseline's rate, high.")
 
 
 class StepAnalysis(BaseModel):

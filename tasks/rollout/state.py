@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.analysis import CanaryState, Decision
+from tasks.analysis import CanaryState, Decision, Direction, MetricKind, MetricSpec, StepAnalysis
 from tasks.errors import PermanentError
 
 PREFIX = "rollout.kaiops.io/"
@@ -76,8 +76,47 @@ class LookRecord(BaseModel):
     reason: str
     score: float | None = None
     metrics: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="metric -> {canary, baseline, verdict, outcome} (fractions or seconds)."
+        default_factory=dict,
+        description="metric -> {kind, canary, baseline, verdict, outcome, canary_low/high, baseline_low/high "
+        "(ratio: anytime-valid CIs), bound (worst accepted canary value at this look), requests} (fractions or "
+        "seconds).",
     )
+
+
+def bound_at(spec: MetricSpec, baseline: float | None, baseline_worst: float | None) -> float | None:
+    """The worst canary value ``spec`` accepts at one look: the tighter of its absolute bound and its bound
+    relative to the baseline (taken at ``baseline_worst``, the baseline's CI end most favourable to the canary,
+    when there is one, as :func:`tasks.analysis.thresholds.threshold_breaches` compares it). None: no bound."""
+    lower = spec.direction is Direction.LOWER_IS_BETTER
+    bounds = [spec.absolute_bound] if spec.absolute_bound is not None else []
+    reference = baseline_worst if baseline_worst is not None else baseline
+    if spec.baseline_bound is not None and reference is not None:
+        bounds.append(spec.baseline_bound.worst_allowed(reference, spec.direction))
+    if not bounds:
+        return None
+    return min(bounds) if lower else max(bounds)
+
+
+def look_record(analysis: StepAnalysis, specs: list[MetricSpec], *, step: int, traffic: int, at: str) -> LookRecord:
+    """The :class:`LookRecord` of one analysed look: per metric the estimates, their anytime-valid bands
+    (ratio metrics), the bound in force and the verdict - what the report figure draws (pure)."""
+    by_name = {s.name: s for s in specs}
+    metrics: dict[str, dict[str, Any]] = {}
+    for v in analysis.verdicts:
+        spec = by_name.get(v.metric)
+        lower = spec is None or spec.direction is Direction.LOWER_IS_BETTER
+        worst = v.baseline_high if lower else v.baseline_low
+        row: dict[str, Any] = {"kind": v.kind.value, "canary": v.canary, "baseline": v.baseline,
+                               "verdict": v.verdict.value, "outcome": v.outcome.value,
+                               "requests": v.canary_requests, "e_value": v.e_value, "e_threshold": v.e_threshold}
+        if v.kind is MetricKind.RATIO:
+            row.update(canary_low=v.canary_low, canary_high=v.canary_high, baseline_low=v.baseline_low,
+                       baseline_high=v.baseline_high)
+        if spec is not None:
+            row["bound"] = bound_at(spec, v.baseline, worst if v.kind is MetricKind.RATIO else None)
+        metrics[v.metric] = row
+    return LookRecord(look=analysis.look, step=step, traffic=traffic, at=at, decision=analysis.decision,
+                      reason=analysis.reason, score=analysis.score, metrics=metrics)
 
 
 class RolloutRecord(BaseModel):

@@ -29,13 +29,13 @@ from tasks.rollout.state import (
     Action,
     HumanChoice,
     LeaseHeld,
-    LookRecord,
     Phase,
     RolloutRecord,
     acquire,
     after_analysis,
     after_human,
     iso,
+    look_record,
     parse_time,
     released,
     renew,
@@ -281,12 +281,8 @@ def analyse_look(
     samples = monotone_counts(samples, record.analysis, policy)
     final = record.step >= len(policy.steps) - 1
     analysis = analyse_step(policy.analysis_policy(), record.analysis, samples, final_step=final)
-    look = LookRecord(
-        look=len(record.history) + 1, step=record.step, traffic=record.traffic, at=iso(now()),
-        decision=analysis.decision, reason=analysis.reason, score=analysis.score,
-        metrics={v.metric: {"canary": v.canary, "baseline": v.baseline, "verdict": v.verdict.value,
-                            "outcome": v.outcome.value} for v in analysis.verdicts},
-    )
+    look = look_record(analysis, policy.analysis_policy().metrics, step=record.step, traffic=record.traffic,
+                       at=iso(now())).model_copy(update={"look": len(record.history) + 1})
     looked = record.model_copy(update={"analysis": analysis.state, "history": [*record.history, look],
                                        "last_look": iso(now()), "message": analysis.reason})
     new, action = after_analysis(looked, analysis.decision, policy.steps, policy.approval_steps, policy.max_looks)
