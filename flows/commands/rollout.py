@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -29,11 +34,79 @@ def rollout(
         raise InputError("<cli>", "--prometheus-url", "not set", "pass --prometheus-url or export PROMETHEUS_URL")
     from flows.rollout import canary_rollout
 
-    result = canary_rollout(isvc=isvc, namespace=namespace, storage_uri=storage_uri, policy_file=str(policy),
-                            prometheus_url=prometheus_url, out_dir=str(out), dry_run=dry_run)
+    with _live(namespace, isvc, policy, enabled=output is OutputFormat.table and not dry_run):
+        result = canary_rollout(isvc=isvc, namespace=namespace, storage_uri=storage_uri, policy_file=str(policy),
+                                prometheus_url=prometheus_url, out_dir=str(out), dry_run=dry_run)
     emit(result, output, title=f"rollout {namespace}/{isvc}")
     if not dry_run and result.get("phase") != "Succeeded":
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _live(namespace: str, isvc: str, policy_path: Path, enabled: bool) -> Iterator[None]:
+    """While the flow runs, show the rollout live in a terminal (rich): step, traffic, the last look's
+    estimates and decision, time to the next look. Read from the record on the InferenceService every second
+    in a background thread; nothing is shown when stdout is not a terminal."""
+    from flows.output import console
+
+    if not enabled or not console.is_terminal:
+        yield
+        return
+    from rich.live import Live
+
+    from configs.canary import load_policy
+    from tasks.rollout import tasks as t
+
+    policy = load_policy(policy_path)
+    stop = threading.Event()
+
+    def view() -> Any:
+        try:
+            record = t.read_record.fn(namespace, isvc)
+        except Exception as exc:  # the apiserver may blink; the flow reports real failures
+            return f"rollout {namespace}/{isvc}: cannot read its record ({exc.__class__.__name__})"
+        if record is None:
+            return f"rollout {namespace}/{isvc}: starting"
+        return render_live(namespace, isvc, record, policy)
+
+    with Live(view(), console=console, refresh_per_second=2, transient=False) as live:
+        def poll() -> None:
+            while not stop.wait(1.0):
+                live.update(view())
+
+        thread = threading.Thread(target=poll, name="kaiops-rollout-live", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            live.update(view())
+
+
+def render_live(namespace: str, isvc: str, record: Any, policy: Any, now_s: float | None = None) -> Any:
+    """The rich renderable of a running rollout (a table per look; fits 80 columns, wraps, never cuts)."""
+    from rich.console import Group
+    from rich.table import Table
+
+    from tasks.rollout.report import live_status
+
+    s = live_status(record, policy.steps, policy.interval_seconds, policy.warmup_seconds,
+                    time.time() if now_s is None else now_s)
+    nxt = "-" if s["next_look_s"] is None else f"in {s['next_look_s']} s"
+    head = Table.grid(padding=(0, 2))
+    head.add_row(f"[bold]{namespace}/{isvc}[/bold]", f"phase [bold]{s['phase']}[/bold]",
+                 f"step {s['step']}: [bold]{s['traffic']}[/bold]", f"steps {s['steps']}")
+    head.add_row(f"look {s['look']}", f"decision [bold]{s['decision'] or '-'}[/bold]", f"next look {nxt}", "")
+    table = Table(title=None, expand=False)
+    for column in ("metric", "canary", "baseline", "bound", "verdict"):
+        table.add_column(column, overflow="fold")
+    colours = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+    for row in s["metrics"]:
+        colour = colours.get(row["verdict"], "white")
+        table.add_row(row["metric"], row["canary"], row["baseline"], row["bound"],
+                      f"[{colour}]{row['verdict']}[/{colour}]")
+    return Group(head, table, f"[dim]{s['reason']}[/dim]")
 
 
 def rollback(

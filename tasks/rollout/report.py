@@ -207,3 +207,54 @@ def write_report(record: RolloutRecord, namespace: str, name: str, out_dir: Path
     (out / "report.md").write_text("\n".join(lines))
     paths["markdown"] = out / "report.md"
     return paths
+
+
+def _fmt(value: Any, kind: str) -> str:
+    scale, unit = _scale(kind)
+    return f"{value * scale:.3g}{unit}" if isinstance(value, int | float) and math.isfinite(value) else "-"
+
+
+def live_status(record: RolloutRecord, steps: list[int], interval_s: float, warmup_s: float,
+                now_s: float) -> dict[str, Any]:
+    """What ``kaiops rollout`` shows while it runs: step, traffic, the last look's estimates and decision, and
+    the time to the next look (pure; the clock is passed in).
+
+    Args:
+        record: the record read from the InferenceService's annotations.
+        steps: the policy's traffic percents; interval_s, warmup_s: the policy's look interval and warm-up (s).
+        now_s: the current time, seconds since the epoch.
+
+    Returns:
+        ``{"phase", "step", "traffic", "steps", "next_look_s" (None when no look is due), "decision",
+        "reason", "metrics": [{"metric", "canary", "baseline", "bound", "verdict"}]}``, values as display text.
+    """
+    from tasks.rollout.state import parse_time
+
+    last = record.history[-1] if record.history else None
+    next_look: float | None = None
+    base = record.last_look or record.canary_started
+    if record.phase is Phase.PROGRESSING and base:
+        due = parse_time(base).timestamp() + interval_s + (0.0 if record.history else warmup_s)
+        next_look = max(0.0, due - now_s)
+    marks = [f"[{p}]" if i == record.step and not record.phase.terminal else str(p) for i, p in enumerate(steps)]
+    rows = []
+    for metric, row in sorted((last.metrics if last else {}).items()):
+        kind = row.get("kind", "ratio")
+        canary = _fmt(row.get("canary"), kind)
+        baseline = _fmt(row.get("baseline"), kind)
+        if kind == "ratio" and row.get("canary_low") is not None:
+            canary += f" [{_fmt(row.get('canary_low'), kind)}, {_fmt(row.get('canary_high'), kind)}]"
+            baseline += f" [{_fmt(row.get('baseline_low'), kind)}, {_fmt(row.get('baseline_high'), kind)}]"
+        rows.append({"metric": metric, "canary": canary, "baseline": baseline,
+                     "bound": _fmt(row.get("bound"), kind), "verdict": row.get("verdict", "")})
+    return {
+        "phase": record.phase.value,
+        "step": f"{record.step + 1}/{len(steps)}",
+        "traffic": f"{record.traffic} %",
+        "steps": ">".join(marks) + " %",
+        "look": last.look if last else 0,
+        "decision": last.decision.value if last else "",
+        "reason": last.reason if last else record.message,
+        "next_look_s": None if next_look is None else round(next_look),
+        "metrics": rows,
+    }

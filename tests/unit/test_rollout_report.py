@@ -66,3 +66,30 @@ def test_bound_at_takes_the_tighter_bound_per_direction() -> None:
                         absolute_bound=0.9, baseline_bound={"factor": 1.0, "margin": 0.01})
     assert bound_at(higher, 0.99, 0.98) == pytest.approx(0.97)
     assert bound_at(MetricSpec(name="x", kind=MetricKind.LATENCY), 0.1, None) is None
+
+
+@pytest.mark.unit
+def test_live_view_shows_step_traffic_estimates_decision_and_next_look_at_80_columns() -> None:
+    from rich.console import Console
+
+    from flows.commands.rollout import render_live
+    from tasks.rollout.report import live_status
+    from tasks.rollout.state import parse_time
+
+    policy = load_policy(POLICY)
+    done = run("promoted")
+    record = done.model_copy(update={"phase": Phase.PROGRESSING, "step": 2, "traffic": 50,
+                                     "history": done.history[:2], "last_look": done.history[1].at})
+    now_s = parse_time(record.last_look).timestamp() + 20
+    status = live_status(record, policy.steps, policy.interval_seconds, policy.warmup_seconds, now_s)
+    assert (status["step"], status["traffic"], status["steps"], status["next_look_s"], status["decision"]) == (
+        "3/4", "50 %", "10>25>[50]>100 %", 40, "advance")
+    assert [m["metric"] for m in status["metrics"]] == ["error_rate", "latency_p95"]
+    assert status["metrics"][1]["canary"].endswith("ms") and "%" in status["metrics"][0]["bound"]
+    console = Console(width=80, record=True)
+    console.print(render_live("models", "iris", record, policy, now_s=now_s))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for needed in ("step 3/4: 50 %", "next look in 40 s", "decision advance", status["metrics"][0]["baseline"],
+                   status["metrics"][1]["bound"]):
+        assert needed in text, needed
