@@ -27,6 +27,7 @@ app = typer.Typer(
     help="Day-2 operations for KubeRay and KServe, as Prefect pipelines.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: typer's rich help imports rich + markdown-it (0.2 s) on every --help
 )
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(cluster_cmd.app, name="cluster")

@@ -8,15 +8,32 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-import yaml
-from rich.console import Console
-from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+class _LazyConsole:
+    """A ``rich.console.Console`` made on first use: importing rich costs about 0.1 s, which ``--help`` and
+    JSON/YAML output never need (issue 18: the CLI answers like kubectl)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return getattr(self._console, name)
+
+
+console: Any = _LazyConsole()
+err_console: Any = _LazyConsole(stderr=True)
 
 
 class OutputFormat(StrEnum):
@@ -42,6 +59,8 @@ def emit(data: Any, output: OutputFormat, *, title: str | None = None) -> None:
         typer.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
         return
     if output is OutputFormat.yaml:
+        import yaml
+
         typer.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
         return
     if not data and not isinstance(data, Mapping):
@@ -51,6 +70,8 @@ def emit(data: Any, output: OutputFormat, *, title: str | None = None) -> None:
 
 
 def _table(data: Any, title: str | None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     if isinstance(data, Mapping):
         table.add_column("field")

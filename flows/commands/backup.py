@@ -25,6 +25,12 @@ def backup(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Back up RayClusters, InferenceServices and friends (plus what they reference) to S3/GCS."""
+    if dry_run:  # read-only: plain calls, no flow run (and no Prefect API to start)
+        from configs.backup import load_policy
+        from tasks.backup.steps import preview_backup
+
+        emit(preview_backup(load_policy(policy)), output, title="kaiops backup")
+        return
     from flows.backup import backup as backup_flow
 
     emit(backup_flow(policy=str(policy), dry_run=dry_run), output, title="kaiops backup")
@@ -34,7 +40,7 @@ def backup(
 def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOption) -> None:
     """List the backups under the policy's destination, newest first (complete or not)."""
     from configs.backup import load_policy
-    from tasks.backup import steps, store
+    from tasks.backup import store
 
     pol = load_policy(policy)
     rows = [
@@ -46,7 +52,7 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
             "bytes": (b.manifest or {}).get("bytes", ""),
             "cluster": ((b.manifest or {}).get("cluster") or {}).get("server", ""),
         }
-        for b in steps.list_backups(pol)
+        for b in store.list_for_policy(pol)
     ]
     if not rows and output is OutputFormat.table:
         typer.echo(f"no backups under {pol.destination} (policy {pol.name}); make one with `kaiops backup`")
@@ -60,9 +66,16 @@ def retention(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones."""
-    from flows.backup import retention as retention_flow
+    if dry_run:  # read-only: plain calls, no flow run
+        from configs.backup import load_policy
+        from tasks.backup.steps import retention_plan
 
-    result = retention_flow(policy=str(policy), dry_run=dry_run)
+        pol = load_policy(policy)
+        result = {"policy": pol.name, "dry_run": True, "plan": retention_plan(pol).rows(), "deleted_keys": 0}
+    else:
+        from flows.backup import retention as retention_flow
+
+        result = retention_flow(policy=str(policy), dry_run=dry_run)
     emit(result["plan"] if output is OutputFormat.table else result, output, title="kaiops retention")
 
 
@@ -88,7 +101,6 @@ def restore(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Restore a backup after verifying every checksum and every needed CRD."""
-    from flows.backup import restore as restore_flow
     from tasks.backup.restore import ExistingPolicy
     from tasks.backup.store import check_backup_id
 
@@ -97,6 +109,21 @@ def restore(
         policy_existing = ExistingPolicy(existing)
     except ValueError as exc:
         raise InputError("<cli>", "--existing", f"{existing!r} is not skip, update or fail", "pick one") from exc
+    if dry_run:  # read-only (a server-side dry run): plain calls, no flow run
+        from configs.backup import load_policy
+        from tasks.backup.steps import preview_restore
+        from tasks.errors import PermanentError
+
+        result = preview_restore(load_policy(policy), backup_id, namespace_map=_namespace_map(namespace_map),
+                                 existing=policy_existing, yes=yes)
+        if result["outcome"] != "succeeded":  # as the flow: exit 1 naming the first refused object
+            first = result["failed"][0] if result["failed"] else {"object": "?", "reason": "?"}
+            raise PermanentError(f"restore of {backup_id} {result['outcome']} (dry run): {len(result['failed'])} "
+                                 f"object(s) refused; first: {first['object']}: {first['reason']}")
+        emit(result, output, title="kaiops restore (dry run)")
+        return
+    from flows.backup import restore as restore_flow
+
     result = restore_flow(
         backup_id=backup_id,
         policy=str(policy),
@@ -116,7 +143,6 @@ def drill(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Restore the newest good backup into scratch namespaces, check and time it, clean up."""
-    from flows.backup import restore_drill
     from tasks.backup.drill import ReadinessMode
     from tasks.backup.store import check_backup_id
 
@@ -126,8 +152,21 @@ def drill(
         mode = ReadinessMode(readiness)
     except ValueError as exc:
         raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one") from exc
+    if dry_run:  # read-only: plain calls, no flow run
+        from configs.backup import load_policy
+        from tasks.backup.drill_run import DrillFailed, preview_drill
+        from tasks.backup.steps import newest_good
+
+        pol = load_policy(policy)
+        backup_id = backup_id or newest_good(pol)
+        if backup_id is None:
+            raise DrillFailed(f"no complete backup under {pol.destination}")
+        emit(preview_drill(pol, backup_id, None), output, title="kaiops drill (dry run)")
+        return
+    from flows.backup import restore_drill
+
     emit(restore_drill(policy=str(policy), backup_id=backup_id, readiness=mode, dry_run=dry_run), output,
-         title="kaiops drill" + (" (dry run)" if dry_run else ""))
+         title="kaiops drill")
 
 
 def register(app: typer.Typer) -> None:

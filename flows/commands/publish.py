@@ -21,9 +21,18 @@ def publish(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Publish SRC to DEST: parallel uploads, sha256 per file, manifest.json last; only changed files upload."""
-    from tasks.storage.tasks import check_force_needed
+    from tasks.storage.publisher import PublishOutcome
+    from tasks.storage.publisher import publish as plan_publish
+    from tasks.storage.stores import check_force_needed, make_store
 
     check_force_needed(str(src), dest)  # bad input -> exit 2 before a flow run starts
+    # The plan first, from plain calls (no flow run, no Prefect API): a dry run, or a publish that finds
+    # nothing to change, is answered from it; refused content (exit 2) is too.
+    plan = plan_publish(str(src), dest, make_store(dest, aws_block=aws_block, gcp_block=gcp_block), force=force,
+                        model_format=model_format, dry_run=True)
+    if dry_run or plan.outcome is PublishOutcome.UNCHANGED:
+        emit({**plan.summary(), "ok": True}, output, title=f"kaiops publish {dest}")
+        return
     from flows.publish import publish_model
 
     summary = publish_model(str(src), dest, force=force, model_format=model_format, dry_run=dry_run,

@@ -40,6 +40,8 @@ class MlflowServer(Service):
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": state.secrets[WEBHOOK_KEY_SECRET],
             "MLFLOW_WEBHOOK_CACHE_TTL": "1",
             "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "10",
+            # no job runner + 7 Huey consumers (GenAI jobs; ~1.7 GiB idle); webhooks run on a server thread pool
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         mlflow = Path(sys.executable).with_name("mlflow")
         cmd = [

@@ -25,7 +25,8 @@ class DrillFailed(PermanentError):
 
 def preview_drill(pol: BackupPolicy, backup_id: str, kubeconfig: str | None) -> dict[str, Any]:
     """What a drill of ``backup_id`` would do, changing nothing: every checksum verified, the scratch namespace
-    map, the objects per kind, and the restore plan checked against the cluster (CRDs present).
+    map, the objects per kind, and the restore plan checked against the cluster (CRDs present). Plain function
+    calls, no Prefect task runs: ``kaiops drill --dry-run`` runs it without a flow run.
 
     Returns:
         ``{"dry_run": True, "backup_id", "verified": n, "would_restore": {kind: n}, "scratch_namespaces":
@@ -35,13 +36,13 @@ def preview_drill(pol: BackupPolicy, backup_id: str, kubeconfig: str | None) -> 
         NotFound / BackupIncomplete / ChecksumMismatch: the backup is missing, cut off or altered.
         MissingCRDs (PermanentError): a kind the backup holds has no CRD on the target.
     """
-    loaded = steps.verify_task(pol, backup_id)
+    loaded = steps.verify_with_policy_key(pol, backup_id)  # plain calls: a preview needs no task runs
     verified = len(loaded.objects)
     dplan = plan_drill(loaded.objects, "preview")
     loaded.objects = dplan.restore
-    steps.plan_restore_task(loaded, kubeconfig=kubeconfig, namespace_map=dplan.namespace_map,
-                            existing=ExistingPolicy.fail,
-                            marker=ProductionMarker(pol.production.key, pol.production.value), yes=False)
+    steps.plan_restore(loaded, kubeconfig=kubeconfig, namespace_map=dplan.namespace_map,
+                       existing=ExistingPolicy.fail,
+                       marker=ProductionMarker(pol.production.key, pol.production.value), yes=False)
     kinds: dict[str, int] = {}
     for obj in dplan.restore:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1

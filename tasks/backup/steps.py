@@ -1,7 +1,9 @@
 """The backup and restore steps, each one I/O concern, as plain functions and as Prefect tasks.
 
 The plain functions (:func:`export_objects`, :func:`write_backup`, :func:`verify_backup`, ...) are what the
-benchmark and tests call; the ``*_task`` objects wrap them for flows, retrying :class:`TemporaryError` only.
+benchmark, tests and the CLI's read-only paths call; the ``*_task`` objects wrap them for flows, retrying
+:class:`TemporaryError` only. The wrappers are made on first access (module ``__getattr__``), so importing this
+module does not import Prefect (about a second): ``kaiops backups list`` and the ``--dry-run`` paths never need it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from configs.backup import BackupPolicy, Layout
 from tasks import kube
@@ -29,9 +28,8 @@ def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_retryable(exc)
 
 
-IO: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _retry_temporary,
-                      "cache_policy": NO_CACHE}
-ONCE: dict[str, Any] = {"cache_policy": NO_CACHE}
+IO: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _retry_temporary}
+ONCE: dict[str, Any] = {}  # not retried
 
 
 def policy_key(policy: BackupPolicy) -> bytes | None:
@@ -81,6 +79,24 @@ def export_objects(policy: BackupPolicy, *, kubeconfig: str | None = None, inclu
         missing_kinds=[str(m) for m in found.missing], left_out=dict(result.left_out), warnings=result.warnings,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def preview_backup(policy: BackupPolicy, *, kubeconfig: str | None = None) -> dict[str, Any]:
+    """What a backup would hold, writing nothing: the ``backup`` flow's dry-run summary, from plain calls (no
+    Prefect task runs), for ``kaiops backup --dry-run``.
+
+    Returns:
+        ``{"policy", "dry_run": True, "counts": {kind: n}, "objects", "missing_kinds", "left_out", "warnings",
+        "secrets"}``; Secrets are counted only when the policy names an encryption key.
+    """
+    key_given = policy_key(policy) is not None
+    exported = export_objects(policy, kubeconfig=kubeconfig, include_secrets=key_given)
+    counts: dict[str, int] = {}
+    for obj in exported.objects:
+        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+    return {"policy": policy.name, "dry_run": True, "counts": dict(sorted(counts.items())),
+            "objects": len(exported.objects), "missing_kinds": exported.missing_kinds, "left_out": exported.left_out,
+            "warnings": exported.warnings, "secrets": "encrypted" if key_given else "excluded (no key)"}
 
 
 def _context_name(kubeconfig: str | None) -> str | None:
@@ -206,8 +222,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
 
 def list_backups(policy: BackupPolicy) -> list[store.StoredBackup]:
     """Every backup under the policy's destination, newest first."""
-    dest = destination(policy)
-    return store.list_backups(store.open_store(dest, policy.create_bucket), dest)
+    return store.list_for_policy(policy)
 
 
 def retention_plan(policy: BackupPolicy, now: datetime | None = None) -> retention.Plan:
@@ -287,6 +302,33 @@ def apply_restore(plan: RestorePlan, *, kubeconfig: str | None, backup_id: str, 
                              dry_run=dry_run, backup=backup_id, parallelism=parallelism)
 
 
+def preview_restore(policy: BackupPolicy, backup_id: str, *, namespace_map: dict[str, str],
+                    existing: restore.ExistingPolicy, yes: bool, kubeconfig: str | None = None) -> dict[str, Any]:
+    """A restore as a server-side dry run, from plain calls (no Prefect task runs), for ``kaiops restore
+    --dry-run``: every checksum verified, every pre-write check made, each object sent with ``dryRun=All``.
+
+    Returns:
+        the ``restore`` flow's summary: ``{"backup_id", "dry_run": True, "outcome", "counts", "production_namespaces",
+        "failed": [{"object", "reason"}], "left_to_owners": [{"object", "fields"}]}``.
+
+    Raises:
+        BackupIncomplete, ChecksumMismatch, MissingKinds, ProductionRefused, ExistingObjects: as the flow.
+    """
+    loaded = verify_with_policy_key(policy, backup_id)
+    marker = restore.ProductionMarker(policy.production.key, policy.production.value)
+    plan = plan_restore(loaded, kubeconfig=kubeconfig, namespace_map=namespace_map, existing=existing,
+                        marker=marker, yes=yes)
+    report = apply_restore(plan, kubeconfig=kubeconfig, backup_id=backup_id, existing=existing, dry_run=True,
+                           parallelism=policy.parallelism)
+    return {
+        "backup_id": backup_id, "dry_run": True, "outcome": report.outcome.value, "counts": report.counts(),
+        "production_namespaces": plan.production,
+        "failed": [{"object": i.ref, "reason": i.message} for i in report.items if i.action is restore.Action.failed],
+        "left_to_owners": [{"object": i.ref, "fields": i.message} for i in report.items
+                           if i.action is restore.Action.updated_except],
+    }
+
+
 def record_backup_metrics(policy: BackupPolicy, *, success: bool, written: Written | None) -> str:
     path = metrics.record_backup(
         metrics.metrics_dir(policy.metrics_dir), policy.name, success=success, now=time.time(),
@@ -324,21 +366,6 @@ def verify_with_policy_key(policy: BackupPolicy, backup_id: str) -> restore.Load
     return verify_backup(policy, backup_id, policy_key(policy))
 
 
-export_task = task(name="backup-export", **IO)(export_objects)
-write_task = task(name="backup-write", **IO)(write_with_policy_key)
-list_task = task(name="backup-list", **IO)(list_backups)
-retention_plan_task = task(name="retention-plan", **IO)(retention_plan)
-retention_apply_task = task(name="retention-apply", **IO)(apply_retention)
-verify_task = task(name="restore-verify", **IO)(verify_with_policy_key)
-plan_restore_task = task(name="restore-plan", **IO)(plan_restore)
-apply_restore_task = task(name="restore-apply", **ONCE)(apply_restore)  # not retried: it reports per object
-drill_wait_task = task(name="drill-wait", **ONCE)(drill_wait)
-drill_cleanup_task = task(name="drill-cleanup", **ONCE)(drill_cleanup)
-backup_metrics_task = task(name="backup-metrics", **ONCE)(record_backup_metrics)
-drill_metrics_task = task(name="drill-metrics", **ONCE)(record_drill_metrics)
-
-
-
 def existing_namespaces(names: list[str], kubeconfig: str | None = None) -> list[str]:
     """Those of ``names`` that exist on the cluster (in the given order)."""
     api = kube.connect(kubeconfig).client
@@ -347,4 +374,34 @@ def existing_namespaces(names: list[str], kubeconfig: str | None = None) -> list
     return [n for n in names if n in live]
 
 
-existing_namespaces_task = task(name="existing-namespaces", **IO)(existing_namespaces)
+# Prefect task name, plain function, options (plus ``cache_policy=NO_CACHE``) of each ``*_task`` attribute.
+TASKS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "export_task": ("backup-export", "export_objects", IO),
+    "write_task": ("backup-write", "write_with_policy_key", IO),
+    "list_task": ("backup-list", "list_backups", IO),
+    "retention_plan_task": ("retention-plan", "retention_plan", IO),
+    "retention_apply_task": ("retention-apply", "apply_retention", IO),
+    "verify_task": ("restore-verify", "verify_with_policy_key", IO),
+    "plan_restore_task": ("restore-plan", "plan_restore", IO),
+    "apply_restore_task": ("restore-apply", "apply_restore", ONCE),  # not retried: it reports per object
+    "drill_wait_task": ("drill-wait", "drill_wait", ONCE),
+    "drill_cleanup_task": ("drill-cleanup", "drill_cleanup", ONCE),
+    "backup_metrics_task": ("backup-metrics", "record_backup_metrics", ONCE),
+    "drill_metrics_task": ("drill-metrics", "record_drill_metrics", ONCE),
+    "existing_namespaces_task": ("existing-namespaces", "existing_namespaces", IO),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``steps.export_task`` etc.: the Prefect task wrapping a plain function (see :data:`TASKS`), made once on
+    first access. Raises AttributeError for any other name."""
+    spec = TASKS.get(name)
+    if spec is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    task_name, fn_name, options = spec
+    wrapped = task(name=task_name, cache_policy=NO_CACHE, **options)(globals()[fn_name])
+    globals()[name] = wrapped
+    return wrapped

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from configs.backup import Layout
+from configs.backup import BackupPolicy, Layout
 from tasks.errors import InputError, PermanentError, TemporaryError
 
 MANIFEST = "manifest.json"
@@ -289,6 +289,12 @@ def open_store(dest: Destination, create_bucket: bool = False) -> ObjectStore:
     if dest.scheme == "gs":
         return GcsStore(dest.bucket, create_bucket)
     return LocalStore(dest.bucket, create_bucket)
+
+
+def list_for_policy(policy: BackupPolicy) -> list[StoredBackup]:
+    """Every backup under ``policy.destination``, newest first (see :func:`list_backups`)."""
+    dest = parse_destination(policy.destination, f"policy {policy.name}")
+    return list_backups(open_store(dest, policy.create_bucket), dest)
 
 
 def new_backup_id(now: datetime | None = None) -> str:

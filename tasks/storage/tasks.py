@@ -8,10 +8,11 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.errors import InputError, PermanentError, is_retryable
-from tasks.storage.layout import ObjectStore, parse_uri
+from tasks.errors import PermanentError, is_retryable
+from tasks.storage.layout import parse_uri
 from tasks.storage.progress import Fanout, PrefectProgress, RichProgress
 from tasks.storage.publisher import PublishResult, publish
+from tasks.storage.stores import check_force_needed, make_store  # noqa: F401  (moved there: no Prefect import)
 
 
 def _retry(task: Any, task_run: Any, state: Any) -> bool:
@@ -20,28 +21,6 @@ def _retry(task: Any, task_run: Any, state: Any) -> bool:
     except Exception as exc:
         return is_retryable(exc)
     return False
-
-
-def make_store(dest: str, *, aws_block: str | None = None, gcp_block: str | None = None) -> ObjectStore:
-    """The store for ``dest``'s scheme: from a Prefect block when named, else the standard environment.
-
-    Args:
-        dest: ``s3://...`` or ``gs://...``.
-        aws_block: ``aws-credentials/NAME`` or ``minio-credentials/NAME`` (a bare NAME means aws-credentials).
-        gcp_block: ``gcp-credentials/NAME`` (a bare NAME means gcp-credentials).
-    """
-    uri = parse_uri(dest)
-    if uri.scheme == "s3":
-        from tasks.storage.s3 import S3Store
-
-        if aws_block:
-            return S3Store.from_block(aws_block if "/" in aws_block else f"aws-credentials/{aws_block}")
-        return S3Store.from_env()
-    from tasks.storage.gcs import GcsStore
-
-    if gcp_block:
-        return GcsStore.from_block(gcp_block if "/" in gcp_block else f"gcp-credentials/{gcp_block}")
-    return GcsStore.from_env()
 
 
 def artifact_key(text: str) -> str:
@@ -74,15 +53,6 @@ def publish_report(result: PublishResult) -> str:
     md = "\n".join(lines)
     create_markdown_artifact(md, key=artifact_key(f"publish-report-{s['destination']}"), description="publish")
     return md
-
-
-def check_force_needed(src: str, dest: str) -> None:
-    """Cheap input checks before any flow run starts (URI shape); raises InputError."""
-    parse_uri(dest)
-    from pathlib import Path
-
-    if not Path(src).is_dir():
-        raise InputError("<cli>", "SRC", f"{src} is not a directory", "pass the local model directory")
 
 
 # ------------------------------------------------------------------------------------------------- warmup
