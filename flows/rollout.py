@@ -16,6 +16,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import BaseModel, ConfigDict, Field
 
+from configs.inputs import K8sName, Namespace, StorageUri
 from tasks.errors import NotFound
 from tasks.rollout import tasks as t
 from tasks.rollout.state import Action, HumanChoice, Phase
@@ -46,9 +47,9 @@ def _rollback_hook(flow_: Any, flow_run: Any, state: Any) -> None:
 
 @flow(name="canary-rollout", log_prints=True, on_failure=[_rollback_hook], on_crashed=[_rollback_hook])
 def canary_rollout(
-    isvc: str,
-    namespace: str,
-    storage_uri: str,
+    isvc: K8sName,
+    namespace: Namespace,
+    storage_uri: StorageUri,
     policy_file: str,
     prometheus_url: str | None = None,
     out_dir: str = "rollout-out",
@@ -164,7 +165,7 @@ def _report_artifact(namespace: str, isvc: str, paths: dict[str, str]) -> None:
 
 
 @flow(name="canary-rollback", log_prints=True)
-def canary_rollback(isvc: str, namespace: str, reason: str = "manual rollback", dry_run: bool = False
+def canary_rollback(isvc: K8sName, namespace: Namespace, reason: str = "manual rollback", dry_run: bool = False
                     ) -> dict[str, Any]:
     """Restore the previous revision of ``namespace/isvc`` to 100 % (idempotent); ``dry_run`` only says what
     would be written (see :func:`tasks.rollout.tasks.rollback` for the returned dict)."""

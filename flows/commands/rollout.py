@@ -27,9 +27,14 @@ def rollout(
 ) -> None:
     """Roll a new model out step by step, promoting only on Prometheus evidence (exit 1 if rolled back)."""
     from configs.canary import load_policy
+    from configs.inputs import check_name, parse_storage_uri
     from tasks.errors import InputError
 
-    load_policy(policy)  # bad policy: exit 2 before Prefect starts
+    # bad input: exit 2 before Prefect starts, so no lease, no flow run, no write
+    check_name(isvc, source="<cli>", field="ISVC")
+    check_name(namespace, source="<cli>", field="--namespace")
+    parse_storage_uri(storage_uri, source="<cli>", field="--storage-uri")
+    load_policy(policy)
     if not prometheus_url:
         raise InputError("<cli>", "--prometheus-url", "not set", "pass --prometheus-url or export PROMETHEUS_URL")
     from flows.rollout import canary_rollout
@@ -118,6 +123,10 @@ def rollback(
 ) -> None:
     """Restore the previous revision to 100 % traffic (idempotent). Only a rollout that has not been promoted is
     rolled back; after a promotion, roll forward with a new rollout of the previous storageUri."""
+    from configs.inputs import check_name
+
+    check_name(isvc, source="<cli>", field="ISVC")
+    check_name(namespace, source="<cli>", field="--namespace")
     from flows.rollout import canary_rollback
 
     emit(canary_rollback(isvc=isvc, namespace=namespace, reason=reason, dry_run=dry_run), output,
@@ -130,6 +139,10 @@ def guard(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Roll back rollouts whose lease expired (their flow died); run it every minute as a deployment."""
+    if namespace is not None:
+        from configs.inputs import check_name
+
+        check_name(namespace, source="<cli>", field="--namespace")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from flows.rollout import canary_guard
 

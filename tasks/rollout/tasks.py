@@ -92,11 +92,20 @@ def validate_policy(policy_file: str, prometheus_url: str) -> CanaryPolicy:
 
 @task(name="check-target", **_IO)
 def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: str, storage_uri: str | None) -> str:
-    """Refuse before any change: the InferenceService must exist and run in the policy's mode.
+    """Refuse before any change: ``storage_uri`` must be one the storage initializer reads, and the
+    InferenceService must exist and run in the policy's mode.
 
     Returns:
         the deployment mode.
+
+    Raises:
+        InputError: a malformed storage URI (:func:`configs.inputs.parse_storage_uri`) or a mode mismatch.
+        NotFound: no such InferenceService.
     """
+    if storage_uri is not None:
+        from configs.inputs import parse_storage_uri
+
+        parse_storage_uri(storage_uri, source="<parameter>", field="storage_uri")
     dyn = _dyn()
     isvc = kube_ops.get_isvc(dyn, namespace, name)
     kube_ops.routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
