@@ -102,6 +102,12 @@ PROMETHEUS_SERIES = frozenset({
 })
 
 
+# Number and duration literals (``5m``, ``1h30m``, ``1e3``, ``0x1f``): the selector reader would take their letters
+# for metric names (``offset 5m`` -> ``m``), so they become ``0`` first.
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_:.])(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+                     r"(?:(?:ms|[smhdwy])(?:\d+(?:ms|[smhdwy]))*)?)(?![A-Za-z0-9_:])")
+
+
 def metric_names(expr: str) -> list[str]:
     """Metric names a PromQL expression selects, in order, without duplicates (``{__name__=...}`` ignored).
 
@@ -109,7 +115,7 @@ def metric_names(expr: str) -> list[str]:
         ValueError: a label matcher block that does not parse (promtool reports the expression first).
     """
     seen: list[str] = []
-    for sel in metric_selectors(expr):
+    for sel in metric_selectors(_NUMBER.sub("0", expr)):
         if sel.metric and sel.metric not in seen:
             seen.append(sel.metric)
     return seen
