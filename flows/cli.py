@@ -14,6 +14,7 @@ from flows.commands import cluster as cluster_cmd
 from flows.commands import demo, sandbox, validate
 from flows.commands import deploy as deploy_cmd
 from flows.commands import fleet as fleet_cmd
+from flows.commands import monitoring as monitoring_cmd
 from flows.commands import publish as publish_cmd
 from flows.commands import registry as registry_cmd
 from flows.commands import rollout as rollout_cmd
@@ -34,6 +35,7 @@ app.add_typer(cluster_cmd.app, name="cluster")
 app.add_typer(fleet_cmd.app, name="fleet")
 app.command("provision")(cluster_cmd.provision)
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(monitoring_cmd.app, name="monitoring")
 app.command("deploy")(deploy_cmd.deploy)
 app.command("demo")(demo.demo)
 app.command("validate")(validate.validate)

@@ -62,6 +62,12 @@ class Rule(StrEnum):
     SECRET_BASE64 = "core.secret.base64"  # a Secret data value that is not base64
     SECRET_KEY_IN_BOTH = "core.secret.key-in-both"  # a key in both data and stringData
     SECRET_STRING_DATA_ENCODED = "core.secret.string-data-encoded"  # stringData that looks base64-encoded
+    # monitoring (Prometheus Operator objects against what the operators create and export)
+    MONITOR_SELECTS_NOTHING = "monitoring.selector.matches-nothing"  # no operator-made object has these labels
+    MONITOR_PORT_UNKNOWN = "monitoring.port.unknown"  # the selected objects carry no port with that name
+    MONITOR_PORT_NO_METRICS = "monitoring.port.no-metrics"  # the port exists but serves no Prometheus metrics
+    ALERT_PROMQL = "monitoring.rule.promql"  # Prometheus's parser (promtool) rejects the rule
+    ALERT_UNKNOWN_METRIC = "monitoring.rule.unknown-metric"  # a metric no pinned component exports
 
 
 @dataclass(frozen=True)

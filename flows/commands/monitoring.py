@@ -1,0 +1,61 @@
+"""``kaiops monitoring check FILE...``: each alert rule, whether its series exist now and whether it would fire.
+
+Exit 0 with the table; 2 on bad input (unreadable or non-YAML file, no PrometheusRule, a rule Prometheus's
+parser rejects, a malformed ``--prometheus`` URL) before anything is queried; 1 when Prometheus does not answer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import typer
+
+from flows.output import OutputFormat, OutputOption, emit, err_console
+from tasks.errors import InputError
+
+app = typer.Typer(help="Monitoring that would really fire: alert rules against the live series.",
+                  no_args_is_help=True)
+
+
+def _url(value: str | None) -> str | None:
+    if not value:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise InputError("<cli>", "--prometheus", f"{value!r} is not an http(s) URL",
+                         "give the Prometheus base URL, e.g. http://127.0.0.1:9090")
+    return value
+
+
+@app.command("check")
+def check(
+    files: list[Path] = typer.Argument(..., help="YAML files with PrometheusRule objects."),
+    prometheus: str | None = typer.Option(None, "--prometheus", help="Base URL of a live Prometheus "
+                                          "(default: $PROMETHEUS_URL; none: check the metric catalogue only)."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List each alert and recording rule: the metrics it uses (who exports them, series now) and its verdict."""
+    from tasks.monitoring.live import check_files
+
+    url = _url(prometheus or os.environ.get("PROMETHEUS_URL"))
+    statuses = check_files(files, url)
+    if output is not OutputFormat.table:
+        emit([s.as_dict() for s in statuses], output)
+        return
+    rows = []
+    for s in statuses:
+        metrics = []
+        for m in s.metrics:
+            who = m.exported_by or f"unknown (nearest: {m.nearest})"
+            now = "" if m.series_now is None else (" series now" if m.series_now else " NO series")
+            metrics.append(f"{m.name}: {who}{now}")
+        rows.append({"rule": f"{s.object} {s.group}/{s.rule}", "metrics": "\n".join(metrics) or "-",
+                     "verdict": str(s.verdict) + (f" ({s.series} series)" if s.series else "")
+                     + (f": {s.error}" if s.error else "")})
+    emit(rows, output, title="kaiops monitoring check")
+    firing = sum(s.verdict == "firing" for s in statuses)
+    blind = sum(s.verdict == "no-series" for s in statuses)
+    where = f" against {url}" if url else " (offline: catalogue only)"
+    err_console.print(f"{len(statuses)} rule(s){where}: {firing} would fire now, {blind} have no series")

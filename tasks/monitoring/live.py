@@ -1,0 +1,183 @@
+"""Each alert rule against a live Prometheus: do its series exist now, and would it fire if evaluated now.
+
+What a reviewer asks before trusting an alert. For every rule of every PrometheusRule in the given files:
+
+- the metrics its expression selects, each with the pinned component that exports it (the catalogue) and
+  whether this Prometheus has series of it now (``/api/v1/label/__name__/values``);
+- the expression evaluated now (``count(<expr>)`` through :class:`tasks.metrics.PrometheusProvider`, the
+  project's one Prometheus client): how many series it returns, i.e. how many alerts would be pending or
+  firing (``for:`` is not waited for: "would fire" means the condition holds now).
+
+Offline (no URL) only the catalogue column is filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.analysis import Outcome
+from tasks.errors import InputError
+from tasks.metrics import PrometheusProvider
+from tasks.monitoring import catalogue
+from tasks.monitoring.promql import PROMETHEUS_SERIES, check_groups, metric_names, recorded_names
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Verdict(StrEnum):
+    """What a rule would do now."""
+
+    firing = "firing"  # the expression returns series now: the alert fires (once its `for:` has passed)
+    quiet = "quiet"  # its series exist and the expression returns nothing now
+    no_series = "no-series"  # a metric it needs has no series in this Prometheus: it cannot fire (absent() aside)
+    query_failed = "query-failed"  # Prometheus rejected the expression or did not answer
+    offline = "offline"  # no Prometheus given: only the catalogue was consulted
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    """One metric an expression selects.
+
+    Attributes:
+        name: the metric name.
+        exported_by: the catalogue's component, ``recording rule``, ``prometheus``, or None (unknown).
+        version: the pinned version the component's names were read at ("" when not a component).
+        nearest: the nearest catalogued name when ``exported_by`` is None.
+        series_now: whether the live Prometheus has series of it (None offline).
+    """
+
+    name: str
+    exported_by: str | None
+    version: str
+    nearest: str | None
+    series_now: bool | None
+
+
+@dataclass(frozen=True)
+class RuleStatus:
+    """One rule of one PrometheusRule.
+
+    Attributes:
+        file, object, group, rule: where it is (``PrometheusRule/name``, group name, alert or record name).
+        kind: ``alert`` or ``record``.
+        expr: the expression.
+        metrics: its metrics.
+        verdict: :class:`Verdict`.
+        series: how many series the expression returns now (None offline or on failure).
+        error: why the query failed.
+    """
+
+    file: str
+    object: str
+    group: str
+    rule: str
+    kind: str
+    expr: str
+    metrics: list[MetricStatus] = field(default_factory=list)
+    verdict: Verdict = Verdict.offline
+    series: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (enums as strings)."""
+        row = asdict(self)
+        row["verdict"] = str(self.verdict)
+        return row
+
+
+def load_rules(path: Path) -> list[dict[str, Any]]:
+    """The PrometheusRule objects of one YAML file.
+
+    Raises:
+        InputError: the file is unreadable, not YAML, or holds no PrometheusRule; or promtool rejects a rule
+            (the field path and Prometheus's message are named).
+    """
+    source = str(path)
+    try:
+        docs = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(source, "-", f"cannot read the file: {exc}", "give a readable YAML file") from exc
+    except yaml.YAMLError as exc:
+        raise InputError(source, "-", f"not valid YAML: {str(exc).splitlines()[0]}", "fix the YAML syntax") from exc
+    rules = [d for d in docs if isinstance(d, dict) and d.get("kind") == "PrometheusRule"
+             and str(d.get("apiVersion", "")).startswith("monitoring.coreos.com/")]
+    if not rules:
+        raise InputError(source, "kind", "the file holds no monitoring.coreos.com PrometheusRule",
+                         "give files with PrometheusRule objects (kind: PrometheusRule)")
+    for doc in rules:
+        groups = (doc.get("spec") or {}).get("groups")
+        if not isinstance(groups, list) or not groups:
+            raise InputError(source, "spec.groups", "a PrometheusRule without rule groups", "add spec.groups")
+        for p in check_groups(groups):
+            where = "spec.groups" if p.group is None else f"spec.groups[{p.group}].rules[{p.rule}]"
+            raise InputError(source, where, f"Prometheus rejects the rule: {p.message}",
+                             "fix the rule (`kaiops validate` lists every problem)")
+    return rules
+
+
+def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatus:
+    version = ""
+    if name in recorded:
+        by: str | None = "recording rule"
+    elif name in PROMETHEUS_SERIES:
+        by = "prometheus"
+    else:
+        comp = catalogue.series_index().get(name)
+        by, version = (comp.name, comp.version) if comp else (None, "")
+    near = None if by else catalogue.nearest(name)
+    return MetricStatus(name, by, version, near, None if live is None else name in live)
+
+
+def _evaluate(provider: PrometheusProvider, status: RuleStatus) -> RuleStatus:
+    result = provider.query(f"count({status.expr})")
+    missing = any(m.series_now is False for m in status.metrics)
+    if result.outcome is Outcome.QUERY_FAILED:
+        return _with(status, Verdict.query_failed, None, result.error)
+    count = int(result.value or 0) if result.outcome is Outcome.OK else 0
+    if count:
+        return _with(status, Verdict.firing, count, None)
+    return _with(status, Verdict.no_series if missing else Verdict.quiet, 0, None)
+
+
+def _with(status: RuleStatus, verdict: Verdict, series: int | None, error: str | None) -> RuleStatus:
+    return RuleStatus(status.file, status.object, status.group, status.rule, status.kind, status.expr,
+                      status.metrics, verdict, series, error)
+
+
+def check_files(paths: list[Path], prometheus_url: str | None = None) -> list[RuleStatus]:
+    """One :class:`RuleStatus` per rule of every PrometheusRule in ``paths``.
+
+    Args:
+        paths: YAML files.
+        prometheus_url: a live Prometheus (``http://127.0.0.1:9090``); None checks only the catalogue.
+
+    Raises:
+        InputError: a file is bad (see :func:`load_rules`); nothing is queried then.
+        TemporaryError: Prometheus did not answer the series listing.
+    """
+    loaded = [(p, doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
+    provider = PrometheusProvider(prometheus_url) if prometheus_url else None
+    try:
+        live = provider.metric_names()[0] if provider else None
+        out: list[RuleStatus] = []
+        for path, doc in loaded:
+            groups = doc["spec"]["groups"]
+            recorded = recorded_names(groups)
+            label = f"PrometheusRule/{(doc.get('metadata') or {}).get('name', '?')}"
+            for group in groups:
+                for item in group.get("rules") or []:
+                    kind = "alert" if "alert" in item else "record"
+                    expr = str(item.get("expr", ""))
+                    metrics = [_metric(n, recorded, live) for n in metric_names(expr)]
+                    status = RuleStatus(str(path), label, str(group.get("name", "")),
+                                        str(item.get(kind, "")), kind, expr, metrics)
+                    out.append(_evaluate(provider, status) if provider else status)
+        return out
+    finally:
+        if provider:
+            provider.close()
