@@ -206,6 +206,12 @@ class CanaryPolicy(BaseModel):
         10.0, ge=1.0, le=3_600.0, description="Length of the paired canary/baseline latency windows."
     )
     max_looks: int = Field(100, ge=1, le=10_000, description="Looks in total before an undecided canary rolls back.")
+    history_seconds: float = Field(
+        3_600.0, ge=0.0, le=30 * 86_400.0,
+        description="Seconds of the stable revision's own traffic before the canary started that ratio metrics "
+        "also compare the canary with (the baseline templates over this range, at canary start), also while the "
+        "canary takes 100 %; a drift guard stops using it when the live baseline runs worse. 0: live only.",
+    )
     gateway: GatewayRef = Field(default_factory=GatewayRef, description="RawDeployment: the Gateway to attach to.")
     analysis: CanaryAnalysisSettings = Field(
         default_factory=CanaryAnalysisSettings, description="Decision settings."

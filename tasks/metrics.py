@@ -9,7 +9,9 @@
   missing metric fails with :class:`InputError` before the rollout changes anything.
 - :func:`collect_samples` fills the templates of a :class:`configs.canary.CanaryPolicy` and turns the
   answers into :class:`tasks.analysis.MetricSample` s (counts cumulative since the canary started, latency
-  in seconds, paired latency windows since the last look).
+  in seconds, paired latency windows since the last look) and, for ratio metrics until the analysis has
+  taken it, the baseline's history: the same baseline templates over ``history_seconds``, evaluated at the
+  canary's start (the stable revision's own traffic before the rollout).
 
 HTTP API used: ``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/label/__name__/values``,
 ``/api/v1/labels`` and ``/api/v1/metadata`` (https://prometheus.io/docs/prometheus/latest/querying/api/).
@@ -390,6 +392,7 @@ def collect_sample(
     canary_start: float,
     last_look: float,
     window_seconds: float,
+    history_seconds: float = 0.0,
 ) -> MetricSample:
     """Query one metric for canary and baseline and return its :class:`MetricSample`.
 
@@ -401,6 +404,9 @@ def collect_sample(
         canary_start: when the canary first took traffic, unix seconds (range of the cumulative counts).
         last_look: the previous look (or canary_start), unix seconds (range of the latency value/windows).
         window_seconds: length of one paired latency window, seconds.
+        history_seconds: ratio metrics: > 0 also reads the baseline's ``total``/``events`` over this many
+            seconds ending at ``canary_start`` (``history_total``/``history_events``); a failed or empty
+            history query leaves them None (history is extra evidence, never required). 0: not read.
 
     Returns:
         the sample; ``query_failed`` when any query failed, ``no_data`` when a needed one was empty.
@@ -426,6 +432,10 @@ def collect_sample(
     if metric.kind is MetricKind.RATIO:
         if empty:
             return MetricSample(metric=metric.name, outcome=Outcome.NO_DATA, error=f"empty: {', '.join(empty)}")
+        history_total, history_events = (
+            baseline_history(provider, metric, ctx, canary_start, history_seconds) if history_seconds > 0
+            else (None, None)
+        )
         return MetricSample(
             metric=metric.name,
             outcome=Outcome.OK,
@@ -433,6 +443,8 @@ def collect_sample(
             baseline_total=value["baseline_total"],
             canary_events=value["canary_events"],
             baseline_events=value["baseline_events"],
+            history_total=history_total,
+            history_events=history_events,
         )
     scale = metric.value_unit.to_seconds
     canary_windows, baseline_windows = _paired_windows(
@@ -448,6 +460,31 @@ def collect_sample(
         canary_windows=canary_windows,
         baseline_windows=baseline_windows,
     )
+
+
+def baseline_history(
+    provider: PrometheusProvider, metric: CanaryMetric, ctx: QueryContext, canary_start: float, seconds: float
+) -> tuple[float | None, float | None]:
+    """The baseline's ``(total, events)`` over the ``seconds`` before ``canary_start`` (the stable revision's
+    own traffic before the rollout), or ``(None, None)`` when a query failed, was empty or gave NaN.
+
+    Runs the metric's baseline ``total`` and ``events`` templates with ``${range}`` = ``seconds``, evaluated
+    at ``canary_start`` (the ``time`` parameter of ``/api/v1/query``). ``increase()`` over a range longer
+    than the series covers counts what the series has (Prometheus extrapolates to at most half a scrape
+    interval beyond the first sample, promql/functions.go ``extrapolatedRate``).
+    """
+    answers = [provider.query(ctx.fill(t, seconds), at=canary_start) for t in (metric.baseline.total,
+                                                                               metric.baseline.events)]
+    values = [a.value for a in answers if a.outcome is Outcome.OK and a.value is not None and math.isfinite(a.value)]
+    if len(values) != 2 or values[0] <= 0:
+        return None, None
+    return values[0], values[1]
+
+
+def history_pending(state: CanaryState | None, metric: str) -> bool:
+    """True while the analysis has not yet decided whether ``metric`` uses history (nothing conclusive yet)."""
+    metric_state = state.metrics.get(metric) if state is not None else None
+    return metric_state is None or metric_state.history_mode is None
 
 
 def _scaled(v: float | None, scale: float) -> float | None:
@@ -485,8 +522,16 @@ def collect_samples(
     now: float,
     canary_start: float,
     last_look: float,
+    state: CanaryState | None = None,
+    history: bool = False,
 ) -> list[MetricSample]:
-    """Return one :class:`MetricSample` per policy metric (see :func:`collect_sample`)."""
+    """Return one :class:`MetricSample` per policy metric (see :func:`collect_sample`).
+
+    Args:
+        state: the analysis state of the previous look (None at the first).
+        history: read the baseline's history (``policy.history_seconds``) for the ratio metrics whose
+            analysis has not taken it yet (:func:`history_pending`); False: never (e.g. a dry run).
+    """
     return [
         collect_sample(
             provider,
@@ -496,6 +541,8 @@ def collect_samples(
             canary_start=canary_start,
             last_look=last_look,
             window_seconds=policy.latency_window_seconds,
+            history_seconds=policy.history_seconds
+            if history and m.kind is MetricKind.RATIO and history_pending(state, m.name) else 0.0,
         )
         for m in policy.metrics
     ]

@@ -58,6 +58,14 @@ class MetricKind(StrEnum):
     LATENCY = "latency"  # quantile-style values (p95 seconds); paired-window sign test plus thresholds
 
 
+class HistoryMode(StrEnum):
+    """Whether a ratio metric is also judged against the stable revision's pre-rollout history."""
+
+    ON = "on"  # history counts were there at the first conclusive look: the history test runs
+    NONE = "none"  # no usable history at the first conclusive look: live comparison only, all rollout long
+    DRIFTED = "drifted"  # the drift guard fired (live baseline worse than its history): history test off
+
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -208,6 +216,14 @@ class MetricSample(BaseModel):
     baseline_windows: list[float] | None = Field(
         None, max_length=100_000, description="Latency: baseline values of the same windows, seconds."
     )
+    history_total: float | None = Field(
+        None,
+        description="Ratio: baseline (stable revision) requests in the history window that ends when the "
+        "canary started (None: no history). Read once, at the first conclusive look.",
+    )
+    history_events: float | None = Field(
+        None, description="Ratio: baseline events (errors) in the same history window."
+    )
 
 
 class MetricState(BaseModel):
@@ -224,6 +240,14 @@ class MetricState(BaseModel):
     )
     log_mgf_sums: list[float] | None = Field(
         None, description="Ratio: odds-ratio e-process accumulator, see sequential.OddsRatioEvidence."
+    )
+    history_mode: HistoryMode | None = Field(
+        None, description="Ratio: history test on / none / drifted; None until the first conclusive look."
+    )
+    history_total: int = Field(0, ge=0, description="Ratio: baseline requests in the history window.")
+    history_bad: int = Field(0, ge=0, description="Ratio: baseline bad events in the history window.")
+    reference_rate: float | None = Field(
+        None, description="Ratio: upper confidence bound of the history's bad rate (fraction), fixed once."
     )
     windows_worse: int = Field(0, ge=0, description="Latency: windows where the canary was worse.")
     windows_better: int = Field(0, ge=0, description="Latency: windows where the canary was better.")
@@ -264,6 +288,11 @@ class MetricVerdict(BaseModel):
     canary_high: float | None = Field(None, description="Ratio: anytime-valid CI of the canary's rate, high.")
     baseline_low: float | None = Field(None, description="Ratio: anytime-valid CI of the baseline's rate, low.")
     baseline_high: float | None = Field(None, description="Ratio: anytime-valid CI of the baseline's rate, high.")
+    history_e_value: float | None = Field(
+        None, description="Ratio: anytime-valid evidence that the canary is worse than the stable's history."
+    )
+    history_e_threshold: float | None = Field(None, description="history_e_value at or above this fails.")
+    reference_rate: float | None = Field(None, description="Ratio: the history's upper bound (fraction).")
 
 
 class StepAnalysis(BaseModel):

@@ -11,7 +11,7 @@ statistics and safe anytime-valid inference", Statistical Science 38(4)). Confid
 sets of parameters such an e-process has not rejected (Howard, Ramdas, McAuliffe, Sekhon 2021,
 "Time-uniform, nonparametric, nonasymptotic confidence sequences", Annals of Statistics 49(2)).
 
-Three tools, all exact (no normal approximation):
+Four tools, all exact (no normal approximation):
 
 1. :class:`OddsRatioEvidence` - canary error rate worse than baseline's? Between two looks the router sends
    ``n_c`` requests to the canary and ``n_b`` to the baseline and ``k`` of them fail. Conditional on
@@ -38,6 +38,22 @@ Three tools, all exact (no normal approximation):
    estimated from fewer requests (the canary at 10 % traffic) is biased low, which makes the test
    conservative for p95/p99 (never anti-conservative); for low quantiles the bias runs the other way.
 
+4. :func:`reference_log_e` and :func:`reference_upper_bound` - canary error rate worse than the stable
+   revision's own *history* (its requests in a window before the rollout started)? The history gives a
+   one-shot (1 - a_ref) upper confidence bound ``p0`` of the stable rate (Clopper and Pearson 1934,
+   "The use of confidence or fiducial limits illustrated in the case of the binomial", Biometrika 26(4)).
+   With ``p0`` fixed before any canary request is seen, the likelihood ratio of Bernoulli(q) against
+   Bernoulli(p0) over the canary's cumulative counts, mixed over ``q`` at the odds ratios
+   :data:`ALTERNATIVE_ODDS_RATIOS` above ``p0``, is a test martingale when the canary rate is ``p0`` and,
+   by monotone likelihood ratio, a supermartingale when it is lower (Wald 1945 "Sequential tests of
+   statistical hypotheses", Ann. Math. Statist. 16(2); Robbins 1970 "Statistical methods related to the
+   law of the iterated logarithm", Ann. Math. Statist. 41(5), section 3 for the mixture). So
+   P(it ever reaches 1/a | canary rate <= stable rate) <= a + a_ref, at every look, also while the
+   canary takes 100 % of the traffic and no live baseline is left to compare with. Assumption on top of
+   (1): the stable revision's rate during the rollout equals its rate in the history window
+   (stationarity); the analysis checks it with the same e-process on the live baseline's counts against
+   ``p0`` (the drift guard) and stops using the history once that guard fires.
+
 All numbers are fractions 0..1 or counts; nothing here knows about Prometheus or Kubernetes.
 """
 
@@ -49,6 +65,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import betaln, gammaln
+from scipy.stats import beta as beta_dist
 
 #: Alternatives of the odds-ratio mixture (canary error odds / baseline error odds), equal prior weight.
 #: Spread from "a little worse" to "broken" so both small and large regressions gather evidence quickly:
@@ -173,3 +190,47 @@ def sign_test_log_e(worse: int, better: int) -> float:
     """
     per_alt = worse * np.log(2 * _SIGN_Q) + better * np.log(2 * (1 - _SIGN_Q))
     return float(_logsumexp(per_alt) - math.log(len(SIGN_ALTERNATIVES)))
+
+
+def reference_upper_bound(bad: int, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) Clopper-Pearson upper confidence bound of a rate seen once (one look).
+
+    Args:
+        bad: failures in the window (0..n).
+        n: trials in the window (> 0).
+        alpha: miscoverage, fraction in (0, 1).
+
+    Returns:
+        the bound, a fraction in (0, 1] (1.0 when every trial failed).
+
+    Raises:
+        ValueError: ``n <= 0`` or ``bad`` outside 0..n.
+    """
+    if n <= 0 or not 0 <= bad <= n:
+        raise ValueError(f"need 0 <= bad <= n and n > 0, got bad={bad}, n={n}")
+    if bad == n:
+        return 1.0
+    return float(beta_dist.ppf(1.0 - alpha, bad + 1, n - bad))
+
+
+def reference_log_e(bad: int | np.ndarray, n: int | np.ndarray, rate: float) -> float | np.ndarray:
+    """Log of the mixture e-value against H0 "the true rate is at most ``rate``" from cumulative counts.
+
+    Args:
+        bad: failures seen (cumulative), 0..n; an array gives an array of e-values (same shape as ``n``).
+        n: trials seen (cumulative).
+        rate: the reference rate ``p0``, fixed before the first trial counted here; a fraction in (0, 1)
+            (``1.0`` gives 0: nothing can be worse).
+
+    Returns:
+        ``log(mean_psi LR(q_psi))`` with ``q_psi`` the rate at odds ratio ``psi`` over ``rate`` for each
+        ``psi`` in :data:`ALTERNATIVE_ODDS_RATIOS`; 0 before any trial.
+    """
+    k, m = np.asarray(bad, dtype=float)[..., None], np.asarray(n, dtype=float)[..., None]
+    if rate >= 1.0:
+        return 0.0 if k.ndim == 1 else np.zeros(k.shape[:-1])
+    p0 = max(rate, 1e-12)
+    q = np.exp(_THETAS) * p0 / (1.0 - p0 + np.exp(_THETAS) * p0)
+    per_alt = k * (np.log(q) - math.log(p0)) + (m - k) * (np.log1p(-q) - math.log1p(-p0))
+    result = _logsumexp(per_alt + _LOG_WEIGHT, axis=-1)
+    return float(result) if np.ndim(result) == 0 else result

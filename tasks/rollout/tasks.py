@@ -284,6 +284,7 @@ def analyse_look(
         samples = collect_samples(
             provider, policy, ctx, now=t, canary_start=parse_time(record.canary_started).timestamp(),
             last_look=parse_time(record.last_look or record.canary_started).timestamp(),
+            state=record.analysis, history=True,
         )
     finally:
         provider.close()
