@@ -26,7 +26,8 @@ def instance_dir(name: str | None = None) -> Path:
 
 def binary(command: str) -> Path:
     """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``kube-controller-manager``,
-    ``kube-scheduler``, ``kube-proxy``, ``coredns``, ``metrics-server``, ``etcd``, ``fake-gcs-server``).
+    ``kube-scheduler``, ``kube-proxy``, ``coredns``, ``metrics-server``, ``etcd``, ``fake-gcs-server``,
+    ``kuberay-operator``).
 
     The version is the one pinned under ``sandbox/build``; the binary exists once ``make binaries`` ran.
     """
@@ -47,7 +48,8 @@ def binary_version(command: str) -> str:
             parts = line.split()
             if "github.com/coredns/coredns" in parts:
                 return parts[parts.index("github.com/coredns/coredns") + 1]
-    variables = {"fake-gcs-server": "fake_gcs_version=", "metrics-server": "metrics_server_version="}
+    variables = {"fake-gcs-server": "fake_gcs_version=", "metrics-server": "metrics_server_version=",
+                 "kuberay-operator": "kuberay_version="}
     if command in variables:
         for line in (BUILD_DIR / "build.sh").read_text().splitlines():
             if line.startswith(variables[command]):
