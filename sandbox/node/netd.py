@@ -4,7 +4,7 @@
 
 1. allocates the instance's addresses and creates the node netns, bridge, veth and host route
    (:mod:`sandbox.node.network`);
-2. serves every port of every service recorded in the instance's ``state.json`` also on
+2. serves every port of the services in :data:`FORWARDED` recorded in the instance's ``state.json`` also on
    ``<host_ip>:<same port>`` and forwards it to ``127.0.0.1:<port>`` (host services bind loopback only; Pods
    reach them as a kind user's Pods reach the host), re-reading the state file every second. Only peers from
    the instance's veth /30 or its pod /16 are served; others are closed at once;
@@ -75,8 +75,13 @@ class Forwarders:
         self.servers.clear()
 
 
+# Services that bind 127.0.0.1 and that Pods use. Others are not forwarded: Ray binds 0.0.0.0 itself (so it is
+# reachable on host_ip already, and a forwarder on its port would make it fail with EADDRINUSE).
+FORWARDED = ("kube-apiserver", "s3", "gcs", "prometheus", "prefect", "mlflow", "metrics-server")
+
+
 def recorded_ports(instance_dir: Path) -> set[int]:
-    """Every port of every service in the instance's state file, except the net service's own."""
+    """Every port of the :data:`FORWARDED` services recorded in the instance's state file."""
     path = instance_dir / "state.json"
     try:
         raw = json.loads(path.read_text())
@@ -84,7 +89,7 @@ def recorded_ports(instance_dir: Path) -> set[int]:
         return set()
     ports: set[int] = set()
     for name, record in raw.get("services", {}).items():
-        if name != "net":
+        if name in FORWARDED:
             ports.update(int(p) for p in record.get("ports", {}).values())
     return ports
 

@@ -13,6 +13,7 @@ from sandbox.services.localmodel import LocalModel
 from sandbox.services.metrics_server import MetricsServer
 from sandbox.services.mlflow import MlflowServer
 from sandbox.services.net import Net
+from sandbox.services.node import Node
 from sandbox.services.prefect import PrefectServer
 from sandbox.services.prometheus import Prometheus
 from sandbox.services.ray import RayHead
@@ -20,7 +21,7 @@ from sandbox.services.s3 import MotoS3
 from sandbox.services.scheduler import KubeScheduler
 
 SERVICES: dict[str, Service] = {
-    s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(),
+    s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(), Node(),
                         KubeProxy(), CoreDns(), MetricsServer(),
                         Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
                         MlflowServer(), KubeRay(), KServe(), LocalModel())
