@@ -1,6 +1,6 @@
 """Start one container process inside its Pod: ``python -I enter.py PID ROOT WORKDIR -- CMD...``.
 
-Joins the network and mount namespaces of the Pod's holder process ``PID`` (``setns``), changes root to the
+Joins the network, UTS and mount namespaces of the Pod's holder process ``PID`` (``setns``), changes root to the
 container's root ``ROOT`` (a path inside that mount namespace), changes to ``WORKDIR`` and execs ``CMD`` with
 the environment it was given (``PATH`` search inside the new root). Run by the node agent in a fresh session;
 a separate script with no threads, so nothing unsafe happens between fork and exec.
@@ -13,6 +13,7 @@ import sys
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
 
 
 def main() -> None:
@@ -21,7 +22,7 @@ def main() -> None:
         sys.exit("usage: enter.py PID ROOT WORKDIR -- CMD [ARG...]")
     cmd = sys.argv[5:]
     libc = ctypes.CDLL(None, use_errno=True)
-    for ns, flag in (("net", CLONE_NEWNET), ("mnt", CLONE_NEWNS)):
+    for ns, flag in (("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS)):
         fd = os.open(f"/proc/{pid}/ns/{ns}", os.O_RDONLY)
         if libc.setns(fd, flag) != 0:
             err = ctypes.get_errno()
