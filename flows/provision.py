@@ -169,6 +169,14 @@ def scale_ray_cluster(config_path: str, group: str, replicas: int, dry_run: bool
     """
     started = time.monotonic()
     cfg = rp.load_config(config_path)
+    if cfg.autoscaling.enabled:
+        # KubeRay v1.6.2 deletes no worker Pod when replicas drop on an autoscaling cluster (only the
+        # autoscaler's workersToDelete; raycluster_controller.go lines 911-930), and the autoscaler rewrites
+        # replicas anyway.
+        raise InputError(config_path, "autoscaling.enabled", "the in-tree autoscaler owns the replicas of this "
+                         "cluster; kaiops scale would be undone (and a scale-down deletes no Pod)",
+                         "change the group's minReplicas/maxReplicas and run kaiops provision, or turn autoscaling "
+                         "off")
     names = [g.name for g in cfg.worker_groups]
     if group not in names:
         raise InputError("<cli>", "--group", f"no worker group {group!r} in {config_path}",

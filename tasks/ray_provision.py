@@ -99,6 +99,9 @@ def readiness_gaps(obj: dict[str, Any], pods: list[dict[str, Any]] | None = None
             gaps.append(f"condition {type_} not reported yet")
         elif cond.get("status") != "True":
             gaps.append(f"{type_} is {cond.get('status')} ({cond.get('reason')}: {cond.get('message') or '-'})")
+    failure = kube.condition(obj, "ReplicaFailure")
+    if failure and failure.get("status") == "True":
+        gaps.append(f"ReplicaFailure ({failure.get('reason')}: {failure.get('message')})")
     if status.get("state") != "ready":
         gaps.append(f"state is {status.get('state') or 'unset'!r}, not 'ready'")
     ready, desired = int(status.get("readyWorkerReplicas") or 0), int(status.get("desiredWorkerReplicas") or 0)
@@ -107,10 +110,22 @@ def readiness_gaps(obj: dict[str, Any], pods: list[dict[str, Any]] | None = None
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0)
     if observed < generation:
-        gaps.append(f"status is for generation {observed}, the spec is at {generation}")
+        gaps.append(f"{STALE_GENERATION} {observed}, the spec is at {generation}")
     if pods is not None:
         gaps += pod_gaps(obj, pods)
     return gaps
+
+
+STALE_GENERATION = "status is for generation"
+# KubeRay v1.6.2 skips the status write when only observedGeneration/lastUpdateTime would change
+# (controllers/ray/utils/consistency.go lines 10-16, InconsistentRayClusterStatus), so after a spec change that
+# moves no other status field (upgradeStrategy None, a toleration) observedGeneration stays behind for good.
+STALE_GENERATION_GRACE_S = 10.0
+
+
+def only_stale_generation(gaps: list[str]) -> bool:
+    """True when the only gap left is an ``observedGeneration`` behind ``metadata.generation``."""
+    return bool(gaps) and all(g.startswith(STALE_GENERATION) for g in gaps)
 
 
 NODE_TYPE_LABEL = "ray.io/node-type"  # KubeRay utils/constant.go RayNodeTypeLabelKey: head | worker
@@ -385,11 +400,19 @@ def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int 
     events = _events(dyn, namespace, KIND, name)
     for pod in pods:
         events += _events(dyn, namespace, "Pod", pod)
-    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
-             "object": f"{(e.get('involvedObject') or {}).get('kind')}/{(e.get('involvedObject') or {}).get('name')}",
-             "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
-             "time": e.get("lastTimestamp")} for e in events[-limit:]]
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in events:
+        involved = e.get("involvedObject") or {}
+        # The scheduler writes events.k8s.io Events: eventTime / series, no lastTimestamp.
+        when = str(e.get("lastTimestamp") or (e.get("series") or {}).get("lastObservedTime") or e.get("eventTime")
+                   or "")
+        row = {"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
+               "object": f"{involved.get('kind')}/{involved.get('name')}",
+               "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"), "time": when}
+        key = (row["object"], row["reason"] or "", row["message"] or "")
+        if key not in rows or when >= rows[key]["time"]:
+            rows[key] = row  # the same message repeated (e.g. FailedScheduling) is shown once, latest
+    return sorted(rows.values(), key=lambda r: r["time"])[-limit:]
 
 
 def list_pods(kubeconfig: str | None, name: str, namespace: str) -> list[dict[str, Any]]:
@@ -435,7 +458,8 @@ def diagnose(kubeconfig: str | None, name: str, namespace: str, want: str = "rea
     gaps = readiness_gaps(obj, pods) if want == "ready" else suspended_gaps(obj)
     conditions = [{k: c.get(k) for k in ("type", "status", "reason", "message")}
                   for c in (obj.get("status") or {}).get("conditions") or []
-                  if c.get("status") != "True" and c.get("type") not in _QUIET_FALSE]
+                  if (c.get("status") != "True") != (c.get("type") in _BAD_WHEN_TRUE)
+                  and c.get("type") not in _QUIET_FALSE]
     try:
         events = recent_events(kubeconfig, name, namespace, pods=[r["pod"] for r in problems if r["pod"] != "?"])
     except Exception as exc:
@@ -445,6 +469,9 @@ def diagnose(kubeconfig: str | None, name: str, namespace: str, want: str = "rea
 
 # Conditions KubeRay v1.6.2 keeps False on a healthy cluster (calculateStatus sets them on every write).
 _QUIET_FALSE = {"RayClusterSuspending", "RayClusterSuspended"}
+# ...and the one that is bad when True: ReplicaFailure (reason FailedCreateHeadPod/FailedCreateWorkerPod/...,
+# message = the API's refusal), removed again after a reconcile without error.
+_BAD_WHEN_TRUE = {"ReplicaFailure"}
 PROGRESS_EVERY_S = 15.0
 
 
@@ -464,31 +491,36 @@ def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: flo
     """
     dyn = kube.connect(kubeconfig)
     deadline = time.monotonic() + timeout_s
-    started, said = time.monotonic(), time.monotonic()
+    started = said = time.monotonic()
+    stale_since: float | None = None
+    check = readiness_gaps if want == "ready" else suspended_gaps
     while True:
         remaining = deadline - time.monotonic()
         try:
-            if want == "ready":
-                obj = kube.wait_for(dyn, API_VERSION, KIND, name, lambda o: not readiness_gaps(o), namespace=namespace,
-                                    timeout=max(0.5, min(remaining, 5.0)))
-                gaps = pod_gaps(obj, list_pods(kubeconfig, name, namespace))
-            else:
-                obj = kube.wait_for(dyn, API_VERSION, KIND, name, lambda o: not suspended_gaps(o),
-                                    namespace=namespace, timeout=max(0.5, min(remaining, 5.0)))
-                gaps = []
-            if not gaps:
-                return obj
+            obj = kube.wait_for(dyn, API_VERSION, KIND, name, lambda o: not check(o) or only_stale_generation(check(o)),
+                                namespace=namespace, timeout=max(0.5, min(remaining, 5.0)))
+            gaps = readiness_gaps(obj, list_pods(kubeconfig, name, namespace)) if want == "ready" else check(obj)
         except TimeoutError:
             gaps = None
+        if gaps == []:
+            return obj
+        if gaps and only_stale_generation(gaps):
+            stale_since = stale_since or time.monotonic()
+            if time.monotonic() - stale_since >= STALE_GENERATION_GRACE_S:
+                print(f"{namespace}/{name}: {gaps[0]}, but everything else is {want} for "
+                      f"{STALE_GENERATION_GRACE_S:.0f}s: KubeRay v1.6.2 writes no status when only observedGeneration "
+                      "would change; counting it as " + want)
+                return obj
+        else:
+            stale_since = None
         if time.monotonic() >= deadline:
             break
         if time.monotonic() - said >= progress_every_s:
             said = time.monotonic()
             if gaps is None:
-                current = read_cluster.fn(kubeconfig, name, namespace) or {}
-                gaps = readiness_gaps(current) if want == "ready" else suspended_gaps(current)
+                gaps = check(read_cluster.fn(kubeconfig, name, namespace) or {})
             print(f"{namespace}/{name}: not {want} after {said - started:.0f}s: {'; '.join(gaps) or 'checking'}")
-        time.sleep(0.5 if gaps is not None else 0)
+        time.sleep(1.0 if gaps is not None else 0)
     diag = diagnose.fn(kubeconfig, name, namespace, want)
     raise ProvisionTimeout(
         f"RayCluster {namespace}/{name} not {want} after {timeout_s:.0f}s:\n{diagnosis_text(diag)}", diag)

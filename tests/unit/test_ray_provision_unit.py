@@ -28,6 +28,7 @@ from tasks.ray_jobs import smoke_entrypoint, tail
 from tasks.ray_provision import (
     dashboard_url,
     diagnosis_text,
+    only_stale_generation,
     pod_problems,
     readiness_gaps,
     same_object,
@@ -40,10 +41,15 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # --- config ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("release", ["v1.6.2", "v1.7.0"])
 @pytest.mark.parametrize("name", ["sandbox.yaml", "production-example.yaml"])
-def test_committed_configs_render_to_valid_rayclusters(name: str) -> None:
+def test_committed_configs_render_to_valid_rayclusters(name: str, release: str) -> None:
     manifest = render_ray_cluster(load_cluster_config(CLUSTERS / name))
-    assert validate_documents([manifest], name) == []
+    crds.select_release("kuberay", release)
+    try:
+        assert validate_documents([manifest], name) == []
+    finally:
+        crds.select_release("kuberay", None)
     assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kaiops"
 
 
@@ -387,3 +393,20 @@ def test_operator_rbac_is_the_release_files_in_our_namespace(tmp_path: Path) -> 
     role, binding = rbac_objects(tmp_path, "ns1")
     assert "namespace" not in role["metadata"] and role["metadata"]["labels"] == LABELS
     assert binding["metadata"]["namespace"] == "ns1" and binding["subjects"][0]["namespace"] == "ns1"
+
+
+def test_a_generation_gap_alone_is_told_apart() -> None:
+    rc = _ready_cluster()
+    rc["metadata"]["generation"] = 3  # KubeRay v1.6.2 wrote no status for generation 3 (nothing else changed)
+    gaps = readiness_gaps(rc, [_pod("h", "head"), _pod("w", "worker")])
+    assert gaps == ["status is for generation 2, the spec is at 3"] and only_stale_generation(gaps)
+    assert not only_stale_generation([*gaps, "worker Pods: 0 ready of 1, want 1"])
+    assert not only_stale_generation([])
+
+
+def test_replica_failure_is_a_gap() -> None:
+    rc = _ready_cluster()
+    rc["status"]["conditions"].append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreateHeadPod",
+                                       "message": 'FailedCreateHeadPod\npods "c-head-" is forbidden'})
+    assert readiness_gaps(rc) == ['ReplicaFailure (FailedCreateHeadPod: FailedCreateHeadPod\npods "c-head-" is '
+                                  'forbidden)']
