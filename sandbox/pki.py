@@ -4,7 +4,8 @@
   the ``kubernetes`` Service IP 10.96.0.1 and the node network's host-side address when there is one);
 - client certificates for the admin (group ``system:masters``) and each control-plane component under the
   user names Kubernetes' bootstrap RBAC binds (``system:kube-controller-manager``, ``system:kube-scheduler``,
-  ``system:kube-proxy``) plus ``system:metrics-server`` (bound by the metrics-server service);
+  ``system:kube-proxy``) plus ``system:metrics-server`` and ``system:prometheus`` (towards the node agent's
+  kubelet API);
 - a separate front-proxy CA and its ``front-proxy-client`` certificate: the aggregation layer's identity when
   the apiserver proxies to an aggregated API (metrics.k8s.io), as kubeadm sets it up;
 - the service-account signing key pair.
@@ -35,6 +36,7 @@ COMPONENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "scheduler": ("system:kube-scheduler", ()),
     "kube-proxy": ("system:kube-proxy", ()),
     "metrics-server": ("system:metrics-server", ()),
+    "prometheus": ("system:prometheus", ()),  # scrapes the kubelet API's /metrics/cadvisor
     # the apiserver's identity towards the kubelet API (logs, exec), kubeadm's name
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", ()),
 }
