@@ -42,10 +42,17 @@ def _summary(cfg: RayClusterConfig, decision: rp.Decision, obj: dict[str, Any] |
         "conditions": _conditions(obj),
         "workers": {"ready": status.get("readyWorkerReplicas", 0), "desired": status.get("desiredWorkerReplicas", 0)},
         "endpoints": endpoints,
-        "dashboard": f"http://127.0.0.1:{endpoints['dashboard']}" if "dashboard" in endpoints else None,
+        "dashboard": _dashboard(obj),
         "seconds": round(time.monotonic() - started, 1),
         **extra,
     }
+
+
+def _dashboard(obj: dict[str, Any] | None) -> str | None:
+    try:
+        return rp.dashboard_url(obj or {"metadata": {"name": "?"}})
+    except PermanentError:
+        return None
 
 
 def _report(title: str, summary: dict[str, Any], diff: str = "") -> None:
@@ -81,17 +88,19 @@ def _converge(cfg: RayClusterConfig, manifest: dict[str, Any], kubeconfig: str |
 
 def _ready_and_smoke(cfg: RayClusterConfig, kubeconfig: str | None, timeout_s: float,
                      smoke: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Wait until ready, then run the smoke job in what is left of ``timeout_s`` (seconds)."""
+    deadline = time.time() + timeout_s
     obj = rp.wait_until(kubeconfig, cfg.name, cfg.namespace, timeout_s)
     if not smoke:
         return obj, None
-    dashboard = f"http://127.0.0.1:{obj['status']['endpoints']['dashboard']}"
-    result = rp.smoke_job(dashboard)
+    workers = int((obj.get("status") or {}).get("desiredWorkerReplicas") or 0)
+    result = rp.smoke_job(rp.dashboard_url(obj), deadline, workers)
     if not result["succeeded"]:
         rp.record_event(kubeconfig, obj, "KaiopsSmokeFailed", f"smoke job {result['job_id']}: {result['status']}",
                         "Warning")
         raise PermanentError(
             f"RayCluster {cfg.namespace}/{cfg.name} is ready but the smoke job {result['job_id']} ended "
-            f"{result['status']}:\n{result['logs'][-1500:]}"
+            f"{result['status']}: {result.get('message') or '-'}\n{result['logs'][-1500:]}"
         )
     return obj, result
 
@@ -160,6 +169,14 @@ def scale_ray_cluster(config_path: str, group: str, replicas: int, dry_run: bool
     """
     started = time.monotonic()
     cfg = rp.load_config(config_path)
+    if cfg.autoscaling.enabled:
+        # KubeRay v1.6.2 deletes no worker Pod when replicas drop on an autoscaling cluster (only the
+        # autoscaler's workersToDelete; raycluster_controller.go lines 911-930), and the autoscaler rewrites
+        # replicas anyway.
+        raise InputError(config_path, "autoscaling.enabled", "the in-tree autoscaler owns the replicas of this "
+                         "cluster; kaiops scale would be undone (and a scale-down deletes no Pod)",
+                         "change the group's minReplicas/maxReplicas and run kaiops provision, or turn autoscaling "
+                         "off")
     names = [g.name for g in cfg.worker_groups]
     if group not in names:
         raise InputError("<cli>", "--group", f"no worker group {group!r} in {config_path}",

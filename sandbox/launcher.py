@@ -135,6 +135,8 @@ def down(instance: str | None = None, names: tuple[str, ...] | None = None) -> l
             continue
         record = state.services.pop(name)
         stop(record.pid)
+        if name in SERVICES:
+            SERVICES[name].cleanup(state)
         stopped.append(name)
         state.save()
     return stopped

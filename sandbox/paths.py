@@ -25,7 +25,9 @@ def instance_dir(name: str | None = None) -> Path:
 
 
 def binary(command: str) -> Path:
-    """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``etcd``, ``fake-gcs-server``).
+    """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``kube-controller-manager``,
+    ``kube-scheduler``, ``kube-proxy``, ``coredns``, ``metrics-server``, ``etcd``, ``fake-gcs-server``,
+    ``kuberay-operator``).
 
     The version is the one pinned under ``sandbox/build``; the binary exists once ``make binaries`` ran.
     """
@@ -34,16 +36,23 @@ def binary(command: str) -> Path:
 
 def binary_version(command: str) -> str:
     """The pinned version of a sandbox binary, read from ``sandbox/build``."""
-    if command in ("kube-apiserver", "kubectl"):
+    if command in ("kube-apiserver", "kubectl", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
         return (BUILD_DIR / "k8s" / "RELEASE").read_text().strip()
     if command == "etcd":
         for line in (BUILD_DIR / "etcd" / "go.mod").read_text().splitlines():
             parts = line.split()
             if "go.etcd.io/etcd/server/v3" in parts:
                 return parts[parts.index("go.etcd.io/etcd/server/v3") + 1]
-    if command == "fake-gcs-server":
+    if command == "coredns":
+        for line in (BUILD_DIR / "coredns" / "go.mod").read_text().splitlines():
+            parts = line.split()
+            if "github.com/coredns/coredns" in parts:
+                return parts[parts.index("github.com/coredns/coredns") + 1]
+    variables = {"fake-gcs-server": "fake_gcs_version=", "metrics-server": "metrics_server_version=",
+                 "kuberay-operator": "kuberay_version="}
+    if command in variables:
         for line in (BUILD_DIR / "build.sh").read_text().splitlines():
-            if line.startswith("fake_gcs_version="):
+            if line.startswith(variables[command]):
                 return line.split("=", 1)[1].strip()
     raise KeyError(command)
 

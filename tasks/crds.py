@@ -4,6 +4,10 @@
 file). :func:`ensure_crds` fetches them once with ``go mod download`` into the kaiops cache and checks the
 hashes; :func:`load_crds` returns the parsed CustomResourceDefinitions. Validation uses them offline; the
 sandbox installs them into its apiserver.
+
+A source name may be pinned at several releases (KubeRay: v1.6.2 and v1.7.0). One of them carries
+``default: true`` (the release the sandbox runs); :func:`select_release` switches the process to another one
+for offline validation (``kaiops validate --kuberay-version``).
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class CrdSource:
     version: str
     files: tuple[CrdFile, ...]
     fallback: str | None = None
+    default: bool = False
 
     @property
     def cache_dir(self) -> Path:
@@ -73,9 +78,48 @@ def load_sources(path: Path = SOURCES_FILE) -> list[CrdSource]:
             version=s["version"],
             fallback=s.get("fallback"),
             files=tuple(CrdFile(f["path"], f["sha256"]) for f in s["files"]),
+            default=bool(s.get("default", False)),
         )
         for s in raw["sources"]
     ]
+
+
+# The release chosen per source name for this process ({"kuberay": "v1.7.0"}); unset names use the default.
+_selection: dict[str, str] = {}
+
+
+def releases(name: str, sources: list[CrdSource] | None = None) -> list[str]:
+    """The pinned versions of source ``name`` (e.g. ``"kuberay"`` -> ``["v1.6.2", "v1.7.0"]``), default first."""
+    found = [s for s in sources or load_sources() if s.name == name]
+    found.sort(key=lambda s: not s.default)
+    return [s.version for s in found]
+
+
+def select_release(name: str, version: str | None) -> None:
+    """Make ``name`` resolve to ``version`` for the rest of the process (None: back to the default).
+
+    Raises:
+        ValueError: ``version`` is not pinned for ``name`` in ``configs/crds.yaml`` (the message lists the pins).
+    """
+    if version is None:
+        _selection.pop(name, None)
+        return
+    known = releases(name)
+    if version not in known:
+        raise ValueError(f"{name} {version} is not a supported release; supported: {', '.join(known) or 'none'}")
+    _selection[name] = version
+
+
+def selected_sources(sources: list[CrdSource] | None = None,
+                     selection: dict[str, str] | None = None) -> list[CrdSource]:
+    """One source per name: the selected release (:func:`select_release`), else the ``default: true`` one,
+    else the first listed. Order follows ``configs/crds.yaml``."""
+    sources = sources or load_sources()
+    chosen = dict(_selection if selection is None else selection)
+    for name in dict.fromkeys(s.name for s in sources):
+        if name not in chosen:
+            chosen[name] = releases(name, sources)[0]
+    return [s for s in sources if s.version == chosen[s.name]]
 
 
 def _sha256(path: Path) -> str:
@@ -112,6 +156,8 @@ def _fallback_dirs(source: CrdSource) -> list[Path]:
 def ensure_crds(sources: list[CrdSource] | None = None) -> list[Path]:
     """Make every pinned CRD file present in the cache; return their paths, in ``configs/crds.yaml`` order.
 
+    Without ``sources``: the selected release of each source (:func:`selected_sources`).
+
     Files already cached with the right sha256 are reused. Otherwise the module is fetched from the Go
     module proxy; where the proxy does not serve that version, the source's ``fallback`` directory is used.
     Either way the content must match the pinned sha256.
@@ -120,7 +166,7 @@ def ensure_crds(sources: list[CrdSource] | None = None) -> list[Path]:
         PermanentError: a file cannot be obtained or its content differs from the pin.
     """
     paths: list[Path] = []
-    for source in sources or load_sources():
+    for source in sources or selected_sources():
         missing = [f for f in source.files if not _cached_ok(source, f)]
         if missing:
             _fetch(source, missing)
@@ -182,15 +228,24 @@ def _load_yaml_docs(path: Path) -> list[Any]:
     return docs
 
 
-@cache
+def selection_key() -> tuple[tuple[str, str], ...]:
+    """The current release selection as a hashable key (for caches of things derived from the CRDs)."""
+    return tuple(sorted(_selection.items()))
+
+
 def load_crds() -> dict[tuple[str, str], dict]:
-    """Return every pinned CRD, keyed by ``(group, kind)``, fetching them first if needed.
+    """Return every pinned CRD of the selected releases, keyed by ``(group, kind)``, fetching them if needed.
 
     Returns:
         ``{("ray.io", "RayCluster"): <CustomResourceDefinition as a dict>, ...}``
     """
+    return _load_crds(selection_key())
+
+
+@cache
+def _load_crds(key: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], dict]:
     crds: dict[tuple[str, str], dict] = {}
-    for path in ensure_crds():
+    for path in ensure_crds(selected_sources(selection=dict(key))):
         for doc in _load_yaml_docs(path):
             if doc and doc.get("kind") == "CustomResourceDefinition":
                 spec = doc["spec"]

@@ -1,14 +1,24 @@
 """The steps of Ray cluster provisioning: load, render, validate, plan (server-side dry run + diff), apply,
 watch until ready, diagnose, smoke-test, delete. Prefect tasks over pure helpers.
 
-Pure helpers (no Prefect, no I/O): :func:`readiness_gaps`, :func:`spec_diff`, :func:`same_object`,
-:func:`diagnosis_text`. Tasks take a kubeconfig path (not a client) so their inputs stay hashable and
-loggable; only the I/O tasks retry, and only on :class:`~tasks.errors.TemporaryError`.
+Pure helpers (no Prefect, no I/O): :func:`readiness_gaps`, :func:`pod_gaps`, :func:`pod_problems`,
+:func:`dashboard_url`, :func:`spec_diff`, :func:`same_object`, :func:`diagnosis_text`. Tasks take a kubeconfig
+path (not a client) so their inputs stay hashable and loggable; only the I/O tasks retry, and only on
+:class:`~tasks.errors.TemporaryError`.
 
-The readiness rule follows what KubeRay v1.7 writes (ray-operator/controllers/ray/raycluster_controller.go
-``calculateStatus``): ``HeadPodReady`` and ``RayClusterProvisioned`` True, ``state == "ready"``,
-``readyWorkerReplicas >= desiredWorkerReplicas`` and ``observedGeneration >= metadata.generation`` (so a
-status computed for an older spec never counts).
+Readiness follows what KubeRay v1.6.2 really writes (ray-operator/controllers/ray/raycluster_controller.go
+``calculateStatus``, lines 1568-1735) and what it leaves out:
+
+- ``observedGeneration`` is set to ``metadata.generation`` on *every* status write, before any Pod of the
+  new spec exists: it proves the operator saw the spec, nothing more.
+- ``state: ready`` and ``RayClusterProvisioned`` are sticky: set once all Pods first run, reset only by a
+  suspension. After a scale or an upgrade they still say ready while old Pods terminate and new ones start.
+- ``HeadPodReady`` mirrors the head Pod's ``Ready`` condition (utils/util.go ``FindHeadPodReadyCondition``);
+  ``readyWorkerReplicas`` counts worker Pods Running and Ready, terminating ones included
+  (``CalculateReadyReplicas``).
+
+So kaiops also reads the cluster's Pods (label ``ray.io/cluster``): none may be terminating, exactly one head
+and ``desiredWorkerReplicas`` workers must be Running and Ready.
 """
 
 from __future__ import annotations
@@ -70,11 +80,13 @@ class Plan:
 
 
 # --- pure helpers ------------------------------------------------------------------------------------------
-def readiness_gaps(obj: dict[str, Any]) -> list[str]:
+def readiness_gaps(obj: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> list[str]:
     """What keeps a RayCluster from counting as provisioned; empty when ready.
 
     Args:
         obj: the RayCluster as read from the API.
+        pods: the cluster's Pods (label ``ray.io/cluster=<name>``) as dicts; None skips the Pod checks
+            (:func:`pod_gaps`), which only the status would then vouch for.
 
     Returns:
         Human-readable gaps, e.g. ``"HeadPodReady is False (ContainersNotReady: ...)"``.
@@ -87,6 +99,9 @@ def readiness_gaps(obj: dict[str, Any]) -> list[str]:
             gaps.append(f"condition {type_} not reported yet")
         elif cond.get("status") != "True":
             gaps.append(f"{type_} is {cond.get('status')} ({cond.get('reason')}: {cond.get('message') or '-'})")
+    failure = kube.condition(obj, "ReplicaFailure")
+    if failure and failure.get("status") == "True":
+        gaps.append(f"ReplicaFailure ({failure.get('reason')}: {failure.get('message')})")
     if status.get("state") != "ready":
         gaps.append(f"state is {status.get('state') or 'unset'!r}, not 'ready'")
     ready, desired = int(status.get("readyWorkerReplicas") or 0), int(status.get("desiredWorkerReplicas") or 0)
@@ -95,8 +110,124 @@ def readiness_gaps(obj: dict[str, Any]) -> list[str]:
     generation = int((obj.get("metadata") or {}).get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0)
     if observed < generation:
-        gaps.append(f"status is for generation {observed}, the spec is at {generation}")
+        gaps.append(f"{STALE_GENERATION} {observed}, the spec is at {generation}")
+    if pods is not None:
+        gaps += pod_gaps(obj, pods)
     return gaps
+
+
+STALE_GENERATION = "status is for generation"
+# KubeRay v1.6.2 skips the status write when only observedGeneration/lastUpdateTime would change
+# (controllers/ray/utils/consistency.go lines 10-16, InconsistentRayClusterStatus), so after a spec change that
+# moves no other status field (upgradeStrategy None, a toleration) observedGeneration stays behind for good.
+STALE_GENERATION_GRACE_S = 10.0
+
+
+def only_stale_generation(gaps: list[str]) -> bool:
+    """True when the only gap left is an ``observedGeneration`` behind ``metadata.generation``."""
+    return bool(gaps) and all(g.startswith(STALE_GENERATION) for g in gaps)
+
+
+NODE_TYPE_LABEL = "ray.io/node-type"  # KubeRay utils/constant.go RayNodeTypeLabelKey: head | worker
+CLUSTER_LABEL = "ray.io/cluster"  # KubeRay utils/constant.go RayClusterLabelKey
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    """Running with condition Ready True (KubeRay utils/util.go ``IsRunningAndReady``)."""
+    status = pod.get("status") or {}
+    return status.get("phase") == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+def _terminating(pod: dict[str, Any]) -> bool:
+    meta = pod.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp") or meta.get("deletion_timestamp"))
+
+
+def pod_gaps(obj: dict[str, Any], pods: list[dict[str, Any]]) -> list[str]:
+    """What the cluster's Pods still lack: none terminating, one head and ``desiredWorkerReplicas`` workers,
+    all Running and Ready. (KubeRay's own status counts terminating Pods and keeps ``state: ready``.)
+
+    Args:
+        obj: the RayCluster (its ``status.desiredWorkerReplicas``).
+        pods: its Pods, as dicts.
+    """
+    gaps = []
+    going = sorted(p["metadata"]["name"] for p in pods if _terminating(p))
+    if going:
+        gaps.append(f"{len(going)} Pod(s) still terminating: {', '.join(going[:4])}")
+    live = [p for p in pods if not _terminating(p)]
+    heads = [p for p in live if (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "head"]
+    workers = [p for p in live if (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "worker"]
+    if len(heads) != 1:
+        gaps.append(f"{len(heads)} head Pods, want 1")
+    elif not _pod_ready(heads[0]):
+        gaps.append(f"head Pod {heads[0]['metadata']['name']} is not Running and Ready")
+    desired = int((obj.get("status") or {}).get("desiredWorkerReplicas") or 0)
+    ready = sum(_pod_ready(p) for p in workers)
+    if ready != desired or len(workers) != desired:
+        gaps.append(f"worker Pods: {ready} ready of {len(workers)}, want {desired}")
+    return gaps
+
+
+def pod_problems(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Why each Pod that is not Running and Ready is not, as the scheduler and the kubelet said it.
+
+    Returns:
+        Rows ``{"pod", "phase", "reason", "message", "container", "exit_code", "restarts"}``: an
+        ``Unschedulable`` PodScheduled condition (the scheduler's message, e.g. ``0/2 nodes are available:
+        1 Insufficient nvidia.com/gpu ...``), else the first container (init containers first) that is waiting
+        (``CrashLoopBackOff``, ``ErrImagePull``) or terminated, with its last exit code.
+    """
+    rows = []
+    for pod in pods:
+        if _pod_ready(pod) or _terminating(pod):
+            continue
+        status = pod.get("status") or {}
+        row: dict[str, Any] = {"pod": pod["metadata"]["name"], "phase": status.get("phase"), "reason": None,
+                               "message": None, "container": None, "exit_code": None, "restarts": 0}
+        sched = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+        if sched and sched.get("status") == "False":
+            row.update(reason=sched.get("reason"), message=sched.get("message"))
+            rows.append(row)
+            continue
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            state, last = cs.get("state") or {}, cs.get("lastState") or cs.get("last_state") or {}
+            if cs.get("ready") and "running" in state:
+                continue
+            waiting, done = state.get("waiting"), state.get("terminated") or last.get("terminated")
+            if not waiting and not done:
+                continue
+            if done and done.get("exitCode", done.get("exit_code")) == 0 and not waiting:
+                continue  # a finished init container
+            row.update(container=cs.get("name"), restarts=int(cs.get("restartCount") or 0),
+                       reason=(waiting or done or {}).get("reason"),
+                       message=(waiting or {}).get("message") or (done or {}).get("message"),
+                       exit_code=(done or {}).get("exitCode", (done or {}).get("exit_code")))
+            break
+        rows.append(row)
+    return rows
+
+
+def dashboard_url(obj: dict[str, Any]) -> str:
+    """The Ray Job Submission API of a RayCluster: ``http://<head Pod IP>:<endpoints.dashboard>``.
+
+    KubeRay v1.6.2 writes ``status.endpoints`` as the head Service's *target* ports (container ports, e.g.
+    ``"8265"``; ``updateEndpoints``, raycluster_controller.go line 1763) and ``status.head.podIP`` /
+    ``serviceIP`` (the Pod IP again for the default headless Service). The Pod IP is what a kubelet's node,
+    and the sandbox's host, reach directly.
+
+    Raises:
+        PermanentError: the status has no head IP or no dashboard endpoint yet.
+    """
+    status = obj.get("status") or {}
+    head = status.get("head") or {}
+    host = head.get("podIP") or head.get("serviceIP")
+    port = (status.get("endpoints") or {}).get("dashboard")
+    if not host or not port:
+        raise PermanentError(f"RayCluster {obj['metadata'].get('namespace')}/{obj['metadata']['name']} has no "
+                             f"dashboard address in its status (head={head}, endpoints={status.get('endpoints')})")
+    return f"http://{host}:{port}"
 
 
 def suspended_gaps(obj: dict[str, Any]) -> list[str]:
@@ -138,6 +269,15 @@ def diagnosis_text(diag: dict[str, Any]) -> str:
     lines = [f"missing: {'; '.join(diag.get('missing') or ['nothing'])}"]
     for cond in diag.get("conditions") or []:
         lines.append(f"condition {cond['type']}={cond['status']} reason={cond.get('reason')}: {cond.get('message')}")
+    for pod in diag.get("pods") or []:
+        where = f" container {pod['container']}" if pod.get("container") else ""
+        code = f" exit code {pod['exit_code']}" if pod.get("exit_code") is not None else ""
+        restarts = f", {pod['restarts']} restarts" if pod.get("restarts") else ""
+        lines.append(f"pod {pod['pod']} {pod.get('phase')}{where}: {pod.get('reason')}{code}{restarts}: "
+                     f"{pod.get('message') or '-'}")
+        if pod.get("log_tail"):
+            lines.append(f"  last log lines of {pod['pod']}/{pod['container']}:")
+            lines += [f"    {line}" for line in pod["log_tail"].splitlines()]
     for event in diag.get("events") or []:
         lines.append(f"event {event['type']} {event['reason']}: {event['message']}")
     return "\n".join(lines)
@@ -243,67 +383,170 @@ def record_event(kubeconfig: str | None, obj: dict[str, Any], reason: str, messa
         print(f"event {reason} not recorded: {exc}")
 
 
-def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int = 8) -> list[dict[str, Any]]:
-    """The last ``limit`` Events on the RayCluster ``namespace/name`` (oldest first)."""
-    dyn = kube.connect(kubeconfig)
-    events = kube.resource_for(dyn, "v1", "Event").get(
-        namespace=namespace, field_selector=f"involvedObject.kind={KIND},involvedObject.name={name}"
+def _events(dyn: Any, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+    return kube.resource_for(dyn, "v1", "Event").get(
+        namespace=namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"
     ).to_dict().get("items") or []
-    events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
-             "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"),
-             "time": e.get("lastTimestamp")} for e in events[-limit:]]
+
+
+def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int = 8,
+                  pods: list[str] = ()) -> list[dict[str, Any]]:
+    """The last ``limit`` Events on the RayCluster ``namespace/name`` and on the named Pods (oldest first).
+
+    The real operator records its own Events on the RayCluster; the scheduler (``FailedScheduling``) and the
+    kubelet (``BackOff``, ``Failed``) record theirs on the Pods.
+    """
+    dyn = kube.connect(kubeconfig)
+    events = _events(dyn, namespace, KIND, name)
+    for pod in pods:
+        events += _events(dyn, namespace, "Pod", pod)
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in events:
+        involved = e.get("involvedObject") or {}
+        # The scheduler writes events.k8s.io Events: eventTime / series, no lastTimestamp.
+        when = str(e.get("lastTimestamp") or (e.get("series") or {}).get("lastObservedTime") or e.get("eventTime")
+                   or "")
+        row = {"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
+               "object": f"{involved.get('kind')}/{involved.get('name')}",
+               "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"), "time": when}
+        key = (row["object"], row["reason"] or "", row["message"] or "")
+        if key not in rows or when >= rows[key]["time"]:
+            rows[key] = row  # the same message repeated (e.g. FailedScheduling) is shown once, latest
+    return sorted(rows.values(), key=lambda r: r["time"])[-limit:]
+
+
+def list_pods(kubeconfig: str | None, name: str, namespace: str) -> list[dict[str, Any]]:
+    """The RayCluster's Pods (label ``ray.io/cluster=<name>``, as KubeRay labels them) as dicts."""
+    dyn = kube.connect(kubeconfig)
+    return kube.resource_for(dyn, "v1", "Pod").get(
+        namespace=namespace, label_selector=f"{CLUSTER_LABEL}={name}").to_dict().get("items") or []
+
+
+def log_tail(kubeconfig: str | None, pod: str, namespace: str, container: str, lines: int = 15,
+             previous: bool = False) -> str:
+    """The last ``lines`` lines of a container's log (``previous``: of its last terminated run); "" if none."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(kube.connect(kubeconfig).client)
+    try:
+        return api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines,
+                                           previous=previous, _preload_content=True) or ""
+    except Exception:  # no log yet (never started), or no previous run
+        return ""
 
 
 @task(cache_policy=NO_CACHE)
 def diagnose(kubeconfig: str | None, name: str, namespace: str, want: str = "ready") -> dict[str, Any]:
-    """What is missing, the conditions that are not True (reason, message) and the recent Events."""
+    """What is missing, the conditions that are not True (reason, message), each unready Pod's reason (the
+    scheduler's or the kubelet's, with the container's last log lines when it exited) and the recent Events.
+    """
     try:
         obj = kube.get(kube.connect(kubeconfig), API_VERSION, KIND, name, namespace)
     except kube.NotFound:
-        return {"missing": [f"RayCluster {namespace}/{name} does not exist"], "conditions": [], "events": []}
-    gaps = readiness_gaps(obj) if want == "ready" else suspended_gaps(obj)
-    conditions = [{k: c.get(k) for k in ("type", "status", "reason", "message")}
-                  for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") != "True"]
+        return {"missing": [f"RayCluster {namespace}/{name} does not exist"], "conditions": [], "pods": [],
+                "events": []}
     try:
-        events = recent_events(kubeconfig, name, namespace)
+        pods = list_pods(kubeconfig, name, namespace)
+    except Exception as exc:  # no RBAC for Pods: the status alone has to do
+        pods, problems = None, [{"pod": "?", "phase": None, "reason": "PodsUnreadable", "message": str(exc)}]
+    else:
+        problems = pod_problems(pods)
+        for row in problems:
+            if row.get("container") and (row.get("exit_code") is not None or row.get("restarts")):
+                row["log_tail"] = (log_tail(kubeconfig, row["pod"], namespace, row["container"], previous=True)
+                                   or log_tail(kubeconfig, row["pod"], namespace, row["container"]))
+    gaps = readiness_gaps(obj, pods) if want == "ready" else suspended_gaps(obj)
+    conditions = [{k: c.get(k) for k in ("type", "status", "reason", "message")}
+                  for c in (obj.get("status") or {}).get("conditions") or []
+                  if (c.get("status") != "True") != (c.get("type") in _BAD_WHEN_TRUE)
+                  and c.get("type") not in _QUIET_FALSE]
+    try:
+        events = recent_events(kubeconfig, name, namespace, pods=[r["pod"] for r in problems if r["pod"] != "?"])
     except Exception as exc:
         events = [{"type": "Warning", "reason": "EventsUnreadable", "message": str(exc), "source": "kaiops"}]
-    return {"missing": gaps, "conditions": conditions, "events": events}
+    return {"missing": gaps, "conditions": conditions, "pods": problems, "events": events}
+
+
+# Conditions KubeRay v1.6.2 keeps False on a healthy cluster (calculateStatus sets them on every write).
+_QUIET_FALSE = {"RayClusterSuspending", "RayClusterSuspended"}
+# ...and the one that is bad when True: ReplicaFailure (reason FailedCreateHeadPod/FailedCreateWorkerPod/...,
+# message = the API's refusal), removed again after a reconcile without error.
+_BAD_WHEN_TRUE = {"ReplicaFailure"}
+PROGRESS_EVERY_S = 15.0
 
 
 @task(cache_policy=NO_CACHE)
 def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: float,
-               want: str = "ready") -> dict[str, Any]:
-    """Watch the RayCluster until it is ready (``want="ready"``) or suspended (``"suspended"``).
+               want: str = "ready", progress_every_s: float = PROGRESS_EVERY_S) -> dict[str, Any]:
+    """Watch the RayCluster (and, for ``want="ready"``, its Pods) until it is ready or ``"suspended"``.
+
+    Prints what is still missing every ``progress_every_s`` seconds.
 
     Args:
         timeout_s: seconds.
 
     Raises:
         ProvisionTimeout: not there in time; the message and ``diagnosis`` say what is missing, the
-            conditions' reasons and the recent Events.
+            conditions' reasons, each unready Pod's reason (with its last log lines) and the recent Events.
     """
-    gaps = readiness_gaps if want == "ready" else suspended_gaps
-    try:
-        return kube.wait_for(kube.connect(kubeconfig), API_VERSION, KIND, name, lambda o: not gaps(o),
-                             namespace=namespace, timeout=timeout_s)
-    except TimeoutError as exc:
-        diag = diagnose.fn(kubeconfig, name, namespace, want)
-        raise ProvisionTimeout(
-            f"RayCluster {namespace}/{name} not {want} after {timeout_s:.0f}s:\n{diagnosis_text(diag)}", diag
-        ) from exc
+    dyn = kube.connect(kubeconfig)
+    deadline = time.monotonic() + timeout_s
+    started = said = time.monotonic()
+    stale_since: float | None = None
+    check = readiness_gaps if want == "ready" else suspended_gaps
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            obj = kube.wait_for(dyn, API_VERSION, KIND, name, lambda o: not check(o) or only_stale_generation(check(o)),
+                                namespace=namespace, timeout=max(0.5, min(remaining, 5.0)))
+            gaps = readiness_gaps(obj, list_pods(kubeconfig, name, namespace)) if want == "ready" else check(obj)
+        except TimeoutError:
+            gaps = None
+        if gaps == []:
+            return obj
+        if gaps and only_stale_generation(gaps):
+            stale_since = stale_since or time.monotonic()
+            if time.monotonic() - stale_since >= STALE_GENERATION_GRACE_S:
+                print(f"{namespace}/{name}: {gaps[0]}, but everything else is {want} for "
+                      f"{STALE_GENERATION_GRACE_S:.0f}s: KubeRay v1.6.2 writes no status when only observedGeneration "
+                      "would change; counting it as " + want)
+                return obj
+        else:
+            stale_since = None
+        if time.monotonic() >= deadline:
+            break
+        if time.monotonic() - said >= progress_every_s:
+            said = time.monotonic()
+            if gaps is None:
+                gaps = check(read_cluster.fn(kubeconfig, name, namespace) or {})
+            print(f"{namespace}/{name}: not {want} after {said - started:.0f}s: {'; '.join(gaps) or 'checking'}")
+        time.sleep(1.0 if gaps is not None else 0)
+    diag = diagnose.fn(kubeconfig, name, namespace, want)
+    raise ProvisionTimeout(
+        f"RayCluster {namespace}/{name} not {want} after {timeout_s:.0f}s:\n{diagnosis_text(diag)}", diag)
 
 
 @task(cache_policy=NO_CACHE, retries=4, retry_delay_seconds=5, retry_condition_fn=lambda t, r, s: _retry(s))
-def smoke_job(dashboard_url: str, timeout_s: float = 300.0) -> dict[str, Any]:
+def smoke_job(dashboard_url: str, deadline: float, workers: int = 0,
+              entrypoint_resources: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the kaiops smoke job through the Job Submission API; return its result as a dict.
 
-    Retries when the API is not reachable yet (e.g. "No available agent to submit job" right after start).
+    Args:
+        dashboard_url: see :func:`dashboard_url`.
+        deadline: wall-clock time (``time.time()``) by which the job must have finished, retries included.
+        workers: worker Pods the cluster has; the job proves each of them runs tasks.
+        entrypoint_resources: extra Ray resources for the job's driver.
+
+    Retries while the API is not reachable yet (e.g. "No available agent to submit job" right after start).
+
+    Raises:
+        JobTimeout: not finished by ``deadline`` (the job was stopped; its status message and log tail are in
+            the message).
     """
     from tasks.ray_jobs import smoke_test
 
-    result = smoke_test(dashboard_url, timeout=timeout_s)
+    result = smoke_test(dashboard_url, timeout=max(1.0, deadline - time.time()), workers=workers,
+                        entrypoint_resources=entrypoint_resources)
     out = asdict(result)
     out["logs"] = result.logs[-2000:]
     out["succeeded"] = result.succeeded

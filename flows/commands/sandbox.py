@@ -8,10 +8,10 @@ from dataclasses import asdict
 import typer
 
 from flows.commands import sandbox_load
-from flows.output import OutputFormat, OutputOption, emit
+from flows.output import OutputFormat, OutputOption, console, emit
 
-app = typer.Typer(help="The local sandbox platform (real apiserver, Prometheus, S3, GCS, Ray, Prefect).",
-                  no_args_is_help=True)
+app = typer.Typer(help="The local sandbox platform (real control plane, node agent, Prometheus, S3, GCS, Ray, "
+                       "Prefect).", no_args_is_help=True)
 
 ServicesArg = typer.Option(None, "--service", "-s", help="Only this service (repeatable); default: all.")
 
@@ -25,7 +25,31 @@ def up(service: list[str] | None = ServicesArg, output: OutputFormat = OutputOpt
         launcher.up(tuple(service) if service else launcher.DEFAULT_SERVICES)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--service") from exc
-    emit([asdict(s) for s in launcher.status()], output, title="sandbox")
+    emit_status([asdict(s) for s in launcher.status()], output)
+
+
+def emit_status(rows: list[dict], output: OutputFormat) -> None:
+    """Print service rows; as a table only when it fits the terminal (80 columns when not a terminal).
+
+    Values (URLs, log paths) are never cut: a table too wide is printed as one block per service instead.
+    """
+    if output is not OutputFormat.table or not rows:
+        emit(rows, output, title="sandbox")
+        return
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(_text(r.get(c))) for r in rows)) for c in columns]
+    if sum(widths) + 3 * len(columns) + 1 <= console.width:
+        emit(rows, output, title="sandbox")
+        return
+    for row in rows:
+        typer.echo(f"{row['name']}: {row['state']}")
+        for column in columns:
+            if column not in ("name", "state") and row.get(column) not in (None, ""):
+                typer.echo(f"  {column}: {row[column]}")
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
 
 
 @app.command()
@@ -42,7 +66,7 @@ def status(output: OutputFormat = OutputOption) -> None:
     from sandbox import launcher
 
     rows = launcher.status()
-    emit([asdict(s) for s in rows], output, title="sandbox")
+    emit_status([asdict(s) for s in rows], output)
     if any(r.state == "unhealthy" for r in rows):
         raise typer.Exit(1)
 

@@ -41,11 +41,21 @@ def validate(
     files: list[Path] = typer.Argument(..., help="YAML manifests or directories of them (several documents per "
                                        "file allowed)."),
     recursive: bool = typer.Option(False, "--recursive", "-R", help="Also the subdirectories of a directory."),
+    kuberay_version: str | None = typer.Option(
+        None, "--kuberay-version", help="KubeRay release whose CRDs to validate against (default: the one the "
+        "sandbox runs; see configs/crds.yaml for the supported releases)."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Validate KubeRay, KServe, Gateway API and core Kubernetes manifests offline (no cluster needed)."""
+    from tasks.crds import select_release
     from tasks.manifests import validate_files  # jsonschema and the schemas load only when needed
     from tasks.manifests.findings import has_errors
+
+    try:
+        select_release("kuberay", kuberay_version)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] --kuberay-version: {exc} (fix: pass one of those)")
+        raise typer.Exit(EXIT_INVALID) from exc
 
     empty = [p for p in expand(files, recursive) if p.is_dir()]
     if empty:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the sandbox's Go binaries from the Go module proxy at pinned versions, once, into the cache.
-#   kube-apiserver + kubectl  (k8s/: k8s.io/kubernetes as a dependency, staging modules replaced)
+#   kube-apiserver, kubectl, kube-controller-manager, kube-scheduler, kube-proxy
+#                             (k8s/: k8s.io/kubernetes as a dependency, staging modules replaced)
 #   etcd                      (etcd/: go.etcd.io/etcd/server/v3 behind a three-line main)
+#   coredns                   (coredns/: github.com/coredns/coredns with the plugins a cluster DNS needs)
+#   metrics-server            (go install sigs.k8s.io/metrics-server at the pinned version)
 #   fake-gcs-server           (go install at the pinned version)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
@@ -13,19 +16,31 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 
 k8s_release=$(cat "$here/k8s/RELEASE")
 etcd_version=$(grep -oE 'go.etcd.io/etcd/server/v3 v[0-9.]+' "$here/etcd/go.mod" | head -1 | cut -d' ' -f2)
+coredns_version=$(grep -oE 'github.com/coredns/coredns v[0-9.]+' "$here/coredns/go.mod" | head -1 | cut -d' ' -f2)
 fake_gcs_version=v1.56.1
+metrics_server_version=v0.8.0
+kuberay_version=v1.6.2
 
-build_k8s() {  # $1 = command name
-  local out="$bin/$1-$k8s_release"
-  [ -x "$out" ] && return 0
+build_k8s() {  # $@ = command names under k8s/cmd; the missing ones are built in one go build (shared packages)
+  local missing=() name
+  for name in "$@"; do [ -x "$bin/$name-$k8s_release" ] || missing+=("$name"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
   local minor=${k8s_release#v1.}; minor=${minor%%.*}
-  local pkg
+  local pkg ldflags=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$k8s_release -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  echo "building $1 $k8s_release (first time only; several minutes)" >&2
-  (cd "$here/k8s" && go build -trimpath -ldflags "-s -w$ldflags" -o "$out.tmp" "./cmd/$1") && mv "$out.tmp" "$out"
+  echo "building ${missing[*]} $k8s_release (first time only; several minutes)" >&2
+  local tmp; tmp=$(mktemp -d "$bin/.k8s-build.XXXXXX")
+  local pkgs=(); for name in "${missing[@]}"; do pkgs+=("./cmd/$name"); done
+  if [ ${#pkgs[@]} -eq 1 ]; then
+    (cd "$here/k8s" && go build -trimpath -ldflags "-s -w$ldflags" -o "$tmp/${missing[0]}" "${pkgs[0]}")
+  else
+    (cd "$here/k8s" && go build -trimpath -ldflags "-s -w$ldflags" -o "$tmp/" "${pkgs[@]}")
+  fi
+  for name in "${missing[@]}"; do mv "$tmp/$name" "$bin/$name-$k8s_release"; done
+  rmdir "$tmp"
 }
 
 build_etcd() {
@@ -33,6 +48,22 @@ build_etcd() {
   [ -x "$out" ] && return 0
   echo "building etcd $etcd_version (first time only)" >&2
   (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .) && mv "$out.tmp" "$out"
+}
+
+build_coredns() {
+  local out="$bin/coredns-$coredns_version"
+  [ -x "$out" ] && return 0
+  echo "building coredns $coredns_version (first time only)" >&2
+  (cd "$here/coredns" && go build -trimpath -ldflags "-s -w" -o "$out.tmp" .) && mv "$out.tmp" "$out"
+}
+
+build_metrics_server() {
+  local out="$bin/metrics-server-$metrics_server_version"
+  [ -x "$out" ] && return 0
+  echo "building metrics-server $metrics_server_version (first time only)" >&2
+  local tmp; tmp=$(mktemp -d)
+  GOBIN=$tmp go install -trimpath -ldflags "-s -w" "sigs.k8s.io/metrics-server/cmd/metrics-server@$metrics_server_version"
+  mv "$tmp/metrics-server" "$out"; rmdir "$tmp"
 }
 
 build_fake_gcs() {
@@ -44,11 +75,25 @@ build_fake_gcs() {
   mv "$tmp/fake-gcs-server" "$out"; rmdir "$tmp"
 }
 
-ldflags=""
+build_kuberay() {  # the KubeRay operator (ray-operator module), as released
+  local out="$bin/kuberay-operator-$kuberay_version"
+  [ -x "$out" ] && return 0
+  echo "building kuberay-operator $kuberay_version (first time only; a few minutes)" >&2
+  local tmp; tmp=$(mktemp -d)
+  GOBIN=$tmp go install -trimpath -ldflags "-s -w" "github.com/ray-project/kuberay/ray-operator@$kuberay_version"
+  mv "$tmp/ray-operator" "$out"; rmdir "$tmp"
+}
+
+control_plane=(kube-controller-manager kube-scheduler kube-proxy)
 case "${1:-all}" in
-  kube-apiserver|kubectl) build_k8s "$1" ;;
+  kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy) build_k8s "$1" ;;
+  control-plane) build_k8s "${control_plane[@]}" ;;
   etcd) build_etcd ;;
+  coredns) build_coredns ;;
+  metrics-server) build_metrics_server ;;
   fake-gcs-server) build_fake_gcs ;;
-  all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; ldflags=""; build_k8s kubectl ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|etcd|fake-gcs-server]" >&2; exit 2 ;;
+  kuberay-operator) build_kuberay ;;
+  all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
+       build_coredns; build_metrics_server ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server]" >&2; exit 2 ;;
 esac

@@ -2,19 +2,28 @@
 
 from sandbox.services.apiserver import KubeApiserver
 from sandbox.services.base import Service
+from sandbox.services.controller_manager import KubeControllerManager
+from sandbox.services.coredns import CoreDns
 from sandbox.services.etcd import Etcd
 from sandbox.services.gcs import FakeGcs
 from sandbox.services.kserve import KServe
+from sandbox.services.kube_proxy import KubeProxy
 from sandbox.services.kuberay import KubeRay
 from sandbox.services.localmodel import LocalModel
+from sandbox.services.metrics_server import MetricsServer
 from sandbox.services.mlflow import MlflowServer
+from sandbox.services.net import Net
+from sandbox.services.node import Node
 from sandbox.services.prefect import PrefectServer
 from sandbox.services.prometheus import Prometheus
 from sandbox.services.ray import RayHead
 from sandbox.services.s3 import MotoS3
+from sandbox.services.scheduler import KubeScheduler
 
 SERVICES: dict[str, Service] = {
-    s.name: s for s in (Etcd(), KubeApiserver(), Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
+    s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(), Node(),
+                        KubeProxy(), CoreDns(), MetricsServer(),
+                        Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
                         MlflowServer(), KubeRay(), KServe(), LocalModel())
 }
 

@@ -45,6 +45,9 @@ class Service:
         """The environment variables a shell needs to use this service."""
         return {}
 
+    def cleanup(self, state: SandboxState) -> None:
+        """Remove what the stopped process may have left behind (namespaces, links); idempotent."""
+
     def port(self, state: SandboxState, role: str) -> int:
         """A loopback port for ``role``: the one this service had before a restart when still free, else a new one."""
         previous = state.previous_ports.get(self.name, {}).get(role)

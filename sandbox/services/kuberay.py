@@ -1,22 +1,149 @@
-"""The KubeRay emulation (``sandbox/kuberay``): a RayCluster controller with real local Ray heads.
+"""The real KubeRay operator (``github.com/ray-project/kuberay/ray-operator``, built by ``sandbox/build/build.sh``)
+run as a host process with exactly the release's own RBAC.
 
-Healthy once it has listed RayClusters on the apiserver (it writes its pid to ``kuberay/healthy``). Its Ray
-heads are its children, in its process group, so stopping the service stops them.
+Before it starts, this service applies that release's ``config/rbac`` (ServiceAccount ``kuberay-operator``,
+ClusterRole + ClusterRoleBinding ``kuberay-operator``, the leader-election Role + RoleBinding, with the
+kustomization's labels) into namespace :data:`NAMESPACE`, asks the apiserver for a token of that
+ServiceAccount (TokenRequest) and writes a kubeconfig that carries only that token: the operator can do
+what the upstream ClusterRole allows and nothing more. The RBAC files are read from the module at the
+same version as the binary (``go mod download -json``), never copied into the repository.
+
+Flags: ``-kubeconfig``, ``-enable-leader-election=false``, loopback ``-metrics-addr`` and
+``-health-probe-bind-address`` (healthy = its ``/readyz`` answers). Everything else is the release's default
+(feature gates: ``RayClusterStatusConditions`` on, ``RayCronJob`` off).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
+from typing import Any
 
-from sandbox.paths import short_link
-from sandbox.services.base import ControllerService
-from sandbox.state import SandboxState
+import yaml
+
+from sandbox.paths import binary, binary_version
+from sandbox.procs import free_port
+from sandbox.services.base import Launch, Service, http_ok
+from sandbox.state import SandboxState, ServiceRecord
+
+MODULE = "github.com/ray-project/kuberay/ray-operator"
+NAMESPACE = "kuberay-system"
+SERVICE_ACCOUNT = "kuberay-operator"
+FIELD_MANAGER = "kaiops-sandbox"
+TOKEN_SECONDS = 7 * 24 * 3600  # a sandbox lives for hours; the token outlives it
+# config/rbac/kustomization.yaml: the labels kustomize adds to every object, and the files it lists
+LABELS = {"app.kubernetes.io/component": "kuberay-operator", "app.kubernetes.io/name": "kuberay"}
 
 
-class KubeRay(ControllerService):
+def module_dir(version: str) -> Path:
+    """The ray-operator module at ``version`` in the Go module cache (downloaded through the proxy if missing).
+
+    Raises:
+        RuntimeError: ``go mod download`` failed (no network to the proxy, unknown version).
+    """
+    proc = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True,
+                          text=True, check=False, env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
+                          cwd="/")
+    info = json.loads(proc.stdout or "{}")
+    if not info.get("Dir"):
+        raise RuntimeError(f"go mod download {MODULE}@{version} failed: {info.get('Error') or proc.stderr[-500:]}")
+    return Path(info["Dir"])
+
+
+def rbac_objects(module: Path, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The release's ``config/rbac`` objects as kustomize renders them into ``namespace`` (pure but for reads).
+
+    Only the files ``config/rbac/kustomization.yaml`` lists; namespaced objects and ServiceAccount subjects get
+    ``namespace``; every object gets the kustomization's labels.
+    """
+    rbac = module / "config" / "rbac"
+    listed = yaml.safe_load((rbac / "kustomization.yaml").read_text())["resources"]
+    objects = []
+    for name in listed:
+        for doc in yaml.safe_load_all((rbac / name).read_text()):
+            if not doc:
+                continue
+            meta = doc.setdefault("metadata", {})
+            meta["labels"] = {**(meta.get("labels") or {}), **LABELS}
+            if doc["kind"] in ("ServiceAccount", "Role", "RoleBinding"):
+                meta["namespace"] = namespace
+            for subject in doc.get("subjects") or []:
+                if subject.get("kind") == "ServiceAccount":
+                    subject["namespace"] = namespace
+            objects.append(doc)
+    return objects
+
+
+def _token(kubeconfig: str) -> str:
+    from kubernetes import client
+
+    from tasks import kube
+
+    api = client.CoreV1Api(kube.connect(kubeconfig).client)
+    body = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+        audiences=[], expiration_seconds=TOKEN_SECONDS))
+    return api.create_namespaced_service_account_token(SERVICE_ACCOUNT, NAMESPACE, body).status.token
+
+
+def install_rbac(kubeconfig: str, version: str) -> list[str]:
+    """Server-side apply the namespace and the release's RBAC; return ``kind/name`` of what was applied."""
+    from tasks import kube
+
+    dyn = kube.connect(kubeconfig)
+    kube.apply(dyn, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": LABELS}},
+               field_manager=FIELD_MANAGER, force=True)
+    done = []
+    for obj in rbac_objects(module_dir(version)):
+        kube.apply(dyn, obj, field_manager=FIELD_MANAGER, force=True)
+        done.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return done
+
+
+def operator_kubeconfig(admin_kubeconfig: Path, token: str, out: Path) -> Path:
+    """Write a kubeconfig for the operator: the admin kubeconfig's server and CA, the ServiceAccount's token."""
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": SERVICE_ACCOUNT, "context": {"cluster": cluster["name"], "user": SERVICE_ACCOUNT,
+                                                           "namespace": NAMESPACE}}],
+        "current-context": SERVICE_ACCOUNT,
+    }
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.chmod(0o600)
+    tmp.replace(out)
+    return out
+
+
+class KubeRay(Service):
     name = "kuberay"
-    module = "sandbox.kuberay"
+    needs = ("kube-apiserver",)
+    ready_timeout = 90.0
 
-    def root(self, state: SandboxState) -> Path:
-        """``<instance dir>/kr`` through a short link: Ray's socket paths must fit 107 bytes."""
-        return short_link(state.dir / "kr", "kr")
+    def launch(self, state: SandboxState) -> Launch:
+        version = binary_version("kuberay-operator")
+        install_rbac(str(state.kubeconfig), version)
+        kubeconfig = operator_kubeconfig(state.kubeconfig, _token(str(state.kubeconfig)),
+                                         self.data_dir(state) / "kubeconfig")
+        metrics = self.port(state, "metrics")
+        probe = self.port(state, "probe")
+        while probe == metrics:  # two free_port() calls can return the same port
+            probe = free_port()
+        cmd = [
+            str(binary("kuberay-operator")),
+            f"-kubeconfig={kubeconfig}",
+            "-enable-leader-election=false",
+            f"-metrics-addr=127.0.0.1:{metrics}",
+            f"-health-probe-bind-address=127.0.0.1:{probe}",
+            "-log-stdout-encoder=console",
+        ]
+        return Launch(cmd=cmd, url=f"http://127.0.0.1:{probe}", ports={"metrics": metrics, "probe": probe},
+                      env={"KUBECONFIG": None})
+
+    def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
+        return http_ok(f"{record.url}/readyz")

@@ -2,6 +2,12 @@
 
 Other sandbox parts add a target by writing ``<name>.json`` there (file-based service discovery, re-read
 every 5 s and on change), so a new model-server revision is scraped within one scrape interval (2 s).
+
+Job ``kubelet-cadvisor`` scrapes each Node's kubelet API at ``/metrics/cadvisor`` over HTTPS (the instance CA,
+client certificate ``system:prometheus``), as a cluster's Prometheus scrapes the kubelet's cAdvisor endpoint:
+the node agent writes one ``targets/kubelet/<node>.json`` per Node (``<InternalIP>:<kubelet port>``, label
+``node``), so the per-container ``container_cpu_usage_seconds_total`` / ``container_memory_working_set_bytes``
+series carry ``namespace``, ``pod`` and ``container`` as on a cluster.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import shutil
 
 import yaml
 
+from sandbox.pki import ensure_pki
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -33,6 +40,8 @@ class Prometheus(Service):
             if state.fresh:
                 shutil.rmtree(targets, ignore_errors=True)
         targets.mkdir(exist_ok=True)
+        (targets / "kubelet").mkdir(exist_ok=True)
+        pki = ensure_pki(state.dir / "pki")  # Prometheus may start before the apiserver
         port = self.port(state, "http")
         config = {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
@@ -41,6 +50,15 @@ class Prometheus(Service):
                 {
                     "job_name": "sandbox",
                     "file_sd_configs": [{"files": [str(targets / "*.json")], "refresh_interval": "5s"}],
+                },
+                {
+                    "job_name": "kubelet-cadvisor",
+                    "scheme": "https",
+                    "metrics_path": "/metrics/cadvisor",
+                    "honor_labels": True,
+                    "tls_config": {"ca_file": str(pki.ca_cert), "cert_file": str(pki.client_cert("prometheus")),
+                                   "key_file": str(pki.client_key("prometheus"))},
+                    "file_sd_configs": [{"files": [str(targets / "kubelet" / "*.json")], "refresh_interval": "5s"}],
                 },
             ],
         }

@@ -1,6 +1,7 @@
 """Which schema validates which ``apiVersion``/``kind``: the pinned CRDs and Kubernetes' OpenAPI v3 documents.
 
-CRDs come from :func:`tasks.crds.load_crds` (KubeRay v1.7.0, KServe v0.20.0, Gateway API v1.4.1); core kinds
+CRDs come from :func:`tasks.crds.load_crds` (KubeRay v1.6.2 by default or another pinned release chosen
+with :func:`tasks.crds.select_release`, KServe v0.20.0, Gateway API v1.4.1); core kinds
 from :func:`tasks.crds.ensure_openapi` (``k8s.io/kubernetes`` v1.35.4, ``api/openapi-spec/v3``). Everything is
 loaded and translated once per process (``functools.cache``); validators are built once per kind.
 """
@@ -17,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tasks.crds import ensure_openapi, load_crds
+from tasks.crds import ensure_openapi, load_crds, selection_key
 from tasks.manifests.structural import CORE_URI, ref_to, translate
 
 OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -119,13 +120,18 @@ def registry() -> Registry:
     return Registry().with_resource(CORE_URI, resource)
 
 
-@cache
 def validator(group: str, version: str, kind: str) -> Draft202012Validator | None:
     """Return a cached JSON Schema validator for one served ``group/version, kind``, or None if unknown.
 
     For CRDs the root ``metadata`` (``type: object`` in every CRD) is validated as the apiserver does, with
-    the core ``ObjectMeta`` schema.
+    the core ``ObjectMeta`` schema. Cached per release selection (:func:`tasks.crds.select_release`).
     """
+    return _validator(group, version, kind, selection_key())
+
+
+@cache
+def _validator(group: str, version: str, kind: str,
+               key: tuple[tuple[str, str], ...]) -> Draft202012Validator | None:
     crd = load_crds().get((group, kind))
     if crd is not None:
         served = [v for v in crd["spec"]["versions"] if v["name"] == version and v.get("served", True)]

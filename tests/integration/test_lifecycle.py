@@ -12,7 +12,7 @@ from sandbox.procs import alive, port_open
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("kube-apiserver", "s3", "gcs")  # etcd comes with the apiserver
+SERVICES = ("kube-apiserver", "s3", "gcs")  # etcd and net (its advertised address) come with the apiserver
 
 
 def test_up_twice_then_down_leaves_nothing_behind() -> None:
@@ -20,7 +20,7 @@ def test_up_twice_then_down_leaves_nothing_behind() -> None:
     try:
         first = launcher.up(SERVICES, instance=instance)
         pids = {n: r.pid for n, r in first.services.items()}
-        assert set(pids) == {"etcd", "kube-apiserver", "s3", "gcs"}
+        assert set(pids) == {"etcd", "net", "kube-apiserver", "s3", "gcs"}
 
         second = launcher.up(SERVICES, instance=instance)
         assert {n: r.pid for n, r in second.services.items()} == pids, "a second up must not restart anything"
@@ -37,7 +37,7 @@ def test_up_twice_then_down_leaves_nothing_behind() -> None:
         pids = {n: r.pid for n, r in third.services.items()}
     finally:
         stopped = launcher.down(instance=instance)
-    assert set(stopped) == {"etcd", "kube-apiserver", "s3", "gcs"}
+    assert set(stopped) == {"etcd", "net", "kube-apiserver", "s3", "gcs"}
     assert not any(alive(pid) for pid in pids.values())
     assert not [p for p in ports if port_open(p)]
     assert launcher.load(instance).services == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import json
@@ -19,10 +20,20 @@ from configs.ray_cluster import (
 )
 from sandbox.kuberay import startparams
 from sandbox.kuberay.status import HeadObservation, calculate_status, differs, group_desired_replicas
-from tasks.errors import InputError
+from tasks import crds
+from tasks.errors import InputError, PermanentError
 from tasks.manifests import validate_documents
 from tasks.ray_cluster import render_ray_cluster
-from tasks.ray_provision import readiness_gaps, same_object, spec_diff
+from tasks.ray_jobs import smoke_entrypoint, tail
+from tasks.ray_provision import (
+    dashboard_url,
+    diagnosis_text,
+    only_stale_generation,
+    pod_problems,
+    readiness_gaps,
+    same_object,
+    spec_diff,
+)
 
 pytestmark = pytest.mark.unit
 CLUSTERS = Path(__file__).resolve().parents[2] / "configs" / "clusters"
@@ -30,10 +41,15 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # --- config ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("release", ["v1.6.2", "v1.7.0"])
 @pytest.mark.parametrize("name", ["sandbox.yaml", "production-example.yaml"])
-def test_committed_configs_render_to_valid_rayclusters(name: str) -> None:
+def test_committed_configs_render_to_valid_rayclusters(name: str, release: str) -> None:
     manifest = render_ray_cluster(load_cluster_config(CLUSTERS / name))
-    assert validate_documents([manifest], name) == []
+    crds.select_release("kuberay", release)
+    try:
+        assert validate_documents([manifest], name) == []
+    finally:
+        crds.select_release("kuberay", None)
     assert manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kaiops"
 
 
@@ -256,3 +272,141 @@ def test_plan_helpers() -> None:
     planned["spec"]["workerGroupSpecs"][0]["replicas"] = 2
     assert not same_object(live, planned)
     assert "-    replicas: 1\n+    replicas: 2" in spec_diff(live, planned)
+
+
+# --- readiness against the Pods (what KubeRay v1.6.2's status leaves out) --------------------------------
+def _pod(name: str, node_type: str, ready: bool = True, phase: str = "Running", terminating: bool = False,
+         **status) -> dict:
+    meta = {"name": name, "labels": {"ray.io/cluster": "c", "ray.io/node-type": node_type}}
+    if terminating:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    return {"metadata": meta, "status": {"phase": phase, "conditions": conditions, **status}}
+
+
+def _ready_cluster(desired: int = 1) -> dict:
+    """A RayCluster status as the real operator writes it once every Pod ran (field names from v1.6.2)."""
+    return {
+        "metadata": {"name": "c", "namespace": "ray", "generation": 2},
+        "status": {
+            "state": "ready", "observedGeneration": 2, "readyWorkerReplicas": desired,
+            "desiredWorkerReplicas": desired, "endpoints": {"dashboard": "8265", "gcs-server": "6379"},
+            "head": {"podIP": "10.101.1.5", "podName": "c-head-x", "serviceIP": "10.101.1.5",
+                     "serviceName": "c-head-svc"},
+            "conditions": [
+                {"type": "HeadPodReady", "status": "True", "reason": "HeadPodRunningAndReady"},
+                {"type": "RayClusterProvisioned", "status": "True", "reason": "AllPodRunningAndReadyFirstTime"},
+                {"type": "RayClusterSuspended", "status": "False", "reason": "RayClusterSuspended"},
+            ],
+        },
+    }
+
+
+def test_sticky_ready_status_is_not_enough_while_old_pods_terminate() -> None:
+    rc = _ready_cluster()
+    old = [_pod("c-head-a", "head", terminating=True), _pod("c-w-a", "worker", terminating=True)]
+    assert readiness_gaps(rc) == []  # the status alone says ready: state and RayClusterProvisioned are sticky
+    gaps = readiness_gaps(rc, old)
+    assert gaps[0] == "2 Pod(s) still terminating: c-head-a, c-w-a"
+    assert "0 head Pods, want 1" in gaps and "worker Pods: 0 ready of 0, want 1" in gaps
+    new = [_pod("c-head-b", "head"), _pod("c-w-b", "worker", ready=False)]
+    assert readiness_gaps(rc, new) == ["worker Pods: 0 ready of 1, want 1"]
+    new[1] = _pod("c-w-b", "worker")
+    assert readiness_gaps(rc, new) == []
+    assert readiness_gaps(rc, [*new, _pod("c-w-c", "worker")]) == ["worker Pods: 2 ready of 2, want 1"]
+
+
+def test_pod_problems_give_the_scheduler_and_kubelet_reasons() -> None:
+    unschedulable = _pod("c-gpu", "worker", ready=False, phase="Pending")
+    unschedulable["status"]["conditions"] = [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}]
+    crashing = _pod("c-head", "head", ready=False, containerStatuses=[{
+        "name": "ray-head", "ready": False, "restartCount": 3,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 2, "reason": "Error"}}}])
+    waiting_init = _pod("c-w", "worker", ready=False, phase="Pending", initContainerStatuses=[{
+        "name": "wait-gcs-ready", "ready": False, "restartCount": 0, "state": {"running": {}}}])
+    rows = {r["pod"]: r for r in pod_problems([unschedulable, crashing, waiting_init, _pod("ok", "worker")])}
+    assert set(rows) == {"c-gpu", "c-head", "c-w"}
+    assert (rows["c-gpu"]["reason"], rows["c-gpu"]["message"]) == (
+        "Unschedulable", "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+    head = rows["c-head"]
+    assert (head["container"], head["reason"], head["exit_code"], head["restarts"]) == (
+        "ray-head", "CrashLoopBackOff", 2, 3)
+    assert rows["c-w"]["reason"] is None and rows["c-w"]["phase"] == "Pending"
+    text = diagnosis_text({"missing": ["x"], "pods": [{**head, "log_tail": "ray: error: no such option"}]})
+    assert "pod c-head Running container ray-head: CrashLoopBackOff exit code 2, 3 restarts" in text
+    assert "    ray: error: no such option" in text
+
+
+def test_dashboard_url_is_the_head_pod_and_its_target_port() -> None:
+    assert dashboard_url(_ready_cluster()) == "http://10.101.1.5:8265"
+    rc = _ready_cluster()
+    rc["status"]["head"] = {"podIP": "", "serviceIP": "", "podName": "", "serviceName": "c-head-svc"}
+    with pytest.raises(PermanentError, match="no dashboard address"):
+        dashboard_url(rc)
+
+
+def test_smoke_entrypoint_carries_the_worker_count_and_a_script_that_compiles() -> None:
+    argv = shlex.split(smoke_entrypoint(3, patience_s=40))
+    assert argv[0] == "python" and argv[-2:] == ["3", "40"]
+    code = argv[2].split("b64decode('")[1].split("')")[0]
+    script = base64.b64decode(code).decode()
+    compile(script, "smoke", "exec")
+    assert "soft=False" in script and "node:__internal_head__" in script
+
+
+def test_log_tail_keeps_the_last_lines() -> None:
+    assert tail("a\nb\nc\n", 2) == "b\nc"
+    assert tail("", 3) == ""
+
+
+# --- KubeRay releases -------------------------------------------------------------------------------------
+def test_kuberay_releases_default_to_the_one_the_sandbox_runs() -> None:
+    from sandbox.paths import binary_version
+
+    assert crds.releases("kuberay") == ["v1.6.2", "v1.7.0"]
+    assert binary_version("kuberay-operator") == crds.releases("kuberay")[0]
+    chosen = {s.name: s.version for s in crds.selected_sources()}
+    assert chosen["kuberay"] == "v1.6.2"
+    assert {s.name: s.version for s in crds.selected_sources(selection={"kuberay": "v1.7.0"})}["kuberay"] == "v1.7.0"
+    v162 = next(s for s in crds.load_sources() if s.version == "v1.6.2")
+    assert any(f.name == "ray.io_raycronjobs.yaml" for f in v162.files)
+    with pytest.raises(ValueError, match=r"supported: v1\.6\.2, v1\.7\.0"):
+        crds.select_release("kuberay", "v1.5.0")
+
+
+def test_operator_rbac_is_the_release_files_in_our_namespace(tmp_path: Path) -> None:
+    from sandbox.services.kuberay import LABELS, rbac_objects
+
+    rbac = tmp_path / "config" / "rbac"
+    rbac.mkdir(parents=True)
+    (rbac / "kustomization.yaml").write_text("resources:\n- role.yaml\n- binding.yaml\n")
+    (rbac / "role.yaml").write_text("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\n"
+                                    "metadata: {name: kuberay-operator}\nrules: []\n")
+    (rbac / "binding.yaml").write_text(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: le}\n"
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: le}\n"
+        "subjects: [{kind: ServiceAccount, name: kuberay-operator}]\n")
+    (rbac / "unlisted.yaml").write_text("kind: ClusterRole\nmetadata: {name: not-applied}\n")
+    role, binding = rbac_objects(tmp_path, "ns1")
+    assert "namespace" not in role["metadata"] and role["metadata"]["labels"] == LABELS
+    assert binding["metadata"]["namespace"] == "ns1" and binding["subjects"][0]["namespace"] == "ns1"
+
+
+def test_a_generation_gap_alone_is_told_apart() -> None:
+    rc = _ready_cluster()
+    rc["metadata"]["generation"] = 3  # KubeRay v1.6.2 wrote no status for generation 3 (nothing else changed)
+    gaps = readiness_gaps(rc, [_pod("h", "head"), _pod("w", "worker")])
+    assert gaps == ["status is for generation 2, the spec is at 3"] and only_stale_generation(gaps)
+    assert not only_stale_generation([*gaps, "worker Pods: 0 ready of 1, want 1"])
+    assert not only_stale_generation([])
+
+
+def test_replica_failure_is_a_gap() -> None:
+    rc = _ready_cluster()
+    rc["status"]["conditions"].append({"type": "ReplicaFailure", "status": "True", "reason": "FailedCreateHeadPod",
+                                       "message": 'FailedCreateHeadPod\npods "c-head-" is forbidden'})
+    assert readiness_gaps(rc) == ['ReplicaFailure (FailedCreateHeadPod: FailedCreateHeadPod\npods "c-head-" is '
+                                  'forbidden)']
