@@ -36,6 +36,7 @@ class Verdict(StrEnum):
     quiet = "quiet"  # its series exist and the expression returns nothing now
     no_series = "no-series"  # a metric it needs has no series in this Prometheus: it cannot fire (absent() aside)
     query_failed = "query-failed"  # Prometheus rejected the expression or did not answer
+    rejected = "rejected"  # Prometheus's parser rejects the rule: the Prometheus Operator never loads it
     offline = "offline"  # no Prometheus given: only the catalogue was consulted
 
 
@@ -120,6 +121,19 @@ def load_rules(path: Path) -> list[dict[str, Any]]:
     return rules
 
 
+def cluster_rules(kubeconfig: str | None, namespace: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """``(source, PrometheusRule)`` for every PrometheusRule in ``namespace`` (all namespaces when None).
+
+    Raises:
+        NotFound: the cluster does not serve monitoring.coreos.com/v1 PrometheusRule (no Prometheus Operator CRDs).
+    """
+    from tasks import kube
+
+    dyn = kube.connect(kubeconfig)
+    items = kube.list_objects(dyn, "monitoring.coreos.com/v1", "PrometheusRule", namespace)
+    return [(f"cluster {(o.get('metadata') or {}).get('namespace', '')}", o) for o in items]
+
+
 def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatus:
     version = ""
     if name in recorded:
@@ -160,22 +174,47 @@ def check_files(paths: list[Path], prometheus_url: str | None = None) -> list[Ru
         InputError: a file is bad (see :func:`load_rules`); nothing is queried then.
         TemporaryError: Prometheus did not answer the series listing.
     """
-    loaded = [(p, doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
+    loaded = [(str(p), doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
+    return check_objects(loaded, prometheus_url)
+
+
+def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str | None = None) -> list[RuleStatus]:
+    """One :class:`RuleStatus` per rule of each ``(source, PrometheusRule)``.
+
+    A PrometheusRule that Prometheus's parser rejects gets one ``rejected`` row per rule promtool names (the
+    Prometheus Operator would not load it); its other rules are still checked.
+
+    Raises:
+        TemporaryError: Prometheus did not answer the series listing.
+    """
     provider = PrometheusProvider(prometheus_url) if prometheus_url else None
     try:
         live = provider.metric_names()[0] if provider else None
         out: list[RuleStatus] = []
-        for path, doc in loaded:
-            groups = doc["spec"]["groups"]
+        for source, doc in objects:
+            groups = [g for g in (doc.get("spec") or {}).get("groups") or [] if isinstance(g, dict)]
+            rejected = {(p.group, p.rule): p.message for p in check_groups(groups)} if groups else {}
             recorded = recorded_names(groups)
             label = f"PrometheusRule/{(doc.get('metadata') or {}).get('name', '?')}"
-            for group in groups:
-                for item in group.get("rules") or []:
+            if (None, None) in rejected:
+                out.append(RuleStatus(source, label, "", "", "-", "", verdict=Verdict.rejected,
+                                      error=rejected[(None, None)]))
+                continue
+            for g, group in enumerate(groups):
+                for r, item in enumerate(group.get("rules") or []):
                     kind = "alert" if "alert" in item else "record"
                     expr = str(item.get("expr", ""))
-                    metrics = [_metric(n, recorded, live) for n in metric_names(expr)]
-                    status = RuleStatus(str(path), label, str(group.get("name", "")),
-                                        str(item.get(kind, "")), kind, expr, metrics)
+                    status = RuleStatus(source, label, str(group.get("name", "")), str(item.get(kind, "")), kind,
+                                        expr)
+                    if (g, r) in rejected:
+                        out.append(_with(status, Verdict.rejected, None, rejected[(g, r)]))
+                        continue
+                    try:
+                        metrics = [_metric(n, recorded, live) for n in metric_names(expr)]
+                    except ValueError as exc:
+                        out.append(_with(status, Verdict.rejected, None, str(exc)))
+                        continue
+                    status = RuleStatus(status.file, label, status.group, status.rule, kind, expr, metrics)
                     out.append(_evaluate(provider, status) if provider else status)
         return out
     finally:
