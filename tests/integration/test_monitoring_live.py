@@ -180,3 +180,10 @@ def test_namespace_rules_from_the_cluster_are_checked_and_a_rejected_one_is_name
     finally:
         for obj in (good, bad):
             resource.delete(name=obj["metadata"]["name"], namespace=ns)
+
+
+def test_shipped_monitoring_manifests_are_clean() -> None:
+    from tasks.manifests import validate_files
+
+    findings = validate_files(sorted((REPO / "deployments/monitoring").glob("*.yaml")))
+    assert [str(f) for f in findings] == []
