@@ -63,7 +63,7 @@ def check(
         for m in s.metrics:
             who = m.exported_by or f"unknown (nearest: {m.nearest})"
             now = "" if m.series_now is None else (" series now" if m.series_now else " NO series")
-            metrics.append(f"{m.name}: {who}{now}")
+            metrics.append(f"{m.selector}: {who}{now}")
         rows.append({"rule": f"{s.object} {s.group}/{s.rule}", "metrics": "\n".join(metrics) or "-",
                      "verdict": str(s.verdict) + (f" ({s.series} series)" if s.series else "")
                      + (f": {s.error}" if s.error else "")})

@@ -2,8 +2,9 @@
 
 What a reviewer asks before trusting an alert. For every rule of every PrometheusRule in the given files:
 
-- the metrics its expression selects, each with the pinned component that exports it (the catalogue) and
-  whether this Prometheus has series of it now (``/api/v1/label/__name__/values``);
+- the vector selectors its expression uses (``up{job=~".+-head-svc"}``), each with the pinned component that
+  exports the metric (the catalogue) and whether this Prometheus has series matching the selector now
+  (``count(<selector>)``: a right metric with a wrong ``job`` matcher has no series either);
 - the expression evaluated now (``count(<expr>)`` through :class:`tasks.metrics.PrometheusProvider`, the
   project's one Prometheus client): how many series it returns, i.e. how many alerts would be pending or
   firing (``for:`` is not waited for: "would fire" means the condition holds now).
@@ -24,7 +25,7 @@ from tasks.analysis import Outcome
 from tasks.errors import InputError
 from tasks.metrics import PrometheusProvider
 from tasks.monitoring import catalogue
-from tasks.monitoring.promql import PROMETHEUS_SERIES, check_groups, metric_names, recorded_names
+from tasks.monitoring.promql import PROMETHEUS_SERIES, check_groups, recorded_names, selectors
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -42,17 +43,19 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class MetricStatus:
-    """One metric an expression selects.
+    """One vector selector of an expression.
 
     Attributes:
         name: the metric name.
+        selector: the selector as written (``up{job="x"}``; the bare name when it has no matchers).
         exported_by: the catalogue's component, ``recording rule``, ``prometheus``, or None (unknown).
         version: the pinned version the component's names were read at ("" when not a component).
         nearest: the nearest catalogued name when ``exported_by`` is None.
-        series_now: whether the live Prometheus has series of it (None offline).
+        series_now: whether the live Prometheus has series matching the selector (None offline or on failure).
     """
 
     name: str
+    selector: str
     exported_by: str | None
     version: str
     nearest: str | None
@@ -134,7 +137,7 @@ def cluster_rules(kubeconfig: str | None, namespace: str | None) -> list[tuple[s
     return [(f"cluster {(o.get('metadata') or {}).get('namespace', '')}", o) for o in items]
 
 
-def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatus:
+def _metric(name: str, selector: str, recorded: set[str], provider: PrometheusProvider | None) -> MetricStatus:
     version = ""
     if name in recorded:
         by: str | None = "recording rule"
@@ -144,7 +147,11 @@ def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatu
         comp = catalogue.series_index().get(name)
         by, version = (comp.name, comp.version) if comp else (None, "")
     near = None if by else catalogue.nearest(name)
-    return MetricStatus(name, by, version, near, None if live is None else name in live)
+    now: bool | None = None
+    if provider is not None:
+        result = provider.query(f"count({selector})")
+        now = None if result.outcome is Outcome.QUERY_FAILED else result.outcome is Outcome.OK
+    return MetricStatus(name, selector, by, version, near, now)
 
 
 def _evaluate(provider: PrometheusProvider, status: RuleStatus) -> RuleStatus:
@@ -172,7 +179,7 @@ def check_files(paths: list[Path], prometheus_url: str | None = None) -> list[Ru
 
     Raises:
         InputError: a file is bad (see :func:`load_rules`); nothing is queried then.
-        TemporaryError: Prometheus did not answer the series listing.
+        TemporaryError: Prometheus did not answer.
     """
     loaded = [(str(p), doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
     return check_objects(loaded, prometheus_url)
@@ -185,11 +192,12 @@ def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str
     Prometheus Operator would not load it); its other rules are still checked.
 
     Raises:
-        TemporaryError: Prometheus did not answer the series listing.
+        TemporaryError: Prometheus did not answer at all (later failed queries become ``query-failed`` rows).
     """
     provider = PrometheusProvider(prometheus_url) if prometheus_url else None
     try:
-        live = provider.metric_names()[0] if provider else None
+        if provider:
+            provider.metric_names()  # reachable at all? (else TemporaryError: exit 1, nothing half-reported)
         out: list[RuleStatus] = []
         for source, doc in objects:
             groups = [g for g in (doc.get("spec") or {}).get("groups") or [] if isinstance(g, dict)]
@@ -210,7 +218,7 @@ def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str
                         out.append(_with(status, Verdict.rejected, None, rejected[(g, r)]))
                         continue
                     try:
-                        metrics = [_metric(n, recorded, live) for n in metric_names(expr)]
+                        metrics = [_metric(n, text, recorded, provider) for n, text in selectors(expr)]
                     except ValueError as exc:
                         out.append(_with(status, Verdict.rejected, None, str(exc)))
                         continue

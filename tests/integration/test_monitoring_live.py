@@ -117,6 +117,20 @@ def test_ray_rules_without_ray_targets_no_series_and_absent_fires(prometheus) ->
     assert rules["RayClusterDown"].verdict is Verdict.firing  # absent(up{job=~".+-head-svc"}): no head is scraped
 
 
+def test_a_right_metric_with_a_wrong_job_matcher_has_no_series(prometheus, tmp_path: Path) -> None:
+    url, _ = prometheus
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: jobs}\nspec:\n"
+        "  groups:\n  - name: g\n    rules:\n"
+        "    - {alert: WrongJob, expr: 'up{job=\"ray-head\"} == 0'}\n"
+        "    - {alert: RightJob, expr: 'up{job=\"prometheus\"} == 0'}\n")
+    got = by_rule(check_files([rules], url))
+    assert got["WrongJob"].verdict is Verdict.no_series and got["WrongJob"].metrics[0].series_now is False
+    assert got["WrongJob"].metrics[0].selector == 'up{job="ray-head"}'
+    assert got["RightJob"].verdict is Verdict.quiet and got["RightJob"].metrics[0].series_now is True
+
+
 def test_cli_json_and_exit_2_on_bad_input(prometheus, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
