@@ -214,3 +214,17 @@ def wait_for(
                 return obj
             if time.monotonic() >= deadline:
                 break
+
+
+def list_objects(dyn: DynamicClient, api_version: str, kind: str, namespace: str | None = None) -> list[dict]:
+    """Return every object of ``kind`` (in ``namespace``, or in all namespaces when None) as dicts.
+
+    Raises:
+        NotFound: the kind is not served (its CRD is not installed).
+        PermanentError / TemporaryError: the apiserver refused (4xx) or did not answer.
+    """
+    resource = resource_for(dyn, api_version, kind)
+    try:
+        return [item.to_dict() for item in resource.get(namespace=namespace).items]
+    except (ApiException, DynamicApiError, urllib3.exceptions.HTTPError) as exc:
+        raise _translate(exc, f"list {kind} in {namespace or 'all namespaces'}") from exc

@@ -1,7 +1,11 @@
-"""``kaiops monitoring check FILE...``: each alert rule, whether its series exist now and whether it would fire.
+"""``kaiops monitoring check [FILE...] [--namespace NS]``: each alert rule, whether its series exist now and
+whether it would fire.
 
-Exit 0 with the table; 2 on bad input (unreadable or non-YAML file, no PrometheusRule, a rule Prometheus's
-parser rejects, a malformed ``--prometheus`` URL) before anything is queried; 1 when Prometheus does not answer.
+Rules come from files or from the PrometheusRules of a namespace in the cluster. Exit 0 with the table; 2 on bad
+input (no file and no namespace, an unreadable or non-YAML file, a file without PrometheusRule, a rule
+Prometheus's parser rejects, a malformed ``--prometheus`` URL, a cluster without the PrometheusRule CRD) before
+anything is queried; 1 when Prometheus or the apiserver does not answer. Rules found in the cluster that
+Prometheus's parser rejects are listed as ``rejected`` (the Prometheus Operator would not load them).
 """
 
 from __future__ import annotations
@@ -31,16 +35,25 @@ def _url(value: str | None) -> str | None:
 
 @app.command("check")
 def check(
-    files: list[Path] = typer.Argument(..., help="YAML files with PrometheusRule objects."),
+    files: list[Path] = typer.Argument(None, help="YAML files with PrometheusRule objects."),
+    namespace: str | None = typer.Option(None, "--namespace", "-n", help="Also the PrometheusRules of this "
+                                         "namespace in the cluster (`all`: every namespace)."),
+    kubeconfig: str | None = typer.Option(None, "--kubeconfig", help="Kubeconfig (default: $KUBECONFIG)."),
     prometheus: str | None = typer.Option(None, "--prometheus", help="Base URL of a live Prometheus "
                                           "(default: $PROMETHEUS_URL; none: check the metric catalogue only)."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """List each alert and recording rule: the metrics it uses (who exports them, series now) and its verdict."""
-    from tasks.monitoring.live import check_files
+    from tasks.monitoring.live import check_objects, cluster_rules, load_rules
 
+    if not files and not namespace:
+        raise InputError("<cli>", "FILE / --namespace", "nothing to check",
+                         "give PrometheusRule files, or --namespace NS to read them from the cluster")
     url = _url(prometheus or os.environ.get("PROMETHEUS_URL"))
-    statuses = check_files(files, url)
+    objects = [(str(p), doc) for p in files or [] for doc in load_rules(p)]  # every file checked before a query
+    if namespace:
+        objects += cluster_rules(kubeconfig, None if namespace == "all" else namespace)
+    statuses = check_objects(objects, url)
     if output is not OutputFormat.table:
         emit([s.as_dict() for s in statuses], output)
         return
@@ -50,7 +63,7 @@ def check(
         for m in s.metrics:
             who = m.exported_by or f"unknown (nearest: {m.nearest})"
             now = "" if m.series_now is None else (" series now" if m.series_now else " NO series")
-            metrics.append(f"{m.name}: {who}{now}")
+            metrics.append(f"{m.selector}: {who}{now}")
         rows.append({"rule": f"{s.object} {s.group}/{s.rule}", "metrics": "\n".join(metrics) or "-",
                      "verdict": str(s.verdict) + (f" ({s.series} series)" if s.series else "")
                      + (f": {s.error}" if s.error else "")})

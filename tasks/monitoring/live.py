@@ -2,8 +2,9 @@
 
 What a reviewer asks before trusting an alert. For every rule of every PrometheusRule in the given files:
 
-- the metrics its expression selects, each with the pinned component that exports it (the catalogue) and
-  whether this Prometheus has series of it now (``/api/v1/label/__name__/values``);
+- the vector selectors its expression uses (``up{job=~".+-head-svc"}``), each with the pinned component that
+  exports the metric (the catalogue) and whether this Prometheus has series matching the selector now
+  (``count(<selector>)``: a right metric with a wrong ``job`` matcher has no series either);
 - the expression evaluated now (``count(<expr>)`` through :class:`tasks.metrics.PrometheusProvider`, the
   project's one Prometheus client): how many series it returns, i.e. how many alerts would be pending or
   firing (``for:`` is not waited for: "would fire" means the condition holds now).
@@ -24,7 +25,7 @@ from tasks.analysis import Outcome
 from tasks.errors import InputError
 from tasks.metrics import PrometheusProvider
 from tasks.monitoring import catalogue
-from tasks.monitoring.promql import PROMETHEUS_SERIES, check_groups, metric_names, recorded_names
+from tasks.monitoring.promql import PROMETHEUS_SERIES, check_groups, recorded_names, selectors
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -36,22 +37,25 @@ class Verdict(StrEnum):
     quiet = "quiet"  # its series exist and the expression returns nothing now
     no_series = "no-series"  # a metric it needs has no series in this Prometheus: it cannot fire (absent() aside)
     query_failed = "query-failed"  # Prometheus rejected the expression or did not answer
+    rejected = "rejected"  # Prometheus's parser rejects the rule: the Prometheus Operator never loads it
     offline = "offline"  # no Prometheus given: only the catalogue was consulted
 
 
 @dataclass(frozen=True)
 class MetricStatus:
-    """One metric an expression selects.
+    """One vector selector of an expression.
 
     Attributes:
         name: the metric name.
+        selector: the selector as written (``up{job="x"}``; the bare name when it has no matchers).
         exported_by: the catalogue's component, ``recording rule``, ``prometheus``, or None (unknown).
         version: the pinned version the component's names were read at ("" when not a component).
         nearest: the nearest catalogued name when ``exported_by`` is None.
-        series_now: whether the live Prometheus has series of it (None offline).
+        series_now: whether the live Prometheus has series matching the selector (None offline or on failure).
     """
 
     name: str
+    selector: str
     exported_by: str | None
     version: str
     nearest: str | None
@@ -120,7 +124,20 @@ def load_rules(path: Path) -> list[dict[str, Any]]:
     return rules
 
 
-def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatus:
+def cluster_rules(kubeconfig: str | None, namespace: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """``(source, PrometheusRule)`` for every PrometheusRule in ``namespace`` (all namespaces when None).
+
+    Raises:
+        NotFound: the cluster does not serve monitoring.coreos.com/v1 PrometheusRule (no Prometheus Operator CRDs).
+    """
+    from tasks import kube
+
+    dyn = kube.connect(kubeconfig)
+    items = kube.list_objects(dyn, "monitoring.coreos.com/v1", "PrometheusRule", namespace)
+    return [(f"cluster {(o.get('metadata') or {}).get('namespace', '')}", o) for o in items]
+
+
+def _metric(name: str, selector: str, recorded: set[str], provider: PrometheusProvider | None) -> MetricStatus:
     version = ""
     if name in recorded:
         by: str | None = "recording rule"
@@ -130,7 +147,11 @@ def _metric(name: str, recorded: set[str], live: set[str] | None) -> MetricStatu
         comp = catalogue.series_index().get(name)
         by, version = (comp.name, comp.version) if comp else (None, "")
     near = None if by else catalogue.nearest(name)
-    return MetricStatus(name, by, version, near, None if live is None else name in live)
+    now: bool | None = None
+    if provider is not None:
+        result = provider.query(f"count({selector})")
+        now = None if result.outcome is Outcome.QUERY_FAILED else result.outcome is Outcome.OK
+    return MetricStatus(name, selector, by, version, near, now)
 
 
 def _evaluate(provider: PrometheusProvider, status: RuleStatus) -> RuleStatus:
@@ -158,24 +179,50 @@ def check_files(paths: list[Path], prometheus_url: str | None = None) -> list[Ru
 
     Raises:
         InputError: a file is bad (see :func:`load_rules`); nothing is queried then.
-        TemporaryError: Prometheus did not answer the series listing.
+        TemporaryError: Prometheus did not answer.
     """
-    loaded = [(p, doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
+    loaded = [(str(p), doc) for p in paths for doc in load_rules(p)]  # all input is checked before any query
+    return check_objects(loaded, prometheus_url)
+
+
+def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str | None = None) -> list[RuleStatus]:
+    """One :class:`RuleStatus` per rule of each ``(source, PrometheusRule)``.
+
+    A PrometheusRule that Prometheus's parser rejects gets one ``rejected`` row per rule promtool names (the
+    Prometheus Operator would not load it); its other rules are still checked.
+
+    Raises:
+        TemporaryError: Prometheus did not answer at all (later failed queries become ``query-failed`` rows).
+    """
     provider = PrometheusProvider(prometheus_url) if prometheus_url else None
     try:
-        live = provider.metric_names()[0] if provider else None
+        if provider:
+            provider.metric_names()  # reachable at all? (else TemporaryError: exit 1, nothing half-reported)
         out: list[RuleStatus] = []
-        for path, doc in loaded:
-            groups = doc["spec"]["groups"]
+        for source, doc in objects:
+            groups = [g for g in (doc.get("spec") or {}).get("groups") or [] if isinstance(g, dict)]
+            rejected = {(p.group, p.rule): p.message for p in check_groups(groups)} if groups else {}
             recorded = recorded_names(groups)
             label = f"PrometheusRule/{(doc.get('metadata') or {}).get('name', '?')}"
-            for group in groups:
-                for item in group.get("rules") or []:
+            if (None, None) in rejected:
+                out.append(RuleStatus(source, label, "", "", "-", "", verdict=Verdict.rejected,
+                                      error=rejected[(None, None)]))
+                continue
+            for g, group in enumerate(groups):
+                for r, item in enumerate(group.get("rules") or []):
                     kind = "alert" if "alert" in item else "record"
                     expr = str(item.get("expr", ""))
-                    metrics = [_metric(n, recorded, live) for n in metric_names(expr)]
-                    status = RuleStatus(str(path), label, str(group.get("name", "")),
-                                        str(item.get(kind, "")), kind, expr, metrics)
+                    status = RuleStatus(source, label, str(group.get("name", "")), str(item.get(kind, "")), kind,
+                                        expr)
+                    if (g, r) in rejected:
+                        out.append(_with(status, Verdict.rejected, None, rejected[(g, r)]))
+                        continue
+                    try:
+                        metrics = [_metric(n, text, recorded, provider) for n, text in selectors(expr)]
+                    except ValueError as exc:
+                        out.append(_with(status, Verdict.rejected, None, str(exc)))
+                        continue
+                    status = RuleStatus(status.file, label, status.group, status.rule, kind, expr, metrics)
                     out.append(_evaluate(provider, status) if provider else status)
         return out
     finally:

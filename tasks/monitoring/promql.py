@@ -121,6 +121,26 @@ def metric_names(expr: str) -> list[str]:
     return seen
 
 
+_BRACES = r"""\s*\{(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`|[^}"'`])*\}"""
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """``(metric, selector text)`` for each distinct vector selector of ``expr``: ``up{job="x"}``, or the bare
+    name when it has no matchers. The text is what Prometheus would select (ranges and offsets left out).
+
+    Raises:
+        ValueError: a label matcher block that does not parse.
+    """
+    out: list[tuple[str, str]] = []
+    for name in metric_names(expr):
+        found = [m.group(0) for m in re.finditer(rf"(?<![A-Za-z0-9_:\"']){re.escape(name)}(?:{_BRACES})?", expr)]
+        for text in found or [name]:
+            text = re.sub(r"\s+", " ", text.strip())
+            if (name, text) not in out:
+                out.append((name, text))
+    return out
+
+
 def recorded_names(groups: list[Any]) -> set[str]:
     """Names of the recording rules (``record:``) in ``groups``: later rules may use them."""
     return {r["record"] for g in groups if isinstance(g, dict) for r in g.get("rules") or []

@@ -117,6 +117,20 @@ def test_ray_rules_without_ray_targets_no_series_and_absent_fires(prometheus) ->
     assert rules["RayClusterDown"].verdict is Verdict.firing  # absent(up{job=~".+-head-svc"}): no head is scraped
 
 
+def test_a_right_metric_with_a_wrong_job_matcher_has_no_series(prometheus, tmp_path: Path) -> None:
+    url, _ = prometheus
+    rules = tmp_path / "r.yaml"
+    rules.write_text(
+        "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: jobs}\nspec:\n"
+        "  groups:\n  - name: g\n    rules:\n"
+        "    - {alert: WrongJob, expr: 'up{job=\"ray-head\"} == 0'}\n"
+        "    - {alert: RightJob, expr: 'up{job=\"prometheus\"} == 0'}\n")
+    got = by_rule(check_files([rules], url))
+    assert got["WrongJob"].verdict is Verdict.no_series and got["WrongJob"].metrics[0].series_now is False
+    assert got["WrongJob"].metrics[0].selector == 'up{job="ray-head"}'
+    assert got["RightJob"].verdict is Verdict.quiet and got["RightJob"].metrics[0].series_now is True
+
+
 def test_cli_json_and_exit_2_on_bad_input(prometheus, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -142,3 +156,48 @@ def test_cli_json_and_exit_2_on_bad_input(prometheus, tmp_path: Path) -> None:
 def test_catalogue_matches_the_pinned_sources() -> None:
     committed = json.loads(extract.CATALOGUE.read_text())
     assert committed == extract.extract(), "run: python -m tasks.monitoring.extract --write"
+
+
+@pytest.fixture(scope="module")
+def apiserver(prometheus) -> Iterator[str]:
+    """The sandbox apiserver (with the pinned Prometheus Operator CRDs installed); yields its kubeconfig."""
+    from sandbox import launcher
+
+    launcher.up(names=("kube-apiserver",))
+    yield launcher.env()["KUBECONFIG"]
+
+
+def test_namespace_rules_from_the_cluster_are_checked_and_a_rejected_one_is_named(prometheus, apiserver) -> None:
+    import yaml
+
+    from tasks import kube
+    from tasks.monitoring.live import check_objects, cluster_rules
+
+    url, _ = prometheus
+    dyn = kube.connect(apiserver)
+    ns = "default"
+    good = yaml.safe_load(RAY_RULES.read_text().split("---")[-1])
+    good["metadata"] = {"name": f"ray-{uuid.uuid4().hex[:6]}", "namespace": ns}
+    bad = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+           "metadata": {"name": f"broken-{uuid.uuid4().hex[:6]}", "namespace": ns},
+           "spec": {"groups": [{"name": "g", "rules": [{"alert": "Broken", "expr": "sum(rate(up[5m]) by (job)"}]}]}}
+    resource = kube.resource_for(dyn, "monitoring.coreos.com/v1", "PrometheusRule")
+    try:
+        for obj in (good, bad):
+            kube.apply(dyn, obj)  # the apiserver accepts it: only the operator's webhook would run the parser
+        statuses = check_objects(cluster_rules(apiserver, ns), url)
+        mine = {s.rule: s for s in statuses if s.object in (f"PrometheusRule/{good['metadata']['name']}",
+                                                              f"PrometheusRule/{bad['metadata']['name']}")}
+        assert mine["HighCPUUsage"].verdict is Verdict.no_series
+        assert mine["RayClusterDown"].verdict is Verdict.firing
+        assert mine["Broken"].verdict is Verdict.rejected and "parse error" in (mine["Broken"].error or "")
+    finally:
+        for obj in (good, bad):
+            resource.delete(name=obj["metadata"]["name"], namespace=ns)
+
+
+def test_shipped_monitoring_manifests_are_clean() -> None:
+    from tasks.manifests import validate_files
+
+    findings = validate_files(sorted((REPO / "deployments/monitoring").glob("*.yaml")))
+    assert [str(f) for f in findings] == []

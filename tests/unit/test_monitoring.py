@@ -137,3 +137,12 @@ def test_every_target_cites_its_source_and_identifies_by_its_own_labels() -> Non
 
 def test_rule_ids_for_monitoring_exist() -> None:
     assert {Rule.MONITOR_SELECTS_NOTHING, Rule.MONITOR_PORT_UNKNOWN, Rule.ALERT_UNKNOWN_METRIC} <= set(Rule)
+
+
+def test_selectors_keep_matchers_and_drop_ranges_offsets_and_strings() -> None:
+    from tasks.monitoring.promql import selectors
+
+    expr = ('sum(rate(foo_total{a="x}", b!="y"}[5m] offset 5m)) / sum(rate(foo_total[5m])) > 0 '
+            'or label_replace(bar, "dst", "foo_total", "src", "(.*)")')
+    assert selectors(expr) == [("foo_total", 'foo_total{a="x}", b!="y"}'), ("foo_total", "foo_total"),
+                               ("bar", "bar")]
