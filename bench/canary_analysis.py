@@ -85,7 +85,8 @@ SCHEDULES: dict[str, list[tuple[float, int]]] = {  # (canary share, seconds of t
     "fine": [(share, 30) for share in (0.10, 0.25, 0.50, 1.00) for _ in range(5)],
 }
 #: (added canary error rate, canary latency factor, rollout-time drift of both arms' error rate vs history).
-#: The first five keep their seeds of earlier runs (cell index), so kaiops-live repeats the earlier numbers.
+#: The first five keep their cell seeds of earlier runs; the history draws between canaries shift the streams,
+#: so kaiops-live repeats the earlier kaiops numbers only within their noise (+2 pt, 4 looks: 95.6 vs 94.8 %).
 SCENARIOS: dict[str, tuple[float, float, float]] = {
     "healthy": (0.0, 1.0, 0.0),
     "errors +2pt": (0.02, 1.0, 0.0),
