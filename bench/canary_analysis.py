@@ -13,16 +13,20 @@ method on the *same* simulated numbers:
                   1 + 0.25 x s, s from 1 in steps of 0.25) until its false-rollback rate on this run's
                   healthy canaries is no higher than kaiops's: detection compared at equal false rollbacks;
 - ``naive``       Kayenta-style fixed-sample tests repeated at every look on all data so far: one-sided
-                  two-proportion z-test and Mann-Whitney U on window latencies, each at alpha = 0.05;
+                  two-proportion z-test and Mann-Whitney U (normal approximation) on window latencies, each
+                  at alpha = 0.05;
 - ``oracle``      the physical limit: a Neyman-Pearson test that knows the scenario's true alternative and
                   the canary's true baseline (its error rate, the latency distribution), and sees all the
                   rollout's canary data at one final look (every step, the 100 % step included). Errors: the
                   binomial log-likelihood ratio of all canary requests, rate p_b + d against p_b. Latency: the
                   exact log-likelihood ratio of every window median (order statistic of lognormal requests),
-                  factor f against 1. Knowing p_b is worth more than any amount of baseline history, so no
-                  method of this bench can beat it (NP lemma, on the simulated population). Its threshold is
-                  calibrated on this run's healthy canaries so that it rolls back exactly as many of them as
-                  kaiops does (``oracle-live``: as many as ``kaiops-live``, for the before/after ratio).
+                  factor f against 1 (not the look-level medians, which kaiops's latency bounds also read).
+                  Knowing p_b is worth more than any amount of baseline history, so on errors no method of
+                  this bench can beat it at equal false rollbacks (Neyman-Pearson lemma, on the simulated
+                  population; up to the sampling noise of the calibration). Its threshold is calibrated on
+                  this run's healthy canaries so that it rolls back exactly as many of them as kaiops does
+                  (``oracle-live``: as many as ``kaiops-live``, for the before/after ratio); its delay is
+                  the final look and every canary request by construction.
 
 Simulation (fractions 0..1, seconds): total traffic R ~ U(20, 100) req/s (``standard``) or U(2, 10) req/s
 (``low``) split by the step's canary share; request counts Poisson, errors Binomial at the arm's rate
@@ -81,7 +85,8 @@ SCHEDULES: dict[str, list[tuple[float, int]]] = {  # (canary share, seconds of t
     "fine": [(share, 30) for share in (0.10, 0.25, 0.50, 1.00) for _ in range(5)],
 }
 #: (added canary error rate, canary latency factor, rollout-time drift of both arms' error rate vs history).
-#: The first five keep their seeds of earlier runs (cell index), so kaiops-live repeats the earlier numbers.
+#: The first five keep their cell seeds of earlier runs; the history draws between canaries shift the streams,
+#: so kaiops-live repeats the earlier kaiops numbers only within their noise (+2 pt, 4 looks: 95.6 vs 94.8 %).
 SCENARIOS: dict[str, tuple[float, float, float]] = {
     "healthy": (0.0, 1.0, 0.0),
     "errors +2pt": (0.02, 1.0, 0.0),
@@ -303,9 +308,19 @@ def run_naive(looks: list[Look]) -> int | None:
         se = math.sqrt(pooled * (1 - pooled) * (1 / c_n + 1 / b_n)) if c_n and b_n else 0.0
         if se > 0 and (c_bad / c_n - b_bad / b_n) / se > stats.norm.ppf(1 - NAIVE_ALPHA):
             return i
-        if c_win and b_win and stats.mannwhitneyu(c_win, b_win, alternative="greater").pvalue < NAIVE_ALPHA:
+        if c_win and b_win and mann_whitney_greater_p(c_win, b_win) < NAIVE_ALPHA:
             return i
     return None
+
+
+def mann_whitney_greater_p(x: list[float], y: list[float]) -> float:
+    """One-sided Mann-Whitney U p-value (x stochastically greater), normal approximation with continuity
+    correction and no ties (continuous data): scipy's ``mannwhitneyu(method="asymptotic")`` without its
+    per-call overhead, which took 40 % of this bench's time."""
+    nx, ny = len(x), len(y)
+    u = float(np.sum(np.searchsorted(np.sort(y), x, side="left")))  # pairs with x above y
+    mean, sd = nx * ny / 2, math.sqrt(nx * ny * (nx + ny + 1) / 12)
+    return float(stats.norm.sf((u - mean - 0.5) / sd)) if sd > 0 else 1.0
 
 
 @dataclass

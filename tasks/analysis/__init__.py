@@ -8,6 +8,9 @@ What it is: given a :class:`CanaryAnalysisPolicy`, the state saved at the previo
 What sets it apart from fixed-threshold gates (Flagger, Argo) and fixed-time comparisons (Kayenta): the
 comparison with the baseline is *anytime-valid* - the false-rollback guarantee holds over every look the
 rollout takes, however many - and thin traffic or missing data is inconclusive, never a pass or a fail.
+Ratio metrics also compare the canary with the stable revision's own history from before the rollout
+(``MetricSample.history_*``), which keeps judging the canary once it takes 100 % and no live baseline is
+left; a drift guard stops that comparison when the live baseline runs worse than its history.
 The methods, assumptions and sources are in :mod:`tasks.analysis.sequential`; the decision order in
 :mod:`tasks.analysis.decide`.
 

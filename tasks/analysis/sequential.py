@@ -59,6 +59,7 @@ All numbers are fractions 0..1 or counts; nothing here knows about Prometheus or
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -156,6 +157,7 @@ def binomial_log_e(bad: int, n: int, rate: float) -> float:
     return float(betaln(a + bad, b + n - bad) - betaln(a, b) - bad * math.log(rate) - (n - bad) * math.log1p(-rate))
 
 
+@functools.lru_cache(maxsize=4096)
 def binomial_confidence_sequence(bad: int, n: int, alpha: float) -> tuple[float, float]:
     """Time-uniform (1 - alpha) confidence interval for a rate from cumulative counts.
 
@@ -165,7 +167,8 @@ def binomial_confidence_sequence(bad: int, n: int, alpha: float) -> tuple[float,
         alpha: miscoverage allowed over ALL looks together, fraction in (0, 1).
 
     Returns:
-        ``(low, high)`` fractions 0..1: the rates whose mixture e-value is still below 1/alpha.
+        ``(low, high)`` fractions 0..1: the rates whose mixture e-value is still below 1/alpha. Cached: the
+        baseline's counts stop changing at the 100 % step and are asked for again at every look.
     """
     if n <= 0:
         return 0.0, 1.0
