@@ -196,10 +196,18 @@ def _backups(policy_path: Path, now: datetime) -> dict[str, Any]:
     from tasks.backup import metrics, steps, store
 
     pol = load_policy(policy_path)
+    directory = metrics.metrics_dir(pol.metrics_dir)
+    runs = (read_run_state(directory, "kaiops_backup", pol.name), read_run_state(directory, "kaiops_drill", pol.name))
     dest = steps.destination(pol)
-    st = store.open_store(dest, False)
-    ids = sorted((i for i in (d[len(dest.prefix):].rstrip("/") for d in st.list_dirs(dest.prefix))
-                  if store.backup_time(i) is not None), reverse=True)
+    try:
+        st = store.open_store(dest, False)
+        ids = sorted((i for i in (d[len(dest.prefix):].rstrip("/") for d in st.list_dirs(dest.prefix))
+                      if store.backup_time(i) is not None), reverse=True)
+    except Exception as exc:  # no bucket yet, no credentials: this policy's row says so
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+        row = backup_row(pol.name, pol.destination, None, None, *runs, now)
+        row["problem"] = f"cannot list {pol.destination}: {code or exc.__class__.__name__}; " + row["problem"]
+        return row
     newest = newest_complete = None
     for position, backup_id in enumerate(ids[:20]):  # the newest complete one is almost always the first
         manifest = store.read_manifest(st, dest, backup_id)
@@ -210,10 +218,7 @@ def _backups(policy_path: Path, now: datetime) -> dict[str, Any]:
         if manifest is not None:
             newest_complete = entry
             break
-    directory = metrics.metrics_dir(pol.metrics_dir)
-    return backup_row(pol.name, pol.destination, newest, newest_complete,
-                      read_run_state(directory, "kaiops_backup", pol.name),
-                      read_run_state(directory, "kaiops_drill", pol.name), now)
+    return backup_row(pol.name, pol.destination, newest, newest_complete, *runs, now)
 
 
 def collect(kubeconfig: str | None, backup_policies: list[Path], now: datetime | None = None) -> dict[str, Any]:
