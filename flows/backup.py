@@ -73,6 +73,8 @@ def backup(
         "warnings": exported.warnings,
         "secrets": "encrypted" if key_given else "excluded (no key)",
     }
+    for warning in exported.warnings:
+        print(f"warning: {warning}")
     if not dry_run:
         try:
             written = steps.write_task(pol, exported)

@@ -18,6 +18,7 @@ from flows.commands import monitoring as monitoring_cmd
 from flows.commands import publish as publish_cmd
 from flows.commands import registry as registry_cmd
 from flows.commands import rollout as rollout_cmd
+from flows.commands import status as status_cmd
 from flows.commands import warmup as warmup_cmd
 from flows.logs import quiet_expected_failures
 from flows.output import OutputFormat, emit, err_console
@@ -42,6 +43,7 @@ app.command("validate")(validate.validate)
 app.command("rollout")(rollout_cmd.rollout)
 app.command("rollback")(rollout_cmd.rollback)
 app.command("guard")(rollout_cmd.guard)
+app.command("status")(status_cmd.status)
 app.command("publish")(publish_cmd.publish)
 app.command("warmup")(warmup_cmd.warmup)
 backup_cmd.register(app)

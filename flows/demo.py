@@ -166,3 +166,92 @@ def demo() -> dict:
         summary[name] = _run(name, section)
         print(f"demo section {name}: {'ok' if summary[name].get('ok') else 'FAILED'}")
     return summary
+
+
+def _g(data: object, *keys: str) -> object:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _where(path: object, out: Path) -> str:
+    """A report path relative to the current directory when it is under it (short), else as given."""
+    if not isinstance(path, str) or not path:
+        return "-"
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def _figure(name: str, s: dict, out: Path) -> tuple[str, str]:
+    """(the figure that matters, where to read more) for one demo section."""
+    if name == "platform":
+        k = s.get("kubernetes") or {}
+        return (f"{k.get('crds_established')}/{k.get('crds_expected')} CRDs; Ray job {_g(s, 'ray', 'status')}",
+                "kaiops sandbox status")
+    if name == "ray":
+        w = s.get("workers") or {}
+        return (f"{s.get('state')}, workers {w.get('ready')}/{w.get('desired')} in {s.get('seconds')}s",
+                str(s.get("dashboard") or "-"))
+    if name == "models":
+        return (f"{len(s.get('published') or {})} published; warm-up {_g(s, 'warmup', 'verdict')}",
+                _where(s.get("isvc_manifest"), out))
+    if name == "serving":
+        load = s.get("load") or {}
+        return f"{load.get('ok')}/{load.get('sent')} predictions OK, p95 {load.get('p95_ms')}ms", str(
+            s.get("url") or "-")
+    if name == "canary":
+        return (f"v2 {_g(s, 'v2', 'phase')}, v3 {_g(s, 'v3', 'phase')}",
+                _where(_g(s, "v3", "report"), out))
+    if name == "release":
+        return f"release {s.get('outcome') or s.get('state') or '-'}", f"flow run {s.get('flow_run') or '-'}"
+    if name == "backup":
+        drill = s.get("drill") or {}
+        rto = drill.get("rto_seconds")
+        return (f"drill {drill.get('verdict')}" + (f", RTO {rto:.0f}s" if isinstance(rto, int | float) else ""),
+                f"{s.get('destination', '-')}/{s.get('backup_id', '-')}")
+    return "-", "-"
+
+
+def summary_rows(summary: dict[str, dict], out: Path) -> list[dict[str, str]]:
+    """The demo's summary for people: per section its result, the figure that matters and where to read more
+    (the whole summary stays in ``<out>/summary.json``). A failed section's figure is its reason."""
+    rows = []
+    for name, section in summary.items():
+        ok = bool(section.get("ok"))
+        figure, where = _figure(name, section, out)
+        if not ok and section.get("reason"):
+            figure = " ".join(str(section["reason"]).split())
+            if len(figure) > 240:  # a short table: the whole reason is in summary.json
+                figure = figure[:200].rsplit(" ", 1)[0] + " ... (the whole reason: summary.json)"
+        rows.append({"section": name, "result": "ok" if ok else "FAILED", "figure": figure, "where": where})
+    return rows
+
+
+def render_summary(rows: list[dict[str, str]], summary_path: Path, width: int = 80) -> str:
+    """The summary rows as a plain table of at most ``width`` columns. The figure wraps at words inside its
+    column; a "where" (path, URL, id) too long for its column goes whole on the next line, under the figure,
+    so it can be copied in one piece. Nothing is cut."""
+    import textwrap
+
+    gap = "   "
+    widths = {"section": 8, "result": 6, "where": 28}
+    widths["figure"] = width - sum(widths.values()) - 3 * len(gap)
+    indent = widths["section"] + widths["result"] + 2 * len(gap)
+    lines = [gap.join(c.ljust(widths[c]) for c in ("section", "result", "figure", "where")).rstrip(),
+             gap.join("-" * widths[c] for c in ("section", "result", "figure", "where"))]
+    for row in rows:
+        figure = textwrap.wrap(row["figure"], widths["figure"], break_long_words=True) or [""]
+        fits = len(row["where"]) <= widths["where"]
+        for i, part in enumerate(figure):
+            cells = {"section": row["section"] if i == 0 else "", "result": row["result"] if i == 0 else "",
+                     "figure": part, "where": row["where"] if i == 0 and fits else ""}
+            lines.append(gap.join(cells[c].ljust(widths[c]) for c in ("section", "result", "figure", "where"))
+                         .rstrip())
+        if not fits:
+            where = row["where"]
+            lines.append(" " * indent + f"→ {where}" if indent + 2 + len(where) <= width else f"  → {where}")
+    failed = sum(r["result"] != "ok" for r in rows)
+    lines.append(f"{len(rows) - failed} of {len(rows)} sections ok; everything in {summary_path}")
+    return "\n".join(lines)

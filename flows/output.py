@@ -66,7 +66,44 @@ def emit(data: Any, output: OutputFormat, *, title: str | None = None) -> None:
     if not data and not isinstance(data, Mapping):
         console.print(f"{title}: nothing" if title else "nothing")  # an empty table reads like a crash
         return
-    console.print(_table(data, title))
+    table = _table(data, title)
+    if _natural_width(data) > console.width:
+        # It does not fit: a list of records instead of a squeezed table, so no path, URL or id is cut
+        # (rich would ellipsize or fold it); long lines are left to the terminal to wrap.
+        typer.echo(records(data, title))
+        return
+    console.print(table)
+
+
+def _natural_width(data: Any) -> int:
+    """The width the table needs so that no cell is wrapped or cut: widest line of each column, plus borders
+    and padding (3 per column, 1 more)."""
+    rows: Sequence[Mapping[str, Any]] = [{"field": k, "value": v} for k, v in data.items()] if isinstance(
+        data, Mapping) else data
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+
+    def widest(text: str) -> int:
+        return max((len(line) for line in text.splitlines()), default=0)
+
+    return sum(max([widest(c)] + [widest(_cell(r.get(c))) for r in rows]) + 3 for c in columns) + 1
+
+
+def records(data: Any, title: str | None = None) -> str:
+    """``data`` as plain text records: per row its first value as a heading, then ``  field: value`` lines;
+    a mapping as ``field: value`` lines. Nothing is shortened."""
+    lines = [title] if title else []
+    if isinstance(data, Mapping):
+        return "\n".join(lines + [f"{k}: {_cell(v)}" for k, v in data.items()])
+    for row in data:
+        items = list(row.items())
+        if not items:
+            continue
+        (first_key, first), rest = items[0], items[1:]
+        lines.append(f"- {first_key}: {_cell(first)}")
+        lines += [f"    {k}: {_cell(v)}" for k, v in rest if v not in (None, "")]
+    return "\n".join(lines)
 
 
 def _table(data: Any, title: str | None) -> Table:

@@ -25,8 +25,12 @@ def demo(
     os.environ["KAIOPS_DEMO_OUT"] = str(out.resolve())
     summary = demo_flow()
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    rows = [{"section": name, "ok": section.get("ok"), "details": {k: v for k, v in section.items() if k != "ok"}}
-            for name, section in summary.items()]
-    emit(rows, output, title=f"kaiops demo (summary in {out / 'summary.json'})")
+    from flows.demo import render_summary, summary_rows
+
+    rows = summary_rows(summary, out)
+    if output is OutputFormat.table:
+        typer.echo(render_summary(rows, out / "summary.json"))
+    else:
+        emit(summary, output)
     if not all(section.get("ok") for section in summary.values()):
         raise typer.Exit(1)

@@ -165,13 +165,15 @@ WAITERS: dict[ReadinessMode, Waiter] = {ReadinessMode.conditions: wait_condition
 
 
 def wait_ready(dyn: DynamicClient, pairs: list[tuple[dict[str, Any], dict[str, Any]]], mode: ReadinessMode,
-               timeout: float, parallelism: int = 16) -> list[ObjectResult]:
+               timeout: float, parallelism: int = 16, secrets_left_out: bool = False) -> list[ObjectResult]:
     """For each ``(backup object, applied object)``: wait for readiness, read it back and compare.
 
     Args:
         pairs: the object as in the backup and as applied (namespace mapped).
         mode: :class:`ReadinessMode`.
         timeout: seconds for the whole wait (each object gets what is left).
+        secrets_left_out: the backup left Secrets out (no encryption key): named as the likely cause when a
+            restored InferenceService lacks its credentials (:func:`tasks.diagnose.likely_cause`).
 
     Returns:
         One :class:`ObjectResult` per pair (``restored`` True: the caller restored them).
@@ -185,7 +187,9 @@ def wait_ready(dyn: DynamicClient, pairs: list[tuple[dict[str, Any], dict[str, A
         try:
             live = waiter(dyn, applied, max(1.0, deadline - time.monotonic()))
         except (TimeoutError, KaiopsError) as exc:
-            result.reason = str(exc)[:300]
+            from tasks.diagnose import describe
+
+            result.reason = f"{str(exc)[:300]}: {describe(dyn, applied, secrets_left_out=secrets_left_out)}"
             return result
         result.ready = True
         result.differences = differences(original, live)
@@ -252,7 +256,9 @@ def summarise(results: list[ObjectResult], *, rto: float, max_rto: float | None,
     if failed_applies:
         reasons.append(f"{failed_applies} object(s) not restored")
     if counts["ready"] < counts["restored"]:
-        reasons.append(f"{counts['restored'] - counts['ready']} object(s) not ready")
+        not_ready = [r for r in results if r.restored and not r.ready]
+        reasons.append(f"{len(not_ready)} object(s) not ready: " + "; ".join(
+            r.reason if r.reason.startswith(r.ref) else f"{r.ref}: {r.reason or 'not ready'}" for r in not_ready))
     if counts["equal"] < counts["ready"]:
         reasons.append(f"{counts['ready'] - counts['equal']} object(s) differ from the backup")
     if cluster_failed:

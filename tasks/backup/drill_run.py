@@ -94,12 +94,17 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
         if applied["kind"] != "Namespace"
         and (applied["kind"], applied["metadata"].get("namespace") or "", applied["metadata"]["name"]) in ok
     ]
+    left_out = int((loaded.manifest.get("left_out") or {}).get("secrets-not-encrypted", 0))
+    backup_warnings = list(loaded.manifest.get("warnings") or [])
+    for warning in backup_warnings:  # the drill repeats what the backup warned about: it explains failures
+        print(f"backup {backup_id} warned: {warning}")
     results = steps.drill_wait_task(
         pairs,
         kubeconfig=kubeconfig,
         mode=readiness,
         timeout=timeout or pol.drill.readiness_timeout_seconds,
         parallelism=pol.parallelism,
+        secrets_left_out=left_out > 0,
     )
     rto = time.monotonic() - started
     cluster_failed = 0
@@ -128,6 +133,7 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
         "readiness": readiness.value,
         "scratch_namespaces": sorted(dplan.namespace_map.values()),
         "cleanup_errors": cleanup_errors,
+        "backup_warnings": backup_warnings,
     }
     passed = summary["verdict"] == DrillVerdict.passed.value
     summary["metrics_file"] = steps.drill_metrics_task(pol, success=passed, rto=rto, objects=summary["objects"])

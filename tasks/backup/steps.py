@@ -344,11 +344,12 @@ def record_drill_metrics(policy: BackupPolicy, *, success: bool, rto: float, obj
 
 
 def drill_wait(pairs: list[tuple[dict[str, Any], dict[str, Any]]], *, kubeconfig: str | None,
-               mode: drill.ReadinessMode, timeout: float, parallelism: int = 16) -> list[drill.ObjectResult]:
+               mode: drill.ReadinessMode, timeout: float, parallelism: int = 16,
+               secrets_left_out: bool = False) -> list[drill.ObjectResult]:
     """Wait for the restored objects and compare them with the backup (see :func:`tasks.backup.drill.wait_ready`)."""
     dyn = kube.connect(kubeconfig)
     discovery.widen_pool(dyn.client, parallelism + 2)
-    return drill.wait_ready(dyn, pairs, mode, timeout, parallelism)
+    return drill.wait_ready(dyn, pairs, mode, timeout, parallelism, secrets_left_out=secrets_left_out)
 
 
 def drill_cleanup(applied: list[dict[str, Any]], namespaces: list[str], *, kubeconfig: str | None) -> list[str]:

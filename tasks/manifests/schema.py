@@ -113,7 +113,7 @@ def _unknown_fields(error: ValidationError, path: str) -> Iterator[Problem]:
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        fix = f"did you mean `{close[0]}`?" if close else "remove it."
+        fix = f"rename it to `{close[0]}` (the closest field here)." if close else "remove it."
         yield Problem(
             Rule.SCHEMA_UNKNOWN_FIELD,
             Severity.error,

@@ -104,7 +104,7 @@ def validate_documents(
                     index,
                     Rule.DOCUMENT_NOT_OBJECT,
                     f"not a Kubernetes object: {why}",
-                    "each YAML document must be a mapping with apiVersion, kind and metadata",
+                    "make the document a mapping with apiVersion, kind and metadata, or delete it",
                     locate(where, ""),
                 )
             )

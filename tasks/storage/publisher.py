@@ -205,16 +205,22 @@ def publish(
     manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
                               source=source or f"{socket.gethostname()}:{Path(src).resolve()}")
     existing = read_manifest(store, uri)
+    if model_format is None and existing is not None and existing.model_format:
+        # not given: keep the published one (re-publishing the same files is then a no-op, not a conflict)
+        manifest = manifest.model_copy(update={"model_format": existing.model_format})
     listing = store.list(uri.bucket, uri.prefix)
     total = sum(f.size for f in files)
 
     if existing is not None and not existing.same_content(manifest) and not force:
         old_files, new_files = existing.by_path(), manifest.by_path()
         changed = sorted(p for p in old_files.keys() | new_files.keys() if old_files.get(p) != new_files.get(p))
-        what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else "model format"
+        what = ", ".join(changed[:5]) + ("..." if len(changed) > 5 else "") if changed else (
+            f"model format {existing.model_format or 'none'} -> {manifest.model_format or 'none'}")
+        keep = f", pass --model-format {existing.model_format} to keep the published format" if (
+            not changed and existing.model_format) else ""
         raise InputError("<cli>", "DEST", f"{uri} is already published with different content ({what}); "
                          "refusing to overwrite",
-                         "publish to a new version, or pass --force to replace it")
+                         f"publish to a new version{keep}, or pass --force to replace it")
 
     known = existing.by_path() if existing is not None else {}
     todo: list[LocalFile] = []

@@ -125,3 +125,32 @@ def test_cli_publish_refuses_overwrite_with_exit_2(tmp_path: Path, sandbox) -> N
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert f"s3://{bucket}/m/v1/" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def s3_only():
+    """Only the sandbox S3 (moto), for tests that need nothing else."""
+    from sandbox import launcher
+    from tests.sandbox_env import exported
+
+    launcher.up(("s3",))
+    with exported(launcher.env()) as values:
+        yield values
+
+
+def test_republish_without_model_format_keeps_the_published_one(tmp_path: Path, s3_only) -> None:
+    from tasks.storage.s3 import S3Store
+
+    store = S3Store.from_env()
+    bucket = f"pub-{uuid.uuid4().hex[:10]}"
+    store.create_bucket(bucket)
+    src = make_model(tmp_path / "m", files=2, size=1000)
+    dest = f"s3://{bucket}/iris/v1"
+    publish(src, dest, store, model_format="sklearn")
+    again = publish(src, dest, store)  # no --model-format: the same model, not "different content"
+    assert again.outcome is PublishOutcome.UNCHANGED
+    assert read_manifest(store, parse_uri(dest)).model_format == "sklearn"
+    with pytest.raises(InputError) as err:
+        publish(src, dest, store, model_format="xgboost")
+    assert "model format sklearn -> xgboost" in str(err.value)
+    assert "--model-format sklearn" in err.value.fix

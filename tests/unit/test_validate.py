@@ -298,3 +298,17 @@ def test_mistyped_scheme_separator_is_repaired_in_the_fix(uri: str, fix: str) ->
            "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}}}
     [finding] = validate_documents([doc])
     assert finding.rule is Rule.KSERVE_URI_SCHEME and finding.fix == fix
+
+
+FIX_VERBS = ("add", "remove", "rename", "use", "write", "quote", "move", "keep", "make", "check", "fix", "change")
+
+
+@pytest.mark.unit
+def test_every_fix_says_what_to_do() -> None:
+    """A fix is an instruction (a verb) or the line to write (``key: value``), never a description."""
+    import re
+
+    for path in BAD:
+        for f in validate_files([path]):
+            first = f.fix.split()[0].strip("`").lower()
+            assert first in FIX_VERBS or re.match(r"^[\w.-]+: ", f.fix), f"{path.name}: {f.rule}: {f.fix!r}"

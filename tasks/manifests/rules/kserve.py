@@ -125,7 +125,8 @@ def model_format_missing(manifest: Manifest) -> Iterator[Hit]:
                 Severity.error,
                 f"{path}.model.modelFormat",
                 "predictor.model has no modelFormat.name, so no ServingRuntime can be chosen",
-                "modelFormat: {name: sklearn}  (the framework of the model: sklearn, xgboost, onnx, ...)",
+                "add `modelFormat: {name: sklearn}` under it, naming the model's framework (sklearn, xgboost, "
+                "onnx, ...)",
             )
 
 

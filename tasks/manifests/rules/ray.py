@@ -118,16 +118,16 @@ def probe_port(manifest: Manifest) -> Iterator[Hit]:
 # setContainerEnvVars / setInitContainerEnvVars), with what to do instead.
 # "appended" ones are added after the user's list, so for duplicates the operator's value wins.
 OPERATOR_ENV: dict[str, str] = {
-    "RAY_ADDRESS": "set by KubeRay to the GCS address (127.0.0.1:<port> on the head); a hand-set value "
-    "redirects ray.init() and job submission. Remove it; change rayStartParams.port if needed",
-    "RAY_PORT": "set by KubeRay from rayStartParams.port. Remove it and set rayStartParams.port instead",
-    "RAY_IP": "deprecated; KubeRay appends its own value on workers, which wins. Remove it",
-    "FQ_RAY_IP": "appended by KubeRay on workers (head Service FQDN), which wins. Remove it",
-    "RAY_CLUSTER_NAME": "appended by KubeRay from the ray.io/cluster label, which wins. Remove it",
-    "RAY_CLOUD_INSTANCE_ID": "appended by KubeRay (the Pod name) for the autoscaler. Remove it",
-    "RAY_NODE_TYPE_NAME": "appended by KubeRay (the group name) for the autoscaler. Remove it",
-    "KUBERAY_GEN_RAY_START_CMD": "appended by KubeRay with the generated `ray start` command. Remove it",
-    "RAY_USAGE_STATS_EXTRA_TAGS": "appended by KubeRay on the head. Remove it",
+    "RAY_ADDRESS": "remove it: KubeRay sets it to the GCS address (127.0.0.1:<port> on the head) and a hand-set "
+    "value redirects ray.init() and job submission; to move the GCS, change rayStartParams.port",
+    "RAY_PORT": "remove it and set rayStartParams.port instead (KubeRay derives RAY_PORT from it)",
+    "RAY_IP": "remove it: it is deprecated and KubeRay appends its own value on workers, which wins",
+    "FQ_RAY_IP": "remove it: KubeRay appends the head Service FQDN on workers, which wins",
+    "RAY_CLUSTER_NAME": "remove it: KubeRay appends it from the ray.io/cluster label, which wins",
+    "RAY_CLOUD_INSTANCE_ID": "remove it: KubeRay appends the Pod name for the autoscaler",
+    "RAY_NODE_TYPE_NAME": "remove it: KubeRay appends the group name for the autoscaler",
+    "KUBERAY_GEN_RAY_START_CMD": "remove it: KubeRay appends the generated `ray start` command",
+    "RAY_USAGE_STATS_EXTRA_TAGS": "remove it: KubeRay appends it on the head",
 }
 
 
