@@ -81,7 +81,9 @@ def main() -> None:
     label = {"kaiops.io/bench": run}
     create_all(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": label}}
                      for n in namespaces])
-    create_all(api, [o for ns in namespaces for o in make_objects(ns, 10, label)])
+    # no RayCluster: the sandbox's KubeRay emulation would start a real Ray head for each
+    bench_objects = [o for ns in namespaces for o in make_objects(ns, 12, label) if o["kind"] != "RayCluster"]
+    create_all(api, bench_objects)
     work = Path(tempfile.mkdtemp(prefix="kaiops-clibench-"))
     policy_file = work / "policy.yaml"
     dest = f"s3://kaiops-clibench/{run}"
@@ -166,8 +168,10 @@ def main() -> None:
                      f"{r['goal_seconds']:5.1f} {ok}")
     print("\n" + "\n".join(lines))
 
-    # clean up (namespaces stay Terminating: no controller-manager in the sandbox)
+    # clean up: the objects, then the namespaces (left Terminating: no controller-manager in the sandbox)
+    kinds = ",".join(sorted({o["kind"].lower() + "s" for o in bench_objects}))
     for ns in namespaces:
+        subprocess.run([*kubectl, "delete", kinds, "--all", "-n", ns, "--wait=false"], capture_output=True)
         subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True)
     if args.json:
         args.json.write_text(json.dumps({"repeat": args.repeat, "load_average": [load_before, load_after],
