@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--shape", choices=("both", "files", "single"), default="both")
     args = parser.parse_args(argv)
 
     import boto3
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     plain = boto3.client("s3")
     load = [os.getloadavg()[0]]
     results, lines = [], []
-    for shape, files in ((f"{args.files} files", args.files), ("1 file", 1)):
+    shapes = [(f"{args.files} files", args.files), ("1 file", 1)]
+    shapes = shapes if args.shape == "both" else shapes[:1] if args.shape == "files" else shapes[1:]
+    for shape, files in shapes:
         with tempfile.TemporaryDirectory(prefix="kaiops-bench-") as tmp:
             root = Path(tmp)
             total = make_files(root, args.size_mib, files)

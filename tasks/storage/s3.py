@@ -50,16 +50,16 @@ class S3Store:
         multipart_threshold: bytes above which a file goes multipart (at most one PUT's 5 GiB); smaller files
             go in one PUT with their sha256 verified by the server.
         multipart_chunksize: part size in bytes.
-        max_concurrency: threads per multipart file (default: the machine's cores, at least 2).
+        max_concurrency: threads per multipart file (default: two per core, at least 4).
     """
 
     scheme = "s3"
 
-    def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 64 * MiB,
+    def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 16 * MiB,
                  max_concurrency: int | None = None) -> None:
         from boto3.s3.transfer import TransferConfig
 
-        max_concurrency = max_concurrency or max(2, os.cpu_count() or 1)
+        max_concurrency = max_concurrency or max(4, 2 * (os.cpu_count() or 1))
         self.client = client
         self.single_put_max = multipart_threshold
         self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
