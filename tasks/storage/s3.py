@@ -49,17 +49,17 @@ class S3Store:
         client: a boto3 S3 client (from env, an AwsCredentials/MinIOCredentials block, or explicit keys).
         multipart_threshold: bytes above which a file goes multipart (at most one PUT's 5 GiB); smaller files
             go in one PUT with their sha256 verified by the server.
-        multipart_chunksize: part size in bytes.
-        max_concurrency: threads per multipart file (default: two per core, at least 4).
+        multipart_chunksize: part size in bytes (boto3's default, 8 MiB).
+        max_concurrency: threads per multipart file (boto3's default, 10: on a busy 2-core machine, 16 MiB parts
+            on 4 threads measured 0.76x the speed of boto3's defaults for one 256 MiB file).
     """
 
     scheme = "s3"
 
-    def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 16 * MiB,
-                 max_concurrency: int | None = None) -> None:
+    def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
+                 max_concurrency: int = 10) -> None:
         from boto3.s3.transfer import TransferConfig
 
-        max_concurrency = max_concurrency or max(4, 2 * (os.cpu_count() or 1))
         self.client = client
         self.single_put_max = multipart_threshold
         self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
