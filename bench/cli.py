@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 GOALS = {"help": 0.3, "read-only": 0.5, "nothing to change": 1.5}
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the process and its children) of one fresh process. CPU
     time says what the wall time would be on an idle machine far better than wall time on a busy one."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -138,7 +138,7 @@ def main() -> None:
             ours.append(run_once([kaiops, *argv], renv))
             if args.before is not None:
                 benv = {**renv, "PYTHONPATH": str(args.before)}
-                before.append(run_once(before_cmd(argv), benv))
+                before.append(run_once(before_cmd(argv), benv, cwd=args.before))  # cwd first on sys.path
         med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
         row = {"group": group, "command": name, "seconds": med(ours, 0), "cpu_seconds": med(ours, 1),
                "kubectl_seconds": med(base, 0), "kubectl_cpu_seconds": med(base, 1), "goal_seconds": GOALS[group]}
