@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 GOALS = {"help": 0.3, "read-only": 0.5, "nothing to change": 1.5}
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the process and its children) of one fresh process. CPU
     time says what the wall time would be on an idle machine far better than wall time on a busy one."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -81,7 +81,9 @@ def main() -> None:
     label = {"kaiops.io/bench": run}
     create_all(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": label}}
                      for n in namespaces])
-    create_all(api, [o for ns in namespaces for o in make_objects(ns, 10, label)])
+    # no RayCluster: the sandbox's KubeRay emulation would start a real Ray head for each
+    bench_objects = [o for ns in namespaces for o in make_objects(ns, 12, label) if o["kind"] != "RayCluster"]
+    create_all(api, bench_objects)
     work = Path(tempfile.mkdtemp(prefix="kaiops-clibench-"))
     policy_file = work / "policy.yaml"
     dest = f"s3://kaiops-clibench/{run}"
@@ -136,7 +138,7 @@ def main() -> None:
             ours.append(run_once([kaiops, *argv], renv))
             if args.before is not None:
                 benv = {**renv, "PYTHONPATH": str(args.before)}
-                before.append(run_once(before_cmd(argv), benv))
+                before.append(run_once(before_cmd(argv), benv, cwd=args.before))  # cwd first on sys.path
         med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
         row = {"group": group, "command": name, "seconds": med(ours, 0), "cpu_seconds": med(ours, 1),
                "kubectl_seconds": med(base, 0), "kubectl_cpu_seconds": med(base, 1), "goal_seconds": GOALS[group]}
@@ -166,8 +168,10 @@ def main() -> None:
                      f"{r['goal_seconds']:5.1f} {ok}")
     print("\n" + "\n".join(lines))
 
-    # clean up (namespaces stay Terminating: no controller-manager in the sandbox)
+    # clean up: the objects, then the namespaces (left Terminating: no controller-manager in the sandbox)
+    kinds = ",".join(sorted({o["kind"].lower() + "s" for o in bench_objects}))
     for ns in namespaces:
+        subprocess.run([*kubectl, "delete", kinds, "--all", "-n", ns, "--wait=false"], capture_output=True)
         subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True)
     if args.json:
         args.json.write_text(json.dumps({"repeat": args.repeat, "load_average": [load_before, load_after],

@@ -124,6 +124,49 @@ def hash_cache_path(src: str | Path) -> Path:
     return base / (hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:24] + ".json")
 
 
+def default_workers() -> int:
+    """Parallel file uploads sized to the machine: two per core, at most 8 (on a small machine the object
+    store, the hashing and the upload threads share the same cores; more threads only contend)."""
+    import os
+
+    return max(2, min(8, 2 * (os.cpu_count() or 1)))
+
+
+def _stamp(f: LocalFile) -> list[int]:
+    st = f.path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _read_cache(cache: Path | None) -> dict[str, list]:
+    import json
+
+    if cache is None or not cache.is_file():
+        return {}
+    try:
+        return json.loads(cache.read_text())
+    except ValueError:
+        return {}
+
+
+def _write_cache(cache: Path | None, stamps: dict[str, list[int]], hashes: dict[str, str]) -> None:
+    import json
+
+    if cache is None:
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps({rel: [*stamps[rel], h] for rel, h in hashes.items()}))
+    tmp.replace(cache)
+
+
+def _cached(files: list[LocalFile], cache: Path | None) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """(rel -> (size, mtime_ns, inode), rel -> sha256 of the files whose stamp the cache still vouches for)."""
+    old = _read_cache(cache)
+    stamps = {f.rel: _stamp(f) for f in files}
+    known = {f.rel: old[f.rel][3] for f in files if f.rel in old and old[f.rel][:3] == stamps[f.rel]}
+    return stamps, known
+
+
 def hash_files(files: list[LocalFile], workers: int = 8, cache: Path | None = None) -> dict[str, str]:
     """rel path -> hex sha256, hashed in parallel threads.
 
@@ -131,28 +174,12 @@ def hash_files(files: list[LocalFile], workers: int = 8, cache: Path | None = No
     (the rule git's index uses); the cache is rewritten afterwards. A content change that keeps size, mtime and
     inode would go unnoticed: pass no cache (``publish(..., hash_cache=False)``) to rehash everything.
     """
-    import json
-
-    old: dict[str, list] = {}
-    if cache is not None and cache.is_file():
-        try:
-            old = json.loads(cache.read_text())
-        except ValueError:
-            old = {}
-    stamps = {}
-    for f in files:
-        st = f.path.stat()
-        stamps[f.rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    known = {f.rel: old[f.rel][3] for f in files if f.rel in old and old[f.rel][:3] == stamps[f.rel]}
+    stamps, known = _cached(files, cache)
     todo = [f for f in files if f.rel not in known]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         fresh = dict(zip([f.rel for f in todo], pool.map(lambda f: sha256_file(f.path), todo), strict=True))
     hashes = {**known, **fresh}
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        tmp.write_text(json.dumps({rel: [*stamps[rel], h] for rel, h in hashes.items()}))
-        tmp.replace(cache)
+    _write_cache(cache, stamps, hashes)
     return hashes
 
 
@@ -164,7 +191,7 @@ def publish(
     force: bool = False,
     model_format: str | None = None,
     dry_run: bool = False,
-    workers: int = 8,
+    workers: int | None = None,
     progress: ProgressSink | None = None,
     source: str | None = None,
     hash_cache: bool = True,
@@ -178,10 +205,17 @@ def publish(
         force: replace an existing version whose content differs.
         model_format: KServe ``modelFormat.name`` recorded in the manifest.
         dry_run: compute the plan (what would be uploaded) and change nothing.
-        workers: parallel file uploads (each S3 multipart file also uses its own threads).
+        workers: parallel file uploads (default :func:`default_workers`; each S3 multipart file also uses its
+            own threads).
         progress: receives byte progress.
         source: recorded in the manifest (default ``host:abs-path``).
         hash_cache: reuse sha256 of files unchanged (size, mtime, inode) since the last publish of ``src``.
+
+    A first publish (no manifest at ``dest`` yet: a new version, or the resume of an interrupted one) hashes
+    and uploads each file in one pass per file, files in parallel, so uploads start at once instead of after
+    every byte was hashed; the manifest is built from those hashes. When a manifest exists, every file is hashed
+    first (the hash cache makes that cheap), because the new content must be compared with the published one
+    before anything changes.
 
     Returns:
         :class:`PublishResult`.
@@ -201,14 +235,19 @@ def publish(
     if not store.bucket_exists(uri.bucket):
         raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
                          "create the bucket (or fix the name) first")
-    hashes = hash_files(files, workers, hash_cache_path(src) if hash_cache else None)
-    manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
-                              source=source or f"{socket.gethostname()}:{Path(src).resolve()}")
+    workers = workers or default_workers()
+    cache = hash_cache_path(src) if hash_cache else None
     existing = read_manifest(store, uri)
     if model_format is None and existing is not None and existing.model_format:
         # not given: keep the published one (re-publishing the same files is then a no-op, not a conflict)
         manifest = manifest.model_copy(update={"model_format": existing.model_format})
     listing = store.list(uri.bucket, uri.prefix)
+    source = source or f"{socket.gethostname()}:{Path(src).resolve()}"
+    if existing is None and not dry_run:
+        return _publish_first(store, uri, files, listing, cache, workers, progress, model_format, source, started)
+    hashes = hash_files(files, workers, cache)
+    manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
+                              source=source)
     total = sum(f.size for f in files)
 
     if existing is not None and not existing.same_content(manifest) and not force:
@@ -235,10 +274,7 @@ def publish(
         head = store.head(uri.bucket, key)
         if head is None or head.sha256 != hashes[f.rel]:
             todo.append(f)
-    nested = {k[: -len(MANIFEST_NAME)] for k in listing if k.endswith("/" + MANIFEST_NAME)
-              and k != uri.key(MANIFEST_NAME)}
-    wanted = {uri.key(f.rel) for f in files} | {uri.key(MANIFEST_NAME)}
-    stale = sorted(k for k in listing if k not in wanted and not any(k.startswith(n) for n in nested))
+    stale = _stale(uri, files, listing)
 
     unchanged = existing is not None and existing.same_content(manifest) and not todo and not stale
     if unchanged:
@@ -272,6 +308,74 @@ def publish(
     store.put_bytes(uri.bucket, uri.key(MANIFEST_NAME), body, hashlib.sha256(body).hexdigest())
     result.seconds = time.monotonic() - started
     return result
+
+
+def _stale(uri: StorageUri, files: list[LocalFile], listing: dict) -> list[str]:
+    """Keys under the version that no file maps to (left by an earlier publish), nested versions excepted."""
+    nested = {k[: -len(MANIFEST_NAME)] for k in listing if k.endswith("/" + MANIFEST_NAME)
+              and k != uri.key(MANIFEST_NAME)}
+    wanted = {uri.key(f.rel) for f in files} | {uri.key(MANIFEST_NAME)}
+    return sorted(k for k in listing if k not in wanted and not any(k.startswith(n) for n in nested))
+
+
+def _publish_first(store: ObjectStore, uri: StorageUri, files: list[LocalFile], listing: dict,
+                   cache: Path | None, workers: int, progress: ProgressSink | None, model_format: str | None,
+                   source: str, started: float) -> PublishResult:
+    """No manifest at ``uri``: hash and upload each file in one job (hash, then upload unless an object with the
+    same size and recorded sha256 is there), files in parallel, biggest first; then stale keys, then the
+    manifest."""
+    stamps, known = _cached(files, cache)
+    sink = progress or ProgressSink()
+    total = sum(f.size for f in files)
+    sink.start(total, len(files))
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            sink.advance(n)
+
+    def one(f: LocalFile) -> tuple[str, bool]:
+        sha = known.get(f.rel) or sha256_file(f.path)
+        key = uri.key(f.rel)
+        obj = listing.get(key)
+        if obj is not None and obj.size == f.size:
+            head = store.head(uri.bucket, key)
+            if head is not None and head.sha256 == sha:
+                advance(f.size)
+                return sha, False  # uploaded by an interrupted publish
+        store.upload_file(uri.bucket, key, f.path, sha, advance)
+        return sha, True
+
+    ordered = sorted(files, key=lambda f: -f.size)
+    done: dict[str, tuple[str, bool]] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {pool.submit(one, f): f for f in ordered}
+            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in pending:
+                fut.cancel()
+            for fut in finished:
+                if fut.exception() is not None:
+                    raise fut.exception()  # type: ignore[misc]
+                done[futures[fut].rel] = fut.result()
+    finally:
+        sink.finish()
+    hashes = {rel: sha for rel, (sha, _) in done.items()}
+    _write_cache(cache, stamps, hashes)
+    uploaded = [f for f in files if done[f.rel][1]]
+    stale = _stale(uri, files, listing)
+    if stale:
+        store.delete(uri.bucket, stale)
+    manifest = build_manifest([(f.rel, f.size, hashes[f.rel]) for f in files], model_format=model_format,
+                              source=source)
+    body = manifest.to_bytes()
+    store.put_bytes(uri.bucket, uri.key(MANIFEST_NAME), body, hashlib.sha256(body).hexdigest())
+    return PublishResult(
+        destination=str(uri), outcome=PublishOutcome.PUBLISHED if len(uploaded) == len(files)
+        else PublishOutcome.RESUMED, files_total=len(files), files_uploaded=[f.rel for f in uploaded],
+        files_skipped=len(files) - len(uploaded), bytes_total=total, bytes_uploaded=sum(f.size for f in uploaded),
+        seconds=time.monotonic() - started, deleted=stale, manifest=manifest,
+    )
 
 
 def _upload_all(store: ObjectStore, uri: StorageUri, todo: list[LocalFile], hashes: dict[str, str], workers: int,

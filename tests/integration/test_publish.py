@@ -154,3 +154,30 @@ def test_republish_without_model_format_keeps_the_published_one(tmp_path: Path, 
         publish(src, dest, store, model_format="xgboost")
     assert "model format sklearn -> xgboost" in str(err.value)
     assert "--model-format sklearn" in err.value.fix
+
+
+def test_s3_single_put_carries_the_manifest_sha256_as_its_checksum(tmp_path: Path, sandbox) -> None:
+    """Each small file goes in one PUT whose x-amz-checksum-sha256 is the manifest's sha256 (AWS verifies it;
+    moto does not keep it, so the request headers are what is checked), with UNSIGNED-PAYLOAD (no second hash)."""
+    import base64
+
+    from tasks.storage.s3 import S3Store
+
+    bucket = f"chk-{uuid.uuid4().hex[:8]}"
+    store = S3Store.from_env()
+    store.create_bucket(bucket)
+    sent: dict[str, dict[str, str]] = {}
+
+    def record(request, **_kwargs) -> None:
+        key = request.url.split(f"/{bucket}/", 1)[-1]
+        sent[key] = {k.lower(): (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+
+    store.client.meta.events.register("before-send.s3.PutObject", record)
+    src = make_model(tmp_path / "m", files=2)
+    publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False)
+    manifest = read_manifest(store, parse_uri(f"s3://{bucket}/m/v1"))
+    for entry in manifest.files:
+        headers = sent[f"m/v1/{entry.path}"]
+        assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(entry.sha256)).decode()
+        assert headers["x-amz-meta-sha256"] == entry.sha256
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"

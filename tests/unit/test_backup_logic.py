@@ -551,3 +551,16 @@ def test_drill_comparison_leaves_out_metadata_a_controller_owns_on_the_restored_
     assert differences(backup, restored) == []
     restored["metadata"]["annotations"]["team"] = "other"  # what kaiops restored still has to be equal
     assert differences(backup, restored) == ["metadata.annotations.team"]
+
+
+def test_steps_prefect_tasks_are_made_on_first_use_with_their_retry_options() -> None:
+    from tasks.backup import steps
+
+    for name, (task_name, fn_name, options) in steps.TASKS.items():
+        wrapped = getattr(steps, name)
+        assert wrapped.name == task_name and wrapped.fn is getattr(steps, fn_name)
+        assert wrapped.retries == options.get("retries", 0)
+        assert getattr(steps, name) is wrapped  # made once
+    assert steps.apply_restore_task.retries == 0  # reports per object: never retried as a whole
+    with pytest.raises(AttributeError, match="no_such_task"):
+        _ = steps.no_such_task
