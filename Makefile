@@ -23,9 +23,9 @@ venv: $(STAMP)
 $(STAMP): $(UV) requirements.lock pyproject.toml
 	[ -x $(PY) ] || $(UV) venv -q --python $(PYTHON) $(VENV)
 	# the registry first; when it cannot be reached, the pinned wheels already in the uv cache
-	VIRTUAL_ENV=$(VENV) $(UV) pip sync -q requirements.lock || { \
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync -q --compile-bytecode requirements.lock || { \
 	  echo "package index unreachable: installing requirements.lock from the uv cache (--offline)"; \
-	  VIRTUAL_ENV=$(VENV) $(UV) pip sync -q --offline requirements.lock; }
+	  VIRTUAL_ENV=$(VENV) $(UV) pip sync -q --offline --compile-bytecode requirements.lock; }
 	VIRTUAL_ENV=$(VENV) $(UV) pip install -q --no-deps -e . || \
 	  VIRTUAL_ENV=$(VENV) $(UV) pip install -q --offline --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
