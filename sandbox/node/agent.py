@@ -43,7 +43,8 @@ from sandbox.node.runtime import PodWorker, decode_secret, now
 log = logging.getLogger("kaiops.node")
 KUBELET_VERSION = "v1.35.4"
 NODES_FILE = Path(__file__).with_name("nodes.yaml")
-# host service -> (Service name in kaiops-sandbox, Service port, port role in the state file)
+MANAGED = "app.kubernetes.io/managed-by=kaiops-sandbox"
+# host service -> (Service name in kaiops-sandbox, Service port, port role in the state file or None: the first)
 HOST_SERVICES = {
     "s3": ("s3", 80, None), "gcs": ("gcs", 4443, None), "prometheus": ("prometheus", 9090, None),
     "prefect": ("prefect", 4200, None), "mlflow": ("mlflow", 5000, None),
@@ -214,8 +215,9 @@ class Agent:
                     worker.deleted()
                     return False
                 if exc.status != 409:
-                    log.warning("pod %s/%s: status write failed: %s", worker.ns, worker.name_, exc.reason)
-                    return False
+                    log.warning("pod %s/%s: status write failed: %s %s", worker.ns, worker.name_, exc.reason,
+                                (exc.body or b"")[:600])
+                    return exc.status == 422  # invalid: retrying the same status would fail again
                 with contextlib.suppress(ApiException):
                     fresh = self.raw("GET", f"/api/v1/namespaces/{worker.ns}/pods/{worker.name_}")
                     with worker.lock:
@@ -370,11 +372,14 @@ class Agent:
         wanted = {}
         for svc_name, record in state.get("services", {}).items():
             ports = record.get("ports") or {}
-            if svc_name == "kube-apiserver" or not ports:
-                continue
-            port = next(iter(ports.values()))
-            name, svc_port, _ = HOST_SERVICES.get(svc_name, (svc_name, port, None))
-            wanted[name] = (svc_port, port)
+            if svc_name in HOST_SERVICES and ports:
+                name, svc_port, role = HOST_SERVICES[svc_name]
+                wanted[name] = (svc_port, ports.get(role) if role else next(iter(ports.values())))
+        for svc in self.core.list_namespaced_service(ns, label_selector=MANAGED).items:
+            if svc.metadata.name not in wanted:
+                self.core.delete_namespaced_service(svc.metadata.name, ns)
+                with contextlib.suppress(ApiException):
+                    self.discovery.delete_namespaced_endpoint_slice(f"{svc.metadata.name}-host", ns)
         for name, (svc_port, target) in wanted.items():
             svc = {"metadata": {"name": name, "namespace": ns,
                                 "labels": {"app.kubernetes.io/managed-by": "kaiops-sandbox"}},

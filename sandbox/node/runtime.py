@@ -620,7 +620,8 @@ class PodWorker(threading.Thread):
     # ---------------------------------------------------------------------------------------- killing
 
     def _kill(self, c: Ctr, grace: float) -> None:
-        """preStop (within the grace period), SIGTERM to the container's process group, SIGKILL at the end."""
+        """preStop (within the grace period), SIGTERM to the container's main process (its PID 1 in a real
+        container), SIGKILL to its whole process group when the grace period ends."""
         proc = c.proc
         if proc is None:
             return
@@ -629,7 +630,7 @@ class PodWorker(threading.Thread):
         if pre and grace > 0:
             self._hook(c, pre, grace)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
