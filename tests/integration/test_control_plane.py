@@ -264,3 +264,35 @@ def test_metrics_api_is_served_through_the_aggregation_layer(dyn) -> None:
     nodes = eventually(lambda: dyn.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes").to_dict()["items"],
                        timeout=90, what="node metrics")
     assert all(n["usage"]["cpu"] and n["usage"]["memory"] for n in nodes)
+
+
+def test_a_pod_reaches_another_through_a_clusterip_by_dns_name(dyn, namespace) -> None:
+    """The whole path a workload uses: the client Pod's resolv.conf -> kube-dns 10.96.0.10 (kube-proxy DNAT) ->
+    CoreDNS -> the Service's ClusterIP -> kube-proxy DNAT -> the server Pod's IP (EndpointSlice)."""
+    from kubernetes import client
+
+    eventually(lambda: kube.get(dyn, "v1", "ServiceAccount", "default", namespace), what="default SA")
+    server = deployment(namespace, "server", replicas=1)
+    box = server["spec"]["template"]["spec"]["containers"][0]
+    box["command"] = ["sh", "-c", "mkdir -p /tmp/www && echo hello-from-server > /tmp/www/index.html && "
+                                  "exec httpd -f -p 8080 -h /tmp/www"]
+    box["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    kube.apply(dyn, server)
+    svc = kube.apply(dyn, {"apiVersion": "v1", "kind": "Service",
+                           "metadata": {"name": "server", "namespace": namespace},
+                           "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    eventually(lambda: [e for s in items(dyn, "discovery.k8s.io/v1", "EndpointSlice", namespace,
+                                         label_selector="kubernetes.io/service-name=server")
+                        for e in s.get("endpoints") or [] if e["conditions"].get("ready")],
+               timeout=90, what="a ready endpoint of Service server")
+    fqdn = f"server.{namespace}.svc.cluster.local"
+    kube.apply(dyn, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": namespace},
+                     "spec": {"restartPolicy": "Never", "containers": [{
+                         "name": "c", "image": "busybox:1.36",
+                         "command": ["sh", "-c", f"nslookup {fqdn} && wget -q -O- http://{fqdn}/"]}]}})
+    pod = eventually(lambda: (p := kube.get(dyn, "v1", "Pod", "client", namespace))["status"].get("phase") in (
+        "Succeeded", "Failed") and p, timeout=90, what="client Pod finished")
+    logs = client.CoreV1Api(dyn.client).read_namespaced_pod_log("client", namespace)
+    assert pod["status"]["phase"] == "Succeeded", logs
+    assert "hello-from-server" in logs
+    assert svc["spec"]["clusterIP"] in logs  # nslookup printed the ClusterIP CoreDNS answered
