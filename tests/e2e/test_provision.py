@@ -149,7 +149,7 @@ def test_a_smoke_job_that_cannot_be_scheduled_fails_in_time_with_its_message(clu
     assert "still PENDING after" in message and "stopped it" in message
     assert "Job has not started yet" in message  # Ray's own status message
     assert "last log lines:" in message
-    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Ray job ")]
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Ray job ")]
     assert len(progress) >= 2, progress  # at least every 15 s
 
 
