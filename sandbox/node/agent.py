@@ -229,7 +229,8 @@ class Agent:
     def node_object(self, n: dict, index: int) -> dict:
         labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-                  "node.kubernetes.io/instance-type": "kaiops-sandbox", **(n.get("labels") or {})}
+                  "node.kubernetes.io/instance-type": "kaiops-sandbox",
+                  **{k: str(v) for k, v in (n.get("labels") or {}).items()}}
         cidr = self.addresses.node_pod_cidr(index)
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": n["name"], "labels": labels,
@@ -279,6 +280,25 @@ class Agent:
                                                  "spec": {"taints": body["spec"]["taints"]}})
             self.core.patch_node_status(n["name"], {"status": self.node_status(n)})
             self.renew_lease(n["name"])
+
+    def prometheus_targets(self, remove: bool = False) -> None:
+        """Write (or remove) ``<instance>/prometheus/targets/kubelet/<node>.json`` for the sandbox Prometheus's
+        ``kubelet-cadvisor`` job (file-based discovery; atomic tmp + rename)."""
+        directory = self.instance_dir / "prometheus" / "targets" / "kubelet"
+        try:
+            root = fsguard.claim(directory)
+        except fsguard.UnsafePath as exc:
+            log.warning("not writing Prometheus kubelet targets: %s", exc)
+            return
+        for n in self.nodes:
+            path = root / f"{n['name']}.json"
+            if remove:
+                fsguard.remove(path, root)
+                continue
+            tmp = root / f".{n['name']}.tmp"
+            tmp.write_text(json.dumps([{"targets": [f"{self.addresses.host_ip}:{self.kubelet_port}"],
+                                        "labels": {"node": n["name"]}}]))
+            tmp.replace(path)
 
     def renew_lease(self, name: str) -> None:
         t = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -425,6 +445,7 @@ class Agent:
         self.cleanup_previous()
         self.kubelet_port = kubelet_api.serve(self)
         self.register()
+        self.prometheus_targets()
         threading.Thread(target=self.heartbeat, daemon=True).start()
         for n in self.nodes:
             threading.Thread(target=self.watch_node, args=(n["name"],), daemon=True).start()
@@ -436,6 +457,8 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop every Pod's processes (SIGTERM then SIGKILL, 5 s), as a node going down."""
+        with contextlib.suppress(Exception):
+            self.prometheus_targets(remove=True)
         with self.lock:
             workers = list(self.workers.values())
         for w in workers:
