@@ -289,7 +289,7 @@ def test_a_pod_reaches_another_through_a_clusterip_by_dns_name(dyn, namespace) -
     kube.apply(dyn, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": namespace},
                      "spec": {"restartPolicy": "Never", "containers": [{
                          "name": "c", "image": "busybox:1.36",
-                         "command": ["sh", "-c", f"nslookup {fqdn} && wget -q -O- http://{fqdn}/"]}]}})
+                         "command": ["sh", "-c", f"nslookup {fqdn} && wget -O- http://{fqdn}/"]}]}})
     pod = eventually(lambda: (p := kube.get(dyn, "v1", "Pod", "client", namespace))["status"].get("phase") in (
         "Succeeded", "Failed") and p, timeout=90, what="client Pod finished")
     logs = client.CoreV1Api(dyn.client).read_namespaced_pod_log("client", namespace)
