@@ -142,6 +142,13 @@ class PodWorker(threading.Thread):
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
 
     def _run(self) -> None:
+        if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            # finished before this agent started (a restarted agent): a terminal phase never changes again,
+            # so only wait for the deletion and confirm it, as the kubelet does for completed Pods
+            while not self.terminating():
+                self.wake.wait(5)
+                self.wake.clear()
+            return self._finish()
         if not self._resolve_images():
             return self._finish()
         if not self._sandbox():
