@@ -20,7 +20,18 @@ from kubernetes import client
 
 from sandbox import launcher
 from sandbox.paths import binary
-from tests.integration.node_support import BASE, condition, logs, make_namespace, phase, pod, read, start, wait_for
+from tests.integration.node_support import (
+    BASE,
+    NODE,
+    condition,
+    logs,
+    make_namespace,
+    phase,
+    pod,
+    read,
+    start,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +184,25 @@ def test_liveness_failure_runs_pre_stop_then_sigterm_and_restarts(core: client.C
     core.delete_namespaced_pod("live", ns)
     wait_for(lambda: not [p for p in core.list_namespaced_pod(ns).items if p.metadata.name == "live"], 30,
              "Pod deleted by the node after its containers stopped")
+
+
+def test_kubelet_metrics_carry_the_pods_cpu_and_memory(core: client.CoreV1Api, ns: str) -> None:
+    core.create_namespaced_pod(ns, pod("busy", [{"name": "spin", "image": "busybox",
+                                                 "command": ["sh", "-c", "while true; do :; done"]}],
+                                       terminationGracePeriodSeconds=1))
+    wait_for(lambda: phase(core, ns, "busy", "Running"), 90, "Pod Running")
+
+    def series(path: str, name: str) -> float | None:
+        text = core.connect_get_node_proxy_with_path(NODE, path, _preload_content=False).data.decode()
+        for line in text.splitlines():
+            if line.startswith(name + "{") and f'namespace="{ns}"' in line and 'pod="busy"' in line \
+                    and 'container="spin"' in line:
+                return float(line.split()[1])
+        return None
+
+    cpu = wait_for(lambda: (series("metrics/cadvisor", "container_cpu_usage_seconds_total") or 0) > 0.2 and
+                   series("metrics/cadvisor", "container_cpu_usage_seconds_total"), 60, "CPU counted")
+    assert cpu > 0.2
+    assert (series("metrics/cadvisor", "container_memory_working_set_bytes") or 0) > 100_000
+    assert (series("metrics/resource", "container_memory_working_set_bytes") or 0) > 100_000
+    assert (series("metrics/resource", "container_cpu_usage_seconds_total") or 0) >= cpu
