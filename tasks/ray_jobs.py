@@ -54,9 +54,10 @@ SMOKE_EXPECTED = "kaiops-smoke 328350"
 
 
 def progress(line: str) -> None:
-    """A progress line on stderr, straight to the terminal (Prefect's ``log_prints`` captures only stdout, and
-    the CLI runs Prefect's logger at CRITICAL)."""
-    print(line, file=sys.stderr, flush=True)
+    """A progress line on stderr, straight to the terminal: written, not printed, because Prefect's
+    ``log_prints`` turns ``print`` (to stdout *and* stderr) into run logs, which the CLI runs at CRITICAL."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def smoke_entrypoint(workers: int, patience_s: float = 60.0) -> str:
