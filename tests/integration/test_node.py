@@ -206,3 +206,18 @@ def test_kubelet_metrics_carry_the_pods_cpu_and_memory(core: client.CoreV1Api, n
     assert (series("metrics/cadvisor", "container_memory_working_set_bytes") or 0) > 100_000
     assert (series("metrics/resource", "container_memory_working_set_bytes") or 0) > 100_000
     assert (series("metrics/resource", "container_cpu_usage_seconds_total") or 0) >= cpu
+
+
+def test_pods_bound_to_other_nodes_are_left_alone(core: client.CoreV1Api, ns: str) -> None:
+    core.create_namespaced_pod(ns, {"metadata": {"name": "elsewhere"}, "spec": {
+        "nodeName": "a-node-the-agent-does-not-own",
+        "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "300"]}]}})
+    core.create_namespaced_pod(ns, pod("here", [{"name": "c", "image": "busybox", "command": ["sleep", "300"]}],
+                                       terminationGracePeriodSeconds=1))
+    wait_for(lambda: phase(core, ns, "here", "Running"), 90, "own Pod Running")  # the agent is working meanwhile
+    other = read(core, ns, "elsewhere")
+    assert other["status"].get("phase") == "Pending" and not other["status"].get("containerStatuses")
+    assert not other["status"].get("podIP")
+    events = core.list_namespaced_event(ns, field_selector="involvedObject.name=elsewhere").items
+    assert [e for e in events if e.source and e.source.component == "kubelet"] == []
+    core.delete_namespaced_pod("elsewhere", ns, grace_period_seconds=0)
