@@ -25,7 +25,7 @@ from tasks.errors import NotFound
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
-CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "metrics-server")
+CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "node", "kube-proxy", "coredns")
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +252,8 @@ def test_coredns_answers_cluster_local_and_nothing_else(dyn, namespace) -> None:
 
 
 def test_metrics_api_is_served_through_the_aggregation_layer(dyn) -> None:
+    launcher.up(("metrics-server",))
+
     def available():
         apisvc = kube.get(dyn, "apiregistration.k8s.io/v1", "APIService", "v1beta1.metrics.k8s.io")
         return kube.condition_true(apisvc, "Available")
