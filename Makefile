@@ -33,11 +33,11 @@ $(STAMP): $(UV) requirements.lock pyproject.toml
 binaries:
 	sandbox/build/build.sh all
 
-prometheus:  # Debian packages prometheus and nftables (nft: kube-proxy's nftables mode in the node netns)
-	@{ command -v prometheus && command -v nft; } >/dev/null || { \
-	  echo "installing Debian packages prometheus nftables"; \
+prometheus:  # Debian packages prometheus, nftables (kube-proxy's nftables mode), busybox-static (the node's busybox image)
+	@{ command -v prometheus && command -v nft && test -x /bin/busybox; } >/dev/null || { \
+	  echo "installing Debian packages prometheus nftables busybox-static"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -q prometheus nftables >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus nftables; }; }
+	  $$SUDO apt-get install -y -q prometheus nftables busybox-static >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus nftables busybox-static; }; }
 
 chromium:  # headless browser for tests/e2e/test_prefect_ui.py (Debian packages chromium + chromium-driver)
 	@command -v chromium >/dev/null || { \

@@ -7,6 +7,7 @@ must carry the expected output.
 from __future__ import annotations
 
 import base64
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ print("kaiops-smoke", sum(v for v, _ in out), "workers", len(used) if want else 
 SMOKE_EXPECTED = "kaiops-smoke 328350"
 
 
+def progress(line: str) -> None:
+    """A progress line on stderr, straight to the terminal: written, not printed, because Prefect's
+    ``log_prints`` turns ``print`` (to stdout *and* stderr) into run logs, which the CLI runs at CRITICAL."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 def smoke_entrypoint(workers: int, patience_s: float = 60.0) -> str:
     """The smoke job's shell entrypoint for a cluster with ``workers`` worker Pods (script passed in base64,
     so no shell quoting can break it)."""
@@ -93,7 +101,7 @@ def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
 
 def run_job(address: str, entrypoint: str, timeout: float = 300.0, poll: float = 1.0,
             entrypoint_resources: dict[str, float] | None = None, progress_every: float = PROGRESS_EVERY_S,
-            progress: Callable[[str], Any] = print) -> JobResult:
+            progress: Callable[[str], Any] = progress) -> JobResult:
     """Submit ``entrypoint`` to the Job Submission API at ``address`` and wait for a terminal status.
 
     Talks to the REST API (``POST /api/jobs/``, ``GET /api/jobs/<id>``, ``.../logs``, ``.../stop``) directly:
@@ -152,7 +160,7 @@ def _call(http: httpx.Client, method: str, url: str, address: str, **kwargs) -> 
 
 def smoke_test(address: str, timeout: float = 300.0, workers: int = 0,
                entrypoint_resources: dict[str, float] | None = None,
-               progress: Callable[[str], Any] = print) -> JobResult:
+               progress: Callable[[str], Any] = progress) -> JobResult:
     """Run the kaiops smoke job and return its result; ``succeeded`` only if the output is right too.
 
     Args:

@@ -40,6 +40,7 @@ from tasks.errors import InputError, PermanentError, is_retryable
 from tasks.manifests import validate_documents
 from tasks.manifests.findings import Severity
 from tasks.ray_cluster import API_VERSION, KIND, namespace_manifest, render_ray_cluster
+from tasks.ray_jobs import progress
 
 SUSPEND_MANAGER = "kaiops-suspend"  # owns only spec.suspend, so a provision run never resumes a cluster
 EVENT_COMPONENT = "kaiops"
@@ -428,9 +429,10 @@ def log_tail(kubeconfig: str | None, pod: str, namespace: str, container: str, l
     from kubernetes import client
 
     api = client.CoreV1Api(kube.connect(kubeconfig).client)
-    try:
-        return api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines,
-                                           previous=previous, _preload_content=True) or ""
+    try:  # raw bytes: the client's own decoding turns the body into "b'...'"
+        resp = api.read_namespaced_pod_log(pod, namespace, container=container, tail_lines=lines,
+                                           previous=previous, _preload_content=False)
+        return resp.data.decode("utf-8", "replace").rstrip("\n")
     except Exception:  # no log yet (never started), or no previous run
         return ""
 
@@ -507,7 +509,7 @@ def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: flo
         if gaps and only_stale_generation(gaps):
             stale_since = stale_since or time.monotonic()
             if time.monotonic() - stale_since >= STALE_GENERATION_GRACE_S:
-                print(f"{namespace}/{name}: {gaps[0]}, but everything else is {want} for "
+                progress(f"{namespace}/{name}: {gaps[0]}, but everything else is {want} for "
                       f"{STALE_GENERATION_GRACE_S:.0f}s: KubeRay v1.6.2 writes no status when only observedGeneration "
                       "would change; counting it as " + want)
                 return obj
@@ -519,7 +521,7 @@ def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: flo
             said = time.monotonic()
             if gaps is None:
                 gaps = check(read_cluster.fn(kubeconfig, name, namespace) or {})
-            print(f"{namespace}/{name}: not {want} after {said - started:.0f}s: {'; '.join(gaps) or 'checking'}")
+            progress(f"{namespace}/{name}: not {want} after {said - started:.0f}s: {'; '.join(gaps) or 'checking'}")
         time.sleep(1.0 if gaps is not None else 0)
     diag = diagnose.fn(kubeconfig, name, namespace, want)
     raise ProvisionTimeout(

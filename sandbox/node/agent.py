@@ -43,7 +43,8 @@ from sandbox.node.runtime import PodWorker, decode_secret, now
 log = logging.getLogger("kaiops.node")
 KUBELET_VERSION = "v1.35.4"
 NODES_FILE = Path(__file__).with_name("nodes.yaml")
-# host service -> (Service name in kaiops-sandbox, Service port, port role in the state file)
+MANAGED = "app.kubernetes.io/managed-by=kaiops-sandbox"
+# host service -> (Service name in kaiops-sandbox, Service port, port role in the state file or None: the first)
 HOST_SERVICES = {
     "s3": ("s3", 80, None), "gcs": ("gcs", 4443, None), "prometheus": ("prometheus", 9090, None),
     "prefect": ("prefect", 4200, None), "mlflow": ("mlflow", 5000, None),
@@ -214,8 +215,9 @@ class Agent:
                     worker.deleted()
                     return False
                 if exc.status != 409:
-                    log.warning("pod %s/%s: status write failed: %s", worker.ns, worker.name_, exc.reason)
-                    return False
+                    log.warning("pod %s/%s: status write failed: %s %s", worker.ns, worker.name_, exc.reason,
+                                (exc.body or b"")[:600])
+                    return exc.status == 422  # invalid: retrying the same status would fail again
                 with contextlib.suppress(ApiException):
                     fresh = self.raw("GET", f"/api/v1/namespaces/{worker.ns}/pods/{worker.name_}")
                     with worker.lock:
@@ -227,7 +229,8 @@ class Agent:
     def node_object(self, n: dict, index: int) -> dict:
         labels = {"kubernetes.io/hostname": n["name"], "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-                  "node.kubernetes.io/instance-type": "kaiops-sandbox", **(n.get("labels") or {})}
+                  "node.kubernetes.io/instance-type": "kaiops-sandbox",
+                  **{k: str(v) for k, v in (n.get("labels") or {}).items()}}
         cidr = self.addresses.node_pod_cidr(index)
         return {"apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": n["name"], "labels": labels,
@@ -277,6 +280,25 @@ class Agent:
                                                  "spec": {"taints": body["spec"]["taints"]}})
             self.core.patch_node_status(n["name"], {"status": self.node_status(n)})
             self.renew_lease(n["name"])
+
+    def prometheus_targets(self, remove: bool = False) -> None:
+        """Write (or remove) ``<instance>/prometheus/targets/kubelet/<node>.json`` for the sandbox Prometheus's
+        ``kubelet-cadvisor`` job (file-based discovery; atomic tmp + rename)."""
+        directory = self.instance_dir / "prometheus" / "targets" / "kubelet"
+        try:
+            root = fsguard.claim(directory)
+        except fsguard.UnsafePath as exc:
+            log.warning("not writing Prometheus kubelet targets: %s", exc)
+            return
+        for n in self.nodes:
+            path = root / f"{n['name']}.json"
+            if remove:
+                fsguard.remove(path, root)
+                continue
+            tmp = root / f".{n['name']}.tmp"
+            tmp.write_text(json.dumps([{"targets": [f"{self.addresses.host_ip}:{self.kubelet_port}"],
+                                        "labels": {"node": n["name"]}}]))
+            tmp.replace(path)
 
     def renew_lease(self, name: str) -> None:
         t = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -370,11 +392,14 @@ class Agent:
         wanted = {}
         for svc_name, record in state.get("services", {}).items():
             ports = record.get("ports") or {}
-            if svc_name == "kube-apiserver" or not ports:
-                continue
-            port = next(iter(ports.values()))
-            name, svc_port, _ = HOST_SERVICES.get(svc_name, (svc_name, port, None))
-            wanted[name] = (svc_port, port)
+            if svc_name in HOST_SERVICES and ports:
+                name, svc_port, role = HOST_SERVICES[svc_name]
+                wanted[name] = (svc_port, ports.get(role) if role else next(iter(ports.values())))
+        for svc in self.core.list_namespaced_service(ns, label_selector=MANAGED).items:
+            if svc.metadata.name not in wanted:
+                self.core.delete_namespaced_service(svc.metadata.name, ns)
+                with contextlib.suppress(ApiException):
+                    self.discovery.delete_namespaced_endpoint_slice(f"{svc.metadata.name}-host", ns)
         for name, (svc_port, target) in wanted.items():
             svc = {"metadata": {"name": name, "namespace": ns,
                                 "labels": {"app.kubernetes.io/managed-by": "kaiops-sandbox"}},
@@ -420,6 +445,7 @@ class Agent:
         self.cleanup_previous()
         self.kubelet_port = kubelet_api.serve(self)
         self.register()
+        self.prometheus_targets()
         threading.Thread(target=self.heartbeat, daemon=True).start()
         for n in self.nodes:
             threading.Thread(target=self.watch_node, args=(n["name"],), daemon=True).start()
@@ -431,6 +457,8 @@ class Agent:
 
     def shutdown(self) -> None:
         """Stop every Pod's processes (SIGTERM then SIGKILL, 5 s), as a node going down."""
+        with contextlib.suppress(Exception):
+            self.prometheus_targets(remove=True)
         with self.lock:
             workers = list(self.workers.values())
         for w in workers:

@@ -142,6 +142,13 @@ class PodWorker(threading.Thread):
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
 
     def _run(self) -> None:
+        if (self.pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            # finished before this agent started (a restarted agent): a terminal phase never changes again,
+            # so only wait for the deletion and confirm it, as the kubelet does for completed Pods
+            while not self.terminating():
+                self.wake.wait(5)
+                self.wake.clear()
+            return self._finish()
         if not self._resolve_images():
             return self._finish()
         if not self._sandbox():
@@ -620,7 +627,8 @@ class PodWorker(threading.Thread):
     # ---------------------------------------------------------------------------------------- killing
 
     def _kill(self, c: Ctr, grace: float) -> None:
-        """preStop (within the grace period), SIGTERM to the container's process group, SIGKILL at the end."""
+        """preStop (within the grace period), SIGTERM to the container's main process (its PID 1 in a real
+        container), SIGKILL to its whole process group when the grace period ends."""
         proc = c.proc
         if proc is None:
             return
@@ -629,7 +637,7 @@ class PodWorker(threading.Thread):
         if pre and grace > 0:
             self._hook(c, pre, grace)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:

@@ -140,3 +140,22 @@ class MetricsServer(Service):
 
     def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
         return http_ok(f"{record.url}/livez", context=loopback_tls())
+
+    def cleanup(self, state: SandboxState) -> None:
+        """Unregister the APIService once metrics-server stopped (while the apiserver still runs).
+
+        An APIService whose backend is gone makes discovery fail, and the namespace controller then stops
+        finishing namespace deletions (condition ``NamespaceDeletionDiscoveryFailure``): uninstalling
+        metrics-server on a cluster means deleting its APIService too.
+        """
+        api = state.services.get("kube-apiserver")
+        if api is None or not state.kubeconfig.exists():
+            return
+        from tasks import kube
+
+        try:
+            dyn = kube.connect(str(state.kubeconfig))
+            kube.resource_for(dyn, "apiregistration.k8s.io/v1", "APIService").delete(
+                name="v1beta1.metrics.k8s.io", _request_timeout=10)
+        except Exception:  # not registered, or the apiserver is already gone: nothing to unregister
+            return

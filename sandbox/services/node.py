@@ -19,7 +19,7 @@ from sandbox.state import SandboxState, ServiceRecord
 class Node(Service):
     name = "node"
     needs = ("net", "kube-apiserver")
-    ready_timeout = 60.0
+    ready_timeout = 180.0  # imports of the kubernetes client take a minute on a machine under load
 
     def health_file(self, state: SandboxState):
         return fsguard.claim(state.dir / "node") / "healthy"

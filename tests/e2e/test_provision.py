@@ -149,8 +149,19 @@ def test_a_smoke_job_that_cannot_be_scheduled_fails_in_time_with_its_message(clu
     assert "still PENDING after" in message and "stopped it" in message
     assert "Job has not started yet" in message  # Ray's own status message
     assert "last log lines:" in message
-    progress = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Ray job ")]
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Ray job ")]
     assert len(progress) >= 2, progress  # at least every 15 s
+
+
+def test_a_job_that_cannot_be_scheduled_on_the_sandbox_head_fails_in_time(sandbox, capsys) -> None:
+    """The same timeout path against the sandbox's own Ray head (no operator involved)."""
+    from tasks.ray_jobs import JobTimeout, smoke_test
+
+    started = time.monotonic()
+    with pytest.raises(JobTimeout, match="Job has not started yet"):
+        smoke_test(sandbox["RAY_ADDRESS"], timeout=32, entrypoint_resources={"kaiops-no-such-resource": 1})
+    assert time.monotonic() - started < 32 + 15
+    assert len([line for line in capsys.readouterr().err.splitlines() if line.startswith("Ray job ")]) >= 2
 
 
 def test_wrong_ray_start_parameter_shows_the_crash_and_its_log(cluster) -> None:
@@ -178,6 +189,32 @@ def test_wrong_ray_start_parameter_shows_the_crash_and_its_log(cluster) -> None:
         assert head["reason"] == "CrashLoopBackOff" and head["exit_code"] not in (None, 0)
         assert "no-such-flag" in head["log_tail"] and "No such option" in head["log_tail"]
         assert "last log lines of" in text and "CrashLoopBackOff" in text
+    finally:
+        kube.resource_for(dyn, "ray.io/v1", "RayCluster").delete(name=name, namespace=NAMESPACE)
+
+
+def test_an_unschedulable_gpu_group_shows_the_scheduler_reason(cluster) -> None:
+    from configs.ray_cluster import load_cluster_config
+    from tasks.ray_cluster import render_ray_cluster
+    from tasks.ray_provision import ProvisionTimeout, wait_until
+
+    dyn = kube.connect(cluster["kubeconfig"])
+    manifest = render_ray_cluster(load_cluster_config(cluster["path"]))
+    name = manifest["metadata"]["name"] = f"gpu-{uuid.uuid4().hex[:6]}"
+    worker = manifest["spec"]["workerGroupSpecs"][0]
+    pod = worker["template"]["spec"]
+    pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "64"  # more than any sandbox node has
+    pod["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = "64"
+    pod["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+    pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    kube.apply(dyn, manifest)
+    try:
+        with pytest.raises(ProvisionTimeout) as timeout:
+            wait_until.fn(cluster["kubeconfig"], name, NAMESPACE, timeout_s=30)
+        rows = [p for p in timeout.value.diagnosis["pods"] if p["pod"].startswith(f"{name}-cpu-worker")]
+        assert rows and rows[0]["reason"] == "Unschedulable", timeout.value.diagnosis
+        assert "nodes are available" in rows[0]["message"]
+        assert "FailedScheduling" in str(timeout.value)
     finally:
         kube.resource_for(dyn, "ray.io/v1", "RayCluster").delete(name=name, namespace=NAMESPACE)
 

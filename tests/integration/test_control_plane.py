@@ -15,17 +15,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from kubernetes.dynamic.exceptions import NotFoundError
 
 from sandbox import launcher
 from sandbox.pki import Pki
 from sandbox.services.apiserver import node_network
 from tasks import kube
+from tasks.errors import NotFound
 
 pytestmark = pytest.mark.integration
 
 TIMEOUT = 60.0
-CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "kube-proxy", "coredns", "metrics-server")
+CONTROL_PLANE = ("kube-controller-manager", "kube-scheduler", "node", "kube-proxy", "coredns")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "
     while time.monotonic() < deadline:
         try:
             last = check()
-        except NotFoundError:
+        except NotFound:
             last = None
         if last:
             return last
@@ -53,10 +53,8 @@ def eventually(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "
 def gone(dyn, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
     try:
         kube.get(dyn, api_version, kind, name, namespace)
-    except Exception as exc:  # tasks.kube translates 404 into its own NotFound
-        if "NotFound" in type(exc).__name__ or "not found" in str(exc).lower():
-            return True
-        raise
+    except NotFound:
+        return True
     return False
 
 
@@ -151,11 +149,22 @@ def test_deleting_a_deployment_collects_its_replicaset(dyn, namespace) -> None:
 def test_service_gets_endpointslices(dyn, namespace) -> None:
     kube.apply(dyn, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": namespace},
                      "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-    slices = eventually(lambda: items(dyn, "discovery.k8s.io/v1", "EndpointSlice", namespace,
-                                      label_selector="kubernetes.io/service-name=web"), what="EndpointSlice")
-    assert slices[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
+
+    def slices():
+        return items(dyn, "discovery.k8s.io/v1", "EndpointSlice", namespace,
+                     label_selector="kubernetes.io/service-name=web")
+
+    empty = eventually(slices, what="EndpointSlice")
+    assert empty[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
         "endpointslice-controller.k8s.io"
-    assert slices[0]["ports"][0]["port"] == 8080
+    assert empty[0]["endpoints"] is None and empty[0]["ports"] is None  # upstream: no Pods, no ports either
+    eventually(lambda: kube.get(dyn, "v1", "ServiceAccount", "default", namespace), what="default SA")
+    kube.apply(dyn, deployment(namespace, "web", replicas=1))
+    pod = eventually(lambda: [p for p in items(dyn, "v1", "Pod", namespace, label_selector="app=web")
+                              if (p.get("status") or {}).get("podIP")], what="a running Pod with an IP")[0]
+    filled = eventually(lambda: [s for s in slices() if s.get("endpoints")], what="endpoint in the slice")
+    assert filled[0]["endpoints"][0]["addresses"] == [pod["status"]["podIP"]]
+    assert filled[0]["ports"][0]["port"] == 8080
 
 
 def test_kubernetes_service_endpoint_is_the_advertised_address(dyn) -> None:
@@ -243,12 +252,49 @@ def test_coredns_answers_cluster_local_and_nothing_else(dyn, namespace) -> None:
 
 
 def test_metrics_api_is_served_through_the_aggregation_layer(dyn) -> None:
+    launcher.up(("metrics-server",))
+
     def available():
         apisvc = kube.get(dyn, "apiregistration.k8s.io/v1", "APIService", "v1beta1.metrics.k8s.io")
         return kube.condition_true(apisvc, "Available")
 
     eventually(available, timeout=90, what="APIService v1beta1.metrics.k8s.io Available")
     # the apiserver proxies this to metrics-server; the answer lists the metrics.k8s.io resources
-    resources = dyn.client.call_api("/apis/metrics.k8s.io/v1beta1", "GET", response_type="object",
-                                    auth_settings=["BearerToken"], _return_http_data_only=True)
+    resources = dyn.request("GET", "/apis/metrics.k8s.io/v1beta1").to_dict()
     assert {r["name"] for r in resources["resources"]} >= {"nodes", "pods"}
+    # metrics-server scraped the node agent's kubelet API (/metrics/resource): kubectl top nodes reads this
+    nodes = eventually(lambda: dyn.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes").to_dict()["items"],
+                       timeout=90, what="node metrics")
+    assert all(n["usage"]["cpu"] and n["usage"]["memory"] for n in nodes)
+
+
+def test_a_pod_reaches_another_through_a_clusterip_by_dns_name(dyn, namespace) -> None:
+    """The whole path a workload uses: the client Pod's resolv.conf -> kube-dns 10.96.0.10 (kube-proxy DNAT) ->
+    CoreDNS -> the Service's ClusterIP -> kube-proxy DNAT -> the server Pod's IP (EndpointSlice)."""
+    from kubernetes import client
+
+    eventually(lambda: kube.get(dyn, "v1", "ServiceAccount", "default", namespace), what="default SA")
+    server = deployment(namespace, "server", replicas=1)
+    box = server["spec"]["template"]["spec"]["containers"][0]
+    box["command"] = ["sh", "-c", "mkdir -p /tmp/www && echo hello-from-server > /tmp/www/index.html && "
+                                  "exec httpd -f -p 8080 -h /tmp/www"]
+    box["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    kube.apply(dyn, server)
+    svc = kube.apply(dyn, {"apiVersion": "v1", "kind": "Service",
+                           "metadata": {"name": "server", "namespace": namespace},
+                           "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    eventually(lambda: [e for s in items(dyn, "discovery.k8s.io/v1", "EndpointSlice", namespace,
+                                         label_selector="kubernetes.io/service-name=server")
+                        for e in s.get("endpoints") or [] if e["conditions"].get("ready")],
+               timeout=90, what="a ready endpoint of Service server")
+    fqdn = f"server.{namespace}.svc.cluster.local"
+    kube.apply(dyn, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "client", "namespace": namespace},
+                     "spec": {"restartPolicy": "Never", "containers": [{
+                         "name": "c", "image": "busybox:1.36",
+                         "command": ["sh", "-c", f"nslookup {fqdn} && wget -O- http://{fqdn}/"]}]}})
+    pod = eventually(lambda: (p := kube.get(dyn, "v1", "Pod", "client", namespace))["status"].get("phase") in (
+        "Succeeded", "Failed") and p, timeout=90, what="client Pod finished")
+    logs = client.CoreV1Api(dyn.client).read_namespaced_pod_log("client", namespace)
+    assert pod["status"]["phase"] == "Succeeded", logs
+    assert "hello-from-server" in logs
+    assert svc["spec"]["clusterIP"] in logs  # nslookup printed the ClusterIP CoreDNS answered

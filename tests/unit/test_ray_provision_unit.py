@@ -196,7 +196,7 @@ def test_status_while_head_starts_then_ready() -> None:
     assert ready["endpoints"]["dashboard"] == "1"
     assert ready["head"] == {"podIP": "127.0.0.1", "podName": "p", "serviceIP": "127.0.0.1",
                              "serviceName": "kaiops-sandbox-head-svc"}
-    assert (ready["desiredCPU"], ready["desiredMemory"], ready["desiredGPU"]) == ("2", "3Gi", "0")
+    assert (ready["desiredCPU"], ready["desiredMemory"], ready["desiredGPU"]) == ("750m", "3Gi", "0")
     assert (ready["minWorkerReplicas"], ready["maxWorkerReplicas"], ready["observedGeneration"]) == (0, 4, 1)
     assert readiness_gaps({**rc, "status": ready}) == []
 
