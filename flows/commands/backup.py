@@ -19,12 +19,22 @@ PolicyOption = typer.Option(DEFAULT_POLICY, "--policy", "-p", help="Backup polic
 backups_app = typer.Typer(help="Inspect stored backups.", no_args_is_help=True)
 
 
+def check_policy(policy: Path) -> None:
+    """Refuse a bad ``--policy`` before any flow run starts (exit 2 naming the option, the file and the field)."""
+    from configs.backup import load_policy
+    from configs.inputs import existing_file
+
+    existing_file(policy, field="--policy", example="configs/backups/nightly.yaml")
+    load_policy(policy)
+
+
 def backup(
     policy: Path = PolicyOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be backed up; write nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Back up RayClusters, InferenceServices and friends (plus what they reference) to S3/GCS."""
+    check_policy(policy)
     from flows.backup import backup as backup_flow
 
     emit(backup_flow(policy=str(policy), dry_run=dry_run), output, title="kaiops backup")
@@ -36,6 +46,7 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
     from configs.backup import load_policy
     from tasks.backup import steps, store
 
+    check_policy(policy)
     pol = load_policy(policy)
     rows = [
         {
@@ -60,6 +71,7 @@ def retention(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones."""
+    check_policy(policy)
     from flows.backup import retention as retention_flow
 
     result = retention_flow(policy=str(policy), dry_run=dry_run)
@@ -67,6 +79,8 @@ def retention(
 
 
 def _namespace_map(pairs: list[str]) -> dict[str, str]:
+    from configs.inputs import name_problem
+
     out: dict[str, str] = {}
     for pair in pairs:
         src, sep, dst = pair.partition("=")
@@ -74,6 +88,11 @@ def _namespace_map(pairs: list[str]) -> dict[str, str]:
             raise InputError(
                 "<cli>", "--namespace-map", f"{pair!r} is not FROM=TO", "write e.g. --namespace-map prod=staging"
             )
+        for side, ns in (("FROM", src), ("TO", dst)):
+            problem = name_problem(ns)
+            if problem:
+                raise InputError("<cli>", "--namespace-map", f"{pair!r}: {side} namespace: {problem}",
+                                 "write FROM=TO with two namespace names, e.g. --namespace-map prod=staging")
         out[src] = dst
     return out
 
@@ -97,10 +116,12 @@ def restore(
         policy_existing = ExistingPolicy(existing)
     except ValueError as exc:
         raise InputError("<cli>", "--existing", f"{existing!r} is not skip, update or fail", "pick one") from exc
+    mapping = _namespace_map(namespace_map)
+    check_policy(policy)
     result = restore_flow(
         backup_id=backup_id,
         policy=str(policy),
-        namespace_map=_namespace_map(namespace_map),
+        namespace_map=mapping,
         existing=policy_existing,
         dry_run=dry_run,
         yes=yes,
@@ -126,6 +147,7 @@ def drill(
         mode = ReadinessMode(readiness)
     except ValueError as exc:
         raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one") from exc
+    check_policy(policy)
     emit(restore_drill(policy=str(policy), backup_id=backup_id, readiness=mode, dry_run=dry_run), output,
          title="kaiops drill" + (" (dry run)" if dry_run else ""))
 

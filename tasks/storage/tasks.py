@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.errors import InputError, PermanentError, is_retryable
+from tasks.errors import PermanentError, is_retryable
 from tasks.storage.layout import ObjectStore, parse_uri
 from tasks.storage.progress import Fanout, PrefectProgress, RichProgress
 from tasks.storage.publisher import PublishResult, publish
@@ -77,12 +77,11 @@ def publish_report(result: PublishResult) -> str:
 
 
 def check_force_needed(src: str, dest: str) -> None:
-    """Cheap input checks before any flow run starts (URI shape); raises InputError."""
+    """Cheap input checks before any flow run starts (URI shape, a directory holding files); raises InputError."""
     parse_uri(dest)
-    from pathlib import Path
+    from tasks.storage.layout import scan_local
 
-    if not Path(src).is_dir():
-        raise InputError("<cli>", "SRC", f"{src} is not a directory", "pass the local model directory")
+    scan_local(src)
 
 
 # ------------------------------------------------------------------------------------------------- warmup
