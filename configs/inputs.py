@@ -145,7 +145,7 @@ _OCI_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _OCI_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _OCI_DOMAIN = rf"(?:{_OCI_LABEL}(?:\.{_OCI_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _OCI_REF = re.compile(rf"(?:{_OCI_DOMAIN}/)?{_OCI_COMPONENT}(?:/{_OCI_COMPONENT})*"
-                      r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+                      r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
 SCHEME_FIXES: dict[str, str] = {
     "s3a": "s3://<bucket>/<path>", "s3n": "s3://<bucket>/<path>", "gcs": "gs://<bucket>/<path>",
     "gcp": "gs://<bucket>/<path>", "minio": "s3://<bucket>/<path> with the serving.kserve.io/s3-endpoint annotation",
@@ -285,6 +285,18 @@ def _oci(uri: str, rest: str) -> ModelUri:
                         "oci://<registry>/<repository>:<tag> (or @sha256:<digest>)")
     repo, _, tag = rest.rpartition(":") if ":" in rest.rsplit("/", 1)[-1] else (rest, "", "")
     return ModelUri(uri, "oci", repo, tag)
+
+
+def image_problem(value: Any) -> str | None:
+    """Why ``value`` is not a container image reference (``[registry/]repo[:tag][@digest]``, ASCII), or None."""
+    if not isinstance(value, str):
+        return f"{value!r} is not an image reference"
+    problem = plain_text_problem(value, what="the image")
+    if problem:
+        return problem
+    if not _OCI_REF.fullmatch(value):
+        return f"{value!r} is not an image reference ([registry/]repository[:tag][@sha256:digest], lowercase)"
+    return None
 
 
 def _http(uri: str, rest: str) -> ModelUri:

@@ -5,6 +5,7 @@ buckets and Prefect compared before and after, in ``tests/integration/test_bad_i
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -151,3 +152,108 @@ def test_corpus_flow_parameters(capsys):
         print(f"\nbad-input corpus (flow parameters): {len(rows)} cases over "
               f"{len({r[0].name for r in rows})} flows, {len(accepted)} accepted")
     assert not accepted, "flow parameters accepted bad values:\n" + "\n".join(accepted)
+
+
+# -------------------------------------------------------------------------------------------- config files
+
+def _loaders():
+    from configs.backup import load_policy as load_backup
+    from configs.canary import load_policy as load_canary
+    from configs.ray_cluster import load_cluster_config
+    from configs.release import load_release
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    return [("cluster", load_cluster_config, root / "clusters/sandbox.yaml"),
+            ("canary policy", load_canary, root / "canary/default.yaml"),
+            ("backup policy", load_backup, root / "backups/nightly.yaml"),
+            ("release", load_release, root / "releases/sandbox-demo.yaml")]
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value[:2]):
+            yield from _leaves(v, (*path, i))
+    else:
+        yield path, value
+
+
+def _set(doc, path, value):
+    import copy
+
+    out = copy.deepcopy(doc)
+    node = out
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return out
+
+
+#: Values wrong for every scalar field: a list or a mapping where a scalar stands; NaN, infinities and a huge
+#: number where a number stands; empty, blank and look-alike text where text stands.
+WRONG_FOR_ANY = [[1, 2], {"x": 1}]
+WRONG_NUMBERS = [float("nan"), float("inf"), -1e308, 10**30]
+WRONG_TEXT = ["", "   ", "\uff4dodel"]
+
+
+def test_corpus_config_files(tmp_path: Path, capsys):
+    """Each config kind: every scalar field set to a value wrong for it is refused as InputError naming the
+    file and the field path (never another exception); lists/mappings where scalars stand always are."""
+    import yaml
+
+    from tasks.errors import InputError
+
+    count, problems = 0, []
+    for kind, load, good in _loaders():
+        doc = yaml.safe_load(good.read_text())
+        for path, value in _leaves(doc):
+            bad = list(WRONG_FOR_ANY)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                bad += WRONG_NUMBERS
+            if isinstance(value, str) and path[-1] in ("name", "namespace", "inference_service", "destination",
+                                                        "destination_prefix", "rayVersion", "image"):
+                bad += WRONG_TEXT
+            for wrong in bad:
+                count += 1
+                target = tmp_path / f"{kind.replace(' ', '-')}-{count}.yaml"
+                target.write_text(yaml.safe_dump(_set(doc, path, wrong), allow_unicode=True))
+                where = ".".join(map(str, path))
+                try:
+                    load(target)
+                except InputError as exc:
+                    if exc.source != str(target):
+                        problems.append(f"{kind} {where}={wrong!r}: the error names {exc.source}, not the file")
+                    continue
+                except Exception as exc:  # a crash: a traceback instead of exit 2
+                    problems.append(f"{kind} {where}={wrong!r}: {type(exc).__name__}: {exc}")
+                    continue
+                problems.append(f"{kind} {where}={wrong!r}: accepted")
+    with capsys.disabled():
+        print(f"\nbad-input corpus (config files): {count} cases over {len(_loaders())} config kinds, "
+              f"{len(problems)} not refused")
+    assert not problems, "\n".join(problems)
+
+
+def test_config_loaders_only_ever_refuse(tmp_path: Path):
+    """Hypothesis: any text as a config file is loaded or refused with InputError, nothing else."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from tasks.errors import InputError
+
+    loaders = _loaders()
+
+    @given(st.sampled_from(range(len(loaders))), st.one_of(st.text(max_size=200), st.binary(max_size=100)))
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def check(which, content):
+        target = tmp_path / "config.yaml"
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8", errors="surrogatepass")
+        with contextlib.suppress(InputError):
+            loaders[which][1](target)
+
+    check()
