@@ -73,6 +73,8 @@ def snapshot(dyn, s3, gcs) -> dict[str, Any]:
             continue
         for obj in items:
             meta = obj["metadata"]
+            if kind == "Lease" and meta.get("namespace") == "kube-system":
+                continue  # the apiserver's own identity leases renew themselves every few seconds
             cluster[(kind, meta.get("namespace"), meta["name"])] = meta["resourceVersion"]
     buckets = {}
     for b in s3.client.list_buckets().get("Buckets", []):
