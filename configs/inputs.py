@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -144,7 +145,7 @@ _OCI_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _OCI_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _OCI_DOMAIN = rf"(?:{_OCI_LABEL}(?:\.{_OCI_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _OCI_REF = re.compile(rf"(?:{_OCI_DOMAIN}/)?{_OCI_COMPONENT}(?:/{_OCI_COMPONENT})*"
-                      r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+                      r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
 SCHEME_FIXES: dict[str, str] = {
     "s3a": "s3://<bucket>/<path>", "s3n": "s3://<bucket>/<path>", "gcs": "gs://<bucket>/<path>",
     "gcp": "gs://<bucket>/<path>", "minio": "s3://<bucket>/<path> with the serving.kserve.io/s3-endpoint annotation",
@@ -286,6 +287,18 @@ def _oci(uri: str, rest: str) -> ModelUri:
     return ModelUri(uri, "oci", repo, tag)
 
 
+def image_problem(value: Any) -> str | None:
+    """Why ``value`` is not a container image reference (``[registry/]repo[:tag][@digest]``, ASCII), or None."""
+    if not isinstance(value, str):
+        return f"{value!r} is not an image reference"
+    problem = plain_text_problem(value, what="the image")
+    if problem:
+        return problem
+    if not _OCI_REF.fullmatch(value):
+        return f"{value!r} is not an image reference ([registry/]repository[:tag][@sha256:digest], lowercase)"
+    return None
+
+
 def _http(uri: str, rest: str) -> ModelUri:
     scheme = uri.split("://", 1)[0]
     host, _, path = rest.partition("/")
@@ -395,3 +408,248 @@ StorageUri = Annotated[str, AfterValidator(_uri_validator((*STORAGE_SCHEMES, "mn
                              "pvc://, hf://, oci://, https:// ...", max_length=2048)]
 BucketUri = Annotated[str, AfterValidator(_uri_validator(("s3", "gs"))),
                       Field(description="s3://<bucket>/<prefix> or gs://<bucket>/<prefix>.", max_length=2048)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Command-line values: files, directories, URLs, hosts, block references, timezones
+
+
+def existing_file(value: Any, *, field: str, example: str, source: str = "<cli>") -> Path:
+    """``value`` as the path of an existing regular file (a config kaiops reads).
+
+    Raises:
+        InputError: empty or blank, missing, a directory, not a path.
+    """
+    text = str(value) if isinstance(value, (str, Path)) else None
+    if text is None:
+        raise InputError(source, field, f"{value!r} is not a path", f"pass a file such as {example}")
+    if not text.strip() or text in (".", ".."):
+        raise InputError(source, field, f"{text!r} names no file", f"pass a file such as {example}")
+    path = Path(text)
+    if path.is_dir():
+        raise InputError(source, field, f"{text} is a directory", f"pass a file such as {example}")
+    if not path.is_file():
+        raise InputError(source, field, f"{text} does not exist", f"pass an existing file such as {example}")
+    return path
+
+
+def existing_dir(value: Any, *, field: str, example: str, source: str = "<cli>") -> Path:
+    """``value`` as the path of an existing directory (a directory kaiops reads).
+
+    Raises:
+        InputError: empty or blank, missing, a file.
+    """
+    text = str(value) if isinstance(value, (str, Path)) else ""
+    if not text.strip():
+        raise InputError(source, field, f"{text!r} names no directory", f"pass a directory such as {example}")
+    path = Path(text)
+    if not path.is_dir():
+        what = "a file" if path.exists() else "missing"
+        raise InputError(source, field, f"{text} is {what}, not a directory", f"pass a directory such as {example}")
+    return path
+
+
+def output_dir(value: Any, *, field: str, source: str = "<cli>") -> Path:
+    """``value`` as a directory kaiops may create and write reports into: an existing directory, or a path
+    whose nearest existing ancestor is a directory. Nothing is created here.
+
+    Raises:
+        InputError: empty, an existing file, or below a file.
+    """
+    text = str(value) if isinstance(value, (str, Path)) else ""
+    if not text.strip():
+        raise InputError(source, field, f"{text!r} names no directory", "pass a directory, e.g. ./out")
+    path = Path(text)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == path else f"is below the file {probe}"
+        raise InputError(source, field, f"{text} {where}", "pass a directory (new or existing), e.g. ./out")
+    return path
+
+
+def new_file(value: Any, *, field: str, source: str = "<cli>") -> Path:
+    """``value`` as a file kaiops may create (a state file): not a directory, its parent not below a file.
+
+    Raises:
+        InputError: empty, a directory, or below a file.
+    """
+    text = str(value) if isinstance(value, (str, Path)) else ""
+    if not text.strip():
+        raise InputError(source, field, f"{text!r} names no file", "pass a file path, e.g. .kaiops/state.sqlite")
+    path = Path(text)
+    if path.is_dir():
+        raise InputError(source, field, f"{text} is a directory", "pass a file path inside it")
+    output_dir(path.parent, field=field, source=source)
+    return path
+
+
+def http_url(value: Any, *, field: str, example: str, source: str = "<cli>") -> str:
+    """``value`` as an ``http://`` or ``https://`` URL with a host (and a numeric port, if any).
+
+    Raises:
+        InputError: empty, whitespace or non-ASCII characters, another scheme, no host, a bad port.
+    """
+    from urllib.parse import urlsplit
+
+    fix = f"pass e.g. {example}"
+    text = value if isinstance(value, str) else ""
+    problem = plain_text_problem(text, what="the URL")
+    if problem:
+        raise InputError(source, field, f"{text!r}: {problem}", fix)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https"):
+        raise InputError(source, field, f"{text!r} is not an http:// or https:// URL", fix)
+    try:
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise InputError(source, field, f"{text!r}: {exc}", fix) from None
+    if not host or (port is not None and not 0 < port < 65536):
+        raise InputError(source, field, f"{text!r} names no host" if not host else f"{text!r}: port {port}", fix)
+    return text
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                       r"[A-Za-z0-9])?)*")
+
+
+def listen_host(value: Any, *, field: str = "--host", source: str = "<cli>") -> str:
+    """``value`` as an address to listen on: an IP address or a host name (RFC 1123).
+
+    Raises:
+        InputError: empty, whitespace, look-alikes, neither an IP address nor a host name.
+    """
+    import ipaddress
+
+    text = value if isinstance(value, str) else ""
+    problem = plain_text_problem(text, what="the host")
+    if problem is None:
+        try:
+            ipaddress.ip_address(text)
+            return text
+        except ValueError:
+            if _HOSTNAME.fullmatch(text):
+                return text
+            problem = f"{text!r} is neither an IP address nor a host name"
+    raise InputError(source, field, problem, "pass an address such as 127.0.0.1")
+
+
+_BLOCK_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def block_ref(value: Any, *, field: str, types: tuple[str, ...], source: str = "<cli>") -> str:
+    """``value`` as a Prefect block reference ``<block type>/<block name>`` with a type from ``types``.
+
+    Raises:
+        InputError: not TYPE/NAME, an unknown type, a name that is not a Prefect block name.
+    """
+    text = value if isinstance(value, str) else ""
+    kind, sep, name = text.partition("/")
+    fix = f"write {types[0]}/<name> (block name: lowercase letters, digits, '-')"
+    problem = plain_text_problem(text, what="the block reference")
+    if problem or not sep:
+        raise InputError(source, field, problem or f"{text!r} is not <block type>/<block name>", fix)
+    if kind not in types:
+        raise InputError(source, field, f"{kind!r} is not a block type this option takes ({', '.join(types)})", fix)
+    if not _BLOCK_NAME.fullmatch(name):
+        raise InputError(source, field, f"{name!r} is not a Prefect block name", fix)
+    return text
+
+
+def timezone_name(value: Any, *, field: str = "--timezone", source: str = "<cli>") -> str:
+    """``value`` as an IANA timezone name (``Europe/Berlin``, ``UTC``).
+
+    Raises:
+        InputError: empty, whitespace, a path, or not in the timezone database.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    text = value if isinstance(value, str) else ""
+    problem = plain_text_problem(text, what="the timezone")
+    if problem is None and (".." in text or text.startswith("/")):
+        problem = f"{text!r} is a path, not a timezone name"
+    if problem is None:
+        try:
+            ZoneInfo(text)
+            return text
+        except (ZoneInfoNotFoundError, ValueError):
+            problem = f"{text!r} is not in the timezone database"
+    raise InputError(source, field, problem, "use an IANA name such as Europe/Berlin or UTC")
+
+
+_FORMAT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def model_format(value: Any, *, field: str = "--model-format", source: str = "<cli>") -> str:
+    """``value`` as a KServe ``modelFormat.name`` (``sklearn``, ``xgboost``, ``huggingface`` ...).
+
+    Raises:
+        InputError: empty, whitespace, look-alikes or other characters.
+    """
+    text = value if isinstance(value, str) else ""
+    problem = plain_text_problem(text, what="the model format")
+    if problem is None and not _FORMAT.fullmatch(text):
+        problem = f"{text!r} is not a model format name (letters, digits, '.', '_', '-')"
+    if problem:
+        raise InputError(source, field, problem, "pass the ServingRuntime's format name, e.g. sklearn")
+    return text
+
+
+def ray_address_problem(value: str) -> str | None:
+    """Why ``value`` is not an address ``ray.init`` connects to (``host:port`` or ``ray://host:port``)."""
+    problem = plain_text_problem(value, what="the address")
+    if problem:
+        return problem
+    rest = value[len("ray://"):] if value.startswith("ray://") else value
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"{value!r} is not host:port or ray://host:port"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Seconds
+
+
+def seconds_problem(value: Any, *, minimum: float = 0.0, maximum: float = 86400.0) -> str | None:
+    """Why ``value`` is not a finite number of seconds in ``(minimum, maximum]`` (None when it is)."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r} is not a number of seconds"
+    if math.isnan(value) or math.isinf(value):
+        return f"{value} is not a finite number of seconds"
+    if not minimum < value <= maximum:
+        return f"{value:g} s is outside ({minimum:g}, {maximum:g}]"
+    return None
+
+
+def check_seconds(value: Any, *, field: str, minimum: float = 0.0, maximum: float = 86400.0,
+                  source: str = "<cli>") -> float:
+    """Return ``value`` when :func:`seconds_problem` finds nothing.
+
+    Raises:
+        InputError: naming ``field``.
+    """
+    problem = seconds_problem(value, minimum=minimum, maximum=maximum)
+    if problem:
+        raise InputError(source, field, problem, f"pass a number of seconds above {minimum:g}, at most {maximum:g}")
+    return float(value)
+
+
+#: A wait in seconds at the flow boundary: finite, above 0, at most a day.
+Seconds = Annotated[float, Field(gt=0, le=86400, allow_inf_nan=False, description="Seconds (0 < s <= 86400).")]
+
+
+def _path_text(value: str) -> str:
+    if not value.strip() or "\x00" in value:
+        raise ValueError(f"{value!r} names no file (fix: pass a config file such as configs/backups/nightly.yaml)")
+    return value
+
+
+#: A config file path at the flow boundary: not empty or blank, no NUL (the file itself is read by its loader).
+ConfigPath = Annotated[str, AfterValidator(_path_text), Field(description="A config file path.", max_length=4096)]
+#: Worker replicas of a Ray worker group (KubeRay's own bound is the group's min/max; this is the sanity bound).
+Replicas = Annotated[int, Field(ge=0, le=1000, strict=True, description="Worker replicas (0..1000).")]

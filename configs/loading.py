@@ -53,6 +53,9 @@ def load_model(
     except OSError as exc:
         problem = f"cannot read the file: {exc.strerror}"
         raise InputError(source, "<root>", problem, f"pass an existing file such as {example}") from exc
+    except UnicodeDecodeError as exc:  # a binary file: read_text() fails before YAML sees it
+        raise InputError(source, "<root>", f"not UTF-8 text (byte {exc.start})",
+                         f"pass a YAML file such as {example}") from exc
     except yaml.YAMLError as exc:
         raise InputError(source, "<root>", f"not valid YAML: {exc}", "fix the YAML syntax") from exc
     if not isinstance(raw, dict):

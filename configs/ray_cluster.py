@@ -251,6 +251,16 @@ class RayClusterConfig(BaseModel):
     worker_groups: list[WorkerGroup] = Field(default_factory=list, alias="workerGroups", max_length=32,
                                              description="Worker groups (names unique)")
 
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        from configs.inputs import image_problem
+
+        problem = image_problem(value)
+        if problem:
+            raise ValueError(f"{problem} (fix: e.g. rayproject/ray:2.60.0-py311)")
+        return value
+
     @model_validator(mode="after")
     def _checks(self) -> RayClusterConfig:
         names = [g.name for g in self.worker_groups]

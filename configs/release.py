@@ -120,6 +120,12 @@ class ExecutionConfig(BaseModel):
                 f"ray_address {self.ray_address!r} is a dashboard (Job Submission API) URL; ray.init needs the GCS "
                 "address host:<port> (port 6379 on KubeRay heads) or ray://host:10001 (Ray Client)"
             )
+        if self.ray_address is not None:
+            from configs.inputs import ray_address_problem
+
+            problem = ray_address_problem(self.ray_address)
+            if problem:
+                raise ValueError(f"ray_address: {problem} (GCS address host:6379 or Ray Client ray://host:10001)")
         for name in [*self.ray_env, *self.ray_secret_blocks]:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
                 raise ValueError(f"{name!r} is not an environment variable name")

@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
+from configs.inputs import ConfigPath, Namespace, Seconds
 from tasks.backup import steps
 from tasks.backup.drill import DrillVerdict, ReadinessMode
 from tasks.backup.drill_run import DrillFailed, preview_drill, run_drill
@@ -45,7 +46,7 @@ def _artifact(key: str, markdown: str) -> None:
 
 @flow(name="backup", log_prints=True)
 def backup(
-    policy: str | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False, kubeconfig: str | None = None
+    policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False, kubeconfig: str | None = None
 ) -> dict[str, Any]:
     """Export the policy's objects and write them with a manifest (last) to the policy's destination.
 
@@ -107,7 +108,7 @@ def backup(
 
 
 @flow(name="retention", log_prints=True)
-def retention(policy: str | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False) -> dict[str, Any]:
+def retention(policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False) -> dict[str, Any]:
     """Apply the policy's retention: keep N daily, M weekly, K monthly complete backups; clean incomplete ones.
 
     Returns:
@@ -123,8 +124,8 @@ def retention(policy: str | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = 
 @flow(name="restore", log_prints=True)
 def restore(
     backup_id: str,
-    policy: str | BackupPolicy = str(DEFAULT_POLICY),
-    namespace_map: dict[str, str] | None = None,
+    policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY),
+    namespace_map: dict[Namespace, Namespace] | None = None,
     existing: ExistingPolicy = ExistingPolicy.fail,
     dry_run: bool = False,
     yes: bool = False,
@@ -180,10 +181,10 @@ def restore(
 
 @flow(name="restore-drill", log_prints=True)
 def restore_drill(
-    policy: str | BackupPolicy = str(DEFAULT_POLICY),
+    policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY),
     backup_id: str | None = None,
     readiness: ReadinessMode = ReadinessMode.conditions,
-    timeout: float | None = None,
+    timeout: Seconds | None = None,
     kubeconfig: str | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:

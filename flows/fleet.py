@@ -21,6 +21,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
+from configs.inputs import ConfigPath, Namespace, Seconds
 from configs.release import ExecutionConfig, TaskRunnerKind
 from tasks import fleet
 from tasks.errors import PermanentError
@@ -85,7 +86,7 @@ def _map_inventory(namespaces: list[str], kubeconfig: str | None) -> list[dict[s
 
 
 @flow(name="fleet-inventory", log_prints=True)
-def fleet_inventory(namespaces: list[str], execution: ExecutionConfig | None = None,
+def fleet_inventory(namespaces: list[Namespace], execution: ExecutionConfig | None = None,
                     kubeconfig: str | None = None) -> dict[str, Any]:
     """List the platform's objects in every namespace of ``namespaces``, one task each.
 
@@ -118,8 +119,8 @@ def _map_backups(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | 
 
 @flow(name="fleet-backup", log_prints=True)
 def fleet_backup(
-    policy: str | BackupPolicy = str(DEFAULT_POLICY),
-    namespaces: list[str] | None = None,
+    policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY),
+    namespaces: list[Namespace] | None = None,
     execution: ExecutionConfig | None = None,
     verify: bool = True,
     kubeconfig: str | None = None,
@@ -196,11 +197,11 @@ def _map_drills(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | N
 
 @flow(name="fleet-drill", log_prints=True)
 def fleet_drill(
-    policy: str | BackupPolicy = str(DEFAULT_POLICY),
-    namespaces: list[str] | None = None,
+    policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY),
+    namespaces: list[Namespace] | None = None,
     execution: ExecutionConfig | None = None,
     readiness: str = "conditions",
-    timeout: float | None = None,
+    timeout: Seconds | None = None,
     kubeconfig: str | None = None,
 ) -> dict[str, Any]:
     """Drill the newest complete backup of each namespace of a fleet backup (``<destination>/<namespace>/``),

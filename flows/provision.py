@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
+from configs.inputs import ConfigPath, K8sName, Replicas, Seconds
 from configs.ray_cluster import RayClusterConfig
 from tasks import ray_provision as rp
 from tasks.errors import InputError, PermanentError
@@ -106,7 +107,7 @@ def _ready_and_smoke(cfg: RayClusterConfig, kubeconfig: str | None, timeout_s: f
 
 
 @flow(name="provision-ray-cluster", log_prints=True)
-def provision_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
+def provision_ray_cluster(config_path: ConfigPath, dry_run: bool = False, timeout_s: Seconds = DEFAULT_TIMEOUT_S,
                           kubeconfig: str | None = None, smoke: bool = True) -> dict[str, Any]:
     """Provision (create or update) the Ray cluster described by ``config_path`` and prove it works.
 
@@ -143,7 +144,7 @@ def provision_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: fl
 
 
 @flow(name="upgrade-ray-cluster", log_prints=True)
-def upgrade_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
+def upgrade_ray_cluster(config_path: ConfigPath, dry_run: bool = False, timeout_s: Seconds = DEFAULT_TIMEOUT_S,
                         kubeconfig: str | None = None) -> dict[str, Any]:
     """Apply a changed spec to an existing cluster, wait for the new ``observedGeneration`` and a passing smoke job.
 
@@ -158,8 +159,8 @@ def upgrade_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: floa
 
 
 @flow(name="scale-ray-cluster", log_prints=True)
-def scale_ray_cluster(config_path: str, group: str, replicas: int, dry_run: bool = False,
-                      timeout_s: float = DEFAULT_TIMEOUT_S, kubeconfig: str | None = None) -> dict[str, Any]:
+def scale_ray_cluster(config_path: ConfigPath, group: K8sName, replicas: Replicas, dry_run: bool = False,
+                      timeout_s: Seconds = DEFAULT_TIMEOUT_S, kubeconfig: str | None = None) -> dict[str, Any]:
     """Set one worker group's replicas (within its min/max) and wait until the workers are ready.
 
     The config file stays the source of truth: the next ``provision`` from it restores its replicas.
@@ -226,21 +227,21 @@ def _set_suspend(config_path: str, suspend: bool, dry_run: bool, timeout_s: floa
 
 
 @flow(name="suspend-ray-cluster", log_prints=True)
-def suspend_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: float = 300.0,
+def suspend_ray_cluster(config_path: ConfigPath, dry_run: bool = False, timeout_s: Seconds = 300.0,
                         kubeconfig: str | None = None) -> dict[str, Any]:
     """Set ``spec.suspend: true`` (field manager ``kaiops-suspend``) and wait for ``RayClusterSuspended``."""
     return _set_suspend(config_path, True, dry_run, timeout_s, kubeconfig, smoke=False)
 
 
 @flow(name="resume-ray-cluster", log_prints=True)
-def resume_ray_cluster(config_path: str, dry_run: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
+def resume_ray_cluster(config_path: ConfigPath, dry_run: bool = False, timeout_s: Seconds = DEFAULT_TIMEOUT_S,
                        kubeconfig: str | None = None, smoke: bool = True) -> dict[str, Any]:
     """Set ``spec.suspend: false``, wait until ready again and run the smoke job."""
     return _set_suspend(config_path, False, dry_run, timeout_s, kubeconfig, smoke)
 
 
 @flow(name="teardown-ray-cluster", log_prints=True)
-def teardown_ray_cluster(config_path: str, yes: bool = False, dry_run: bool = False, timeout_s: float = 300.0,
+def teardown_ray_cluster(config_path: ConfigPath, yes: bool = False, dry_run: bool = False, timeout_s: Seconds = 300.0,
                          kubeconfig: str | None = None) -> dict[str, Any]:
     """Delete the RayCluster (its operator deletes the head and the owned head Service).
 

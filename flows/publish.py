@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from configs.inputs import BucketUri
 from tasks.storage.tasks import publish_files, publish_report
 
 
 @flow(name="publish-model", log_prints=True)
 def publish_model(
     src: str,
-    dest: str,
+    dest: BucketUri,
     force: bool = False,
     model_format: str | None = None,
     dry_run: bool = False,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from configs.inputs import Namespace
 from tasks.kserve_credentials import Severity
 from tasks.storage.tasks import (
     check_bucket_task,
@@ -23,7 +24,7 @@ from tasks.storage.warmup import WarmupReport, WarmupVerdict, check_cache_dir
 @flow(name="warmup-model", log_prints=True)
 def warmup_model(
     target: str,
-    namespace: str | None = None,
+    namespace: Namespace | None = None,
     cache_dir: str | None = None,
     local_model_cache: bool = False,
     node_group: str = "sandbox",

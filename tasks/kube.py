@@ -24,8 +24,8 @@ from kubernetes.dynamic.resource import Resource
 from tasks.errors import NotFound, PermanentError, TemporaryError
 
 FIELD_MANAGER = "kaiops"
-__all__ = ["FIELD_MANAGER", "ApplyConflict", "NotFound", "apply", "condition", "condition_true", "connect", "get",
-           "object_ref", "resource_for", "wait_for"]
+__all__ = ["FIELD_MANAGER", "ApplyConflict", "NotFound", "apply", "condition", "condition_true", "connect",
+           "describe_conditions", "explain", "get", "object_ref", "recent_events", "resource_for", "wait_for"]
 
 
 class ApplyConflict(PermanentError):
@@ -164,6 +164,57 @@ def condition_true(obj: dict[str, Any], type_: str) -> bool:
     return bool(cond and cond.get("status") == "True")
 
 
+PROGRESS_EVERY_S = 15.0  # a long wait says what it waits for at least this often
+
+
+def describe_conditions(obj: dict[str, Any] | None) -> str:
+    """``Ready=False (RevisionMissing: Revision "x" failed ...); PredictorReady=True`` from ``status.conditions``
+    (``status.phase``/``state`` too when set), or ``no status yet``; what the object says about itself."""
+    status = (obj or {}).get("status") or {}
+    parts = []
+    for key in ("phase", "state"):
+        if status.get(key):
+            parts.append(f"{key}={status[key]}")
+    for cond in status.get("conditions") or []:
+        text = f"{cond.get('type')}={cond.get('status')}"
+        why = ": ".join(str(cond[k]) for k in ("reason", "message") if cond.get(k))
+        parts.append(f"{text} ({why})" if why else text)
+    return "; ".join(parts) if parts else "no status yet"
+
+
+def not_true_conditions(obj: dict[str, Any] | None) -> str:
+    """The conditions of ``obj`` that are not ``True`` (what is still missing), or ``no status yet``."""
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    missing = [c for c in conds if c.get("status") != "True"]
+    if not conds:
+        return "no status yet"
+    return describe_conditions({"status": {"conditions": missing}}) if missing else "every condition True"
+
+
+def recent_events(dyn: DynamicClient, kind: str, name: str, namespace: str | None, limit: int = 5) -> list[str]:
+    """The last ``limit`` Events about ``kind`` ``namespace/name`` as ``Warning BackOff: message (x3)`` lines,
+    oldest first; [] when there are none or they cannot be read (a wait's report must not fail on them)."""
+    try:
+        events = resource_for(dyn, "v1", "Event").get(
+            namespace=namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}").to_dict()
+    except Exception:  # RBAC without events, an old server: report without them
+        return []
+    items = sorted(events.get("items") or [], key=lambda e: e.get("lastTimestamp") or e.get("eventTime")
+                   or (e.get("metadata") or {}).get("creationTimestamp") or "")
+    lines = []
+    for e in items[-limit:]:
+        count = f" (x{e['count']})" if (e.get("count") or 1) > 1 else ""
+        lines.append(f"{e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}{count}".strip())
+    return lines
+
+
+def explain(dyn: DynamicClient, kind: str, name: str, namespace: str | None, obj: dict[str, Any] | None) -> str:
+    """What a waited-on object says about itself: its conditions (reason and message) and its recent Events."""
+    text = "the object does not exist" if obj is None else describe_conditions(obj)
+    events = recent_events(dyn, kind, name, namespace)
+    return text + ("; events: " + " | ".join(events) if events else "")
+
+
 def wait_for(
     dyn: DynamicClient,
     api_version: str,
@@ -173,23 +224,36 @@ def wait_for(
     *,
     namespace: str | None = None,
     timeout: float = 300.0,
+    missing: Callable[[dict[str, Any] | None], str] = not_true_conditions,
+    progress: Callable[[str], None] | None = print,
+    what: str = "",
 ) -> dict[str, Any]:
     """Watch one object until ``predicate(obj)`` is true; return that object.
 
     Uses a watch from the last seen resourceVersion (re-listing when the server ends the watch), never a
-    tight poll. ``timeout`` is in seconds.
+    tight poll. ``timeout`` is in seconds and bounds the whole wait. While waiting, ``progress`` (``print``:
+    Prefect's ``log_prints`` logs it; None for silence) is told at least every :data:`PROGRESS_EVERY_S`
+    seconds what is awaited (``what``), the elapsed time and what is still missing (``missing(obj)``).
 
     Raises:
-        TimeoutError: the predicate did not hold in time; the message carries the last seen status.
+        TimeoutError: the predicate did not hold in time; the message carries what the object says about
+            itself: its conditions with reason and message, and its recent Events (:func:`explain`).
     """
     resource = resource_for(dyn, api_version, kind)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    next_report = started + PROGRESS_EVERY_S
+    label = f"{kind} {namespace + '/' if namespace else ''}{name}" + (f" ({what})" if what else "")
     last: dict[str, Any] | None = None
     while True:
-        remaining = deadline - time.monotonic()
+        now_ = time.monotonic()
+        remaining = deadline - now_
         if remaining <= 0:
-            status = (last or {}).get("status")
-            raise TimeoutError(f"{kind} {namespace or ''}/{name}: not there after {timeout:.0f}s; status={status}")
+            raise TimeoutError(f"{label}: not there after {timeout:.0f}s; "
+                               f"{explain(dyn, kind, name, namespace, last)}")
+        if progress is not None and now_ >= next_report:
+            progress(f"waiting for {label}: {now_ - started:.0f}s of {timeout:.0f}s; still missing: {missing(last)}")
+            next_report = now_ + PROGRESS_EVERY_S
         try:
             current = resource.get(name=name, namespace=namespace)
             last = current.to_dict()
@@ -203,7 +267,7 @@ def wait_for(
             namespace=namespace,
             field_selector=f"metadata.name={name}",
             resource_version=version,
-            timeout=max(1, int(min(remaining, 60))),
+            timeout=max(1, int(min(remaining, PROGRESS_EVERY_S))),
         ):
             obj = event["raw_object"]
             if event["type"] == "DELETED":
@@ -212,7 +276,7 @@ def wait_for(
             last = obj
             if predicate(obj):
                 return obj
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= min(deadline, next_report):
                 break
 
 

@@ -159,7 +159,7 @@ def load_project(path: Path = PREFECT_YAML, env: dict[str, str] | None = None) -
     """
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(str(path), "-", f"unreadable: {exc}", "fix the file") from exc
     raw = render_env(raw, default_env(env))
     try:

@@ -19,12 +19,22 @@ PolicyOption = typer.Option(DEFAULT_POLICY, "--policy", "-p", help="Backup polic
 backups_app = typer.Typer(help="Inspect stored backups.", no_args_is_help=True)
 
 
+def check_policy(policy: Path) -> None:
+    """Refuse a bad ``--policy`` before any flow run starts (exit 2 naming the option, the file and the field)."""
+    from configs.backup import load_policy
+    from configs.inputs import existing_file
+
+    existing_file(policy, field="--policy", example="configs/backups/nightly.yaml")
+    load_policy(policy)
+
+
 def backup(
     policy: Path = PolicyOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be backed up; write nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Back up RayClusters, InferenceServices and friends (plus what they reference) to S3/GCS."""
+    check_policy(policy)
     if dry_run:  # read-only: plain calls, no flow run (and no Prefect API to start)
         from configs.backup import load_policy
         from tasks.backup.steps import preview_backup
@@ -42,6 +52,7 @@ def list_backups(policy: Path = PolicyOption, output: OutputFormat = OutputOptio
     from configs.backup import load_policy
     from tasks.backup import store
 
+    check_policy(policy)
     pol = load_policy(policy)
     rows = [
         {
@@ -66,6 +77,7 @@ def retention(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones."""
+    check_policy(policy)
     if dry_run:  # read-only: plain calls, no flow run
         from configs.backup import load_policy
         from tasks.backup.steps import retention_plan
@@ -80,6 +92,8 @@ def retention(
 
 
 def _namespace_map(pairs: list[str]) -> dict[str, str]:
+    from configs.inputs import name_problem
+
     out: dict[str, str] = {}
     for pair in pairs:
         src, sep, dst = pair.partition("=")
@@ -87,6 +101,11 @@ def _namespace_map(pairs: list[str]) -> dict[str, str]:
             raise InputError(
                 "<cli>", "--namespace-map", f"{pair!r} is not FROM=TO", "write e.g. --namespace-map prod=staging"
             )
+        for side, ns in (("FROM", src), ("TO", dst)):
+            problem = name_problem(ns)
+            if problem:
+                raise InputError("<cli>", "--namespace-map", f"{pair!r}: {side} namespace: {problem}",
+                                 "write FROM=TO with two namespace names, e.g. --namespace-map prod=staging")
         out[src] = dst
     return out
 
@@ -109,12 +128,14 @@ def restore(
         policy_existing = ExistingPolicy(existing)
     except ValueError as exc:
         raise InputError("<cli>", "--existing", f"{existing!r} is not skip, update or fail", "pick one") from exc
+    mapping = _namespace_map(namespace_map)
+    check_policy(policy)
     if dry_run:  # read-only (a server-side dry run): plain calls, no flow run
         from configs.backup import load_policy
         from tasks.backup.steps import preview_restore
         from tasks.errors import PermanentError
 
-        result = preview_restore(load_policy(policy), backup_id, namespace_map=_namespace_map(namespace_map),
+        result = preview_restore(load_policy(policy), backup_id, namespace_map=mapping,
                                  existing=policy_existing, yes=yes)
         if result["outcome"] != "succeeded":  # as the flow: exit 1 naming the first refused object
             first = result["failed"][0] if result["failed"] else {"object": "?", "reason": "?"}
@@ -127,7 +148,7 @@ def restore(
     result = restore_flow(
         backup_id=backup_id,
         policy=str(policy),
-        namespace_map=_namespace_map(namespace_map),
+        namespace_map=mapping,
         existing=policy_existing,
         dry_run=dry_run,
         yes=yes,
@@ -152,6 +173,7 @@ def drill(
         mode = ReadinessMode(readiness)
     except ValueError as exc:
         raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one") from exc
+    check_policy(policy)
     if dry_run:  # read-only: plain calls, no flow run
         from configs.backup import load_policy
         from tasks.backup.drill_run import DrillFailed, preview_drill

@@ -21,12 +21,18 @@ DryRun = typer.Option(False, "--dry-run", help="Show the server-side dry-run dif
 Timeout = typer.Option(600.0, "--timeout", help="Seconds to wait for the cluster.", min=1, max=7200)
 
 
-def _prepare(config: Path) -> None:
-    """Check the config before any flow starts (bad input: exit 2 with file, field and fix; no traceback)."""
+def _prepare(config: Path, timeout: float | None = None) -> Any:
+    """Check the config (and the timeout) before any flow starts (bad input: exit 2 with file, field and fix;
+    no traceback); return the loaded config."""
+    from configs.inputs import check_seconds, existing_file
     from configs.ray_cluster import load_cluster_config
 
-    load_cluster_config(config)
+    existing_file(config, field="CONFIG", example="configs/clusters/sandbox.yaml")
+    if timeout is not None:
+        check_seconds(timeout, field="--timeout", maximum=7200)
+    cfg = load_cluster_config(config)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    return cfg
 
 
 def _show(summary: dict[str, Any], output: OutputFormat, title: str) -> None:
@@ -52,7 +58,7 @@ def provision(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Provision (create or update) a Ray cluster from CONFIG, wait until ready and run the smoke job."""
-    _prepare(config)
+    _prepare(config, timeout)
     from flows.provision import provision_ray_cluster
 
     summary = provision_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout, smoke=not no_smoke)
@@ -69,7 +75,19 @@ def scale(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Set one worker group's replicas and wait until the workers are ready."""
-    _prepare(config)
+    from configs.inputs import check_name
+    from tasks.errors import InputError
+
+    cfg = _prepare(config, timeout)
+    check_name(group, source="<cli>", field="--group")
+    groups = {g.name: g for g in cfg.worker_groups}
+    if group not in groups:
+        raise InputError("<cli>", "--group", f"no worker group {group!r} in {config}",
+                         f"pick one of {', '.join(sorted(groups)) or '(none)'}")
+    g = groups[group]
+    if not g.min_replicas <= replicas <= g.max_replicas:
+        raise InputError("<cli>", "--replicas", f"{replicas} is outside [{g.min_replicas}, {g.max_replicas}] of group "
+                         f"{group}", f"choose {g.min_replicas}..{g.max_replicas} or change minReplicas/maxReplicas")
     from flows.provision import scale_ray_cluster
 
     summary = scale_ray_cluster(str(config), group, replicas, dry_run=dry_run, timeout_s=timeout)
@@ -80,7 +98,7 @@ def scale(
 def suspend(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
             output: OutputFormat = OutputOption) -> None:
     """Suspend the cluster (all Ray processes stop; the RayCluster stays)."""
-    _prepare(config)
+    _prepare(config, timeout)
     from flows.provision import suspend_ray_cluster
 
     summary = suspend_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -91,7 +109,7 @@ def suspend(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = T
 def resume(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
            output: OutputFormat = OutputOption) -> None:
     """Resume a suspended cluster, wait until ready and run the smoke job."""
-    _prepare(config)
+    _prepare(config, timeout)
     from flows.provision import resume_ray_cluster
 
     summary = resume_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -102,7 +120,7 @@ def resume(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Ti
 def upgrade(config: Path = ConfigArg, dry_run: bool = DryRun, timeout: float = Timeout,
             output: OutputFormat = OutputOption) -> None:
     """Apply a changed spec to an existing cluster; wait for the new observedGeneration and a passing smoke job."""
-    _prepare(config)
+    _prepare(config, timeout)
     from flows.provision import upgrade_ray_cluster
 
     summary = upgrade_ray_cluster(str(config), dry_run=dry_run, timeout_s=timeout)
@@ -123,7 +141,7 @@ def teardown(
 
         raise InputError("<cli>", "--yes", f"teardown deletes the RayCluster of {config} and its Ray head",
                          "pass --yes to confirm, or --dry-run to see what would go")
-    _prepare(config)
+    _prepare(config, timeout)
     from flows.provision import teardown_ray_cluster
 
     summary = teardown_ray_cluster(str(config), yes=yes, dry_run=dry_run, timeout_s=timeout)

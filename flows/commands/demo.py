@@ -16,6 +16,9 @@ def demo(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Start the sandbox (if needed) and run the demo on it; writes ``<out>/summary.json``."""
+    from configs.inputs import output_dir
+
+    output_dir(out, field="--out")  # before the sandbox starts
     from sandbox import launcher
 
     launcher.up()

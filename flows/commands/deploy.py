@@ -32,9 +32,13 @@ def deploy(
     if not os.environ.get("PREFECT_API_URL"):
         raise InputError("<env>", "PREFECT_API_URL", "not set: deployments need a Prefect server",
                          "export PREFECT_API_URL=http://127.0.0.1:4200/api (or eval \"$(kaiops sandbox env)\")")
+    from configs.inputs import existing_dir, existing_file, timezone_name
+
+    existing_file(file, field="--file", example="deployments/prefect.yaml")
+    existing_dir(releases, field="--releases", example="configs/releases")
     env = prefect_admin.default_env()
-    if timezone:
-        env["KAIOPS_TIMEZONE"] = timezone
+    if timezone is not None:
+        env["KAIOPS_TIMEZONE"] = timezone_name(timezone)
     spec = prefect_admin.load_project(file, env)
     limits = {concurrency_limit_name(m): 1 for m in load_releases(releases)}
     changes = prefect_admin.sync(spec, limits=limits, blocks_env=env if blocks else None, dry_run=dry_run)

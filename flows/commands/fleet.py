@@ -19,6 +19,18 @@ RayAddressOption = typer.Option(
 NamespacesOption = typer.Option(None, "--namespace", "-n", help="A namespace (repeat for more).")
 
 
+def _check(policy: Path | None, namespaces: list[str] | None, option: str = "--namespace") -> None:
+    """Refuse a bad policy or namespace before any flow run starts."""
+    from configs.inputs import check_name
+
+    if policy is not None:
+        from flows.commands.backup import check_policy
+
+        check_policy(policy)
+    for ns in namespaces or []:
+        check_name(ns, source="<cli>", field=option)
+
+
 def _execution(runner: str, ray_address: str | None, workers: int):
     from pydantic import ValidationError
 
@@ -53,6 +65,7 @@ def backup(
     namespaces). Exit 1 when any namespace was not backed up (every other one still is)."""
     from flows.fleet import FleetBackupFailed, fleet_backup
 
+    _check(policy, namespaces)
     execution = _execution(runner, ray_address, workers)
     try:
         result = fleet_backup(policy=str(policy), namespaces=namespaces or None, execution=execution,
@@ -78,8 +91,16 @@ def drill(
 ) -> None:
     """Drill the newest complete backup of each namespace of a fleet backup into scratch namespaces (deleted
     afterwards). Exit 1 when any drill did not pass or found no backup."""
+    from configs.inputs import check_seconds
     from flows.fleet import FleetDrillFailed, fleet_drill
+    from tasks.backup.drill import ReadinessMode
+    from tasks.errors import InputError
 
+    _check(policy, namespaces)
+    if readiness not in {m.value for m in ReadinessMode}:
+        raise InputError("<cli>", "--readiness", f"{readiness!r} is not conditions or present", "pick one")
+    if timeout is not None:
+        check_seconds(timeout, field="--timeout")
     execution = _execution(runner, ray_address, workers)
     try:
         result = fleet_drill(policy=str(policy), namespaces=namespaces or None, execution=execution,
@@ -101,6 +122,7 @@ def inventory(
     """Count the platform's objects per kind in each namespace (read-only)."""
     from flows.fleet import fleet_inventory
 
+    _check(None, namespaces, "NAMESPACES")
     result = fleet_inventory(namespaces, _execution(runner, ray_address, workers))
     emit([{k: v for k, v in r.items() if k != "names"} for r in result["rows"]], output, title="fleet inventory")
     if not result["ok"]:

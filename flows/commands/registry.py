@@ -25,8 +25,9 @@ def _secret(secret_file: Path | None) -> str:
     if secret_file is not None:
         try:
             value = secret_file.read_text().strip()
-        except OSError as exc:
-            raise InputError(str(secret_file), "-", f"unreadable: {exc.strerror}", "pass a readable file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"unreadable: {exc.strerror}" if isinstance(exc, OSError) else "not UTF-8 text"
+            raise InputError(f"--secret-file {secret_file}", "-", problem, "pass a readable text file") from exc
     else:
         value = os.environ.get(SECRET_ENV, "").strip()
     if len(value) < 16:
@@ -48,8 +49,12 @@ def serve(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Serve ``POST /mlflow``: verify, de-duplicate and turn deliveries into Prefect release events."""
+    from configs.inputs import existing_dir, listen_host, new_file
     from configs.release import load_releases
 
+    listen_host(host)
+    existing_dir(releases, field="--releases", example="configs/releases")
+    new_file(state, field="--state")
     secret = _secret(secret_file)
     configs = load_releases(releases)
     if dry_run:
@@ -77,11 +82,14 @@ def webhook(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Create (or update) the MLflow webhook posting model-version and alias events to the receiver."""
+    from configs.inputs import http_url, plain_text_problem
     from tasks.registry.mlflow_ops import WEBHOOK_EVENTS, ensure_webhook
 
+    http_url(url, field="--url", example="http://127.0.0.1:8787/mlflow")
+    problem = plain_text_problem(name, what="the webhook name") if len(name) <= 63 else "longer than 63 characters"
+    if problem:
+        raise InputError("<cli>", "--name", problem, "pass a short name without spaces, e.g. kaiops-release")
     secret = _secret(secret_file)
-    if not url.startswith(("http://", "https://")):
-        raise InputError("<cli>", "--url", "not an http(s) URL", "pass e.g. http://127.0.0.1:8787/mlflow")
     if dry_run:
         emit({"name": name, "url": url, "events": list(WEBHOOK_EVENTS), "change": "dry-run"}, output)
         return

@@ -27,16 +27,19 @@ def rollout(
 ) -> None:
     """Roll a new model out step by step, promoting only on Prometheus evidence (exit 1 if rolled back)."""
     from configs.canary import load_policy
-    from configs.inputs import check_name, parse_storage_uri
+    from configs.inputs import check_name, existing_file, http_url, output_dir, parse_storage_uri
     from tasks.errors import InputError
 
     # bad input: exit 2 before Prefect starts, so no lease, no flow run, no write
     check_name(isvc, source="<cli>", field="ISVC")
     check_name(namespace, source="<cli>", field="--namespace")
     parse_storage_uri(storage_uri, source="<cli>", field="--storage-uri")
+    existing_file(policy, field="--policy", example="configs/canary/default.yaml")
     load_policy(policy)
     if not prometheus_url:
         raise InputError("<cli>", "--prometheus-url", "not set", "pass --prometheus-url or export PROMETHEUS_URL")
+    http_url(prometheus_url, field="--prometheus-url", example="http://127.0.0.1:9090")
+    output_dir(out, field="--out")
     from flows.rollout import canary_rollout
 
     with _live(namespace, isvc, policy, enabled=output is OutputFormat.table and not dry_run):

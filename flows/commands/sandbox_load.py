@@ -16,6 +16,10 @@ def load(
 ) -> None:
     """Send valid iris predictions at --rps for --duration seconds to the InferenceService's status.url;
     report answers per HTTP code and per revision, and client-side latency (ms)."""
+    from configs.inputs import check_name
+
+    check_name(isvc, source="<cli>", field="ISVC")
+    check_name(namespace, source="<cli>", field="--namespace")
     from sandbox import launcher
     from sandbox.kserve.load import run
     from tasks import kube

@@ -21,6 +21,17 @@ def warmup(
     output: OutputFormat = OutputOption,
 ) -> None:
     """Warm up an InferenceService's model storage; exit 1 unless every file is downloaded and verified."""
+    from configs.inputs import check_name
+
+    if not _is_file(target):  # a manifest file, or the InferenceService's name
+        check_name(target, source="<cli>", field="TARGET (an InferenceService name or a manifest file)")
+    if namespace is not None:
+        check_name(namespace, source="<cli>", field="--namespace")
+    check_name(node_group, source="<cli>", field="--node-group")
+    if cache_dir is not None:
+        from tasks.storage.warmup import check_cache_dir
+
+        check_cache_dir(cache_dir)  # warmup never empties a directory it did not create
     from flows.warmup import warmup_model
 
     summary = warmup_model(target, namespace=namespace, cache_dir=str(cache_dir) if cache_dir else None,
@@ -37,3 +48,10 @@ def warmup(
         emit(summary, output)
     if not summary["ok"]:
         raise typer.Exit(1)
+
+
+def _is_file(target: str) -> bool:
+    try:
+        return Path(target).is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte
+        return False

@@ -63,7 +63,8 @@ def verify(
     if not delivery_id or not timestamp or not signature:
         return SignatureVerdict.MISSING
     version, _, _ = signature.partition(",")
-    if version != SIGNATURE_VERSION or not timestamp.isdigit():
+    # ASCII digits only: str.isdigit() is true for '\u00b2', which int() refuses (and would answer 500)
+    if version != SIGNATURE_VERSION or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return SignatureVerdict.MALFORMED
     expected = sign(secret, delivery_id, timestamp, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().encode()):

@@ -288,6 +288,7 @@ def wait_revision(
             lambda o: revision_verdict(o, previous_revision, want_percent) is not None,
             namespace=namespace,
             timeout=max(1.0, timeout),
+            what="the new revision ready" + (f" at {want_percent}%" if want_percent is not None else ""),
         )
     except TimeoutError as exc:
         raise RevisionFailed(f"new revision not ready within the deadline: {exc}") from exc

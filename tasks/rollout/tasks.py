@@ -218,8 +218,7 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
             break
         except kube_ops.RevisionFailed as exc:
             if "deadline" not in str(exc) or remaining <= chunk:
-                late = f"not ready within {policy.ready_deadline_seconds:.0f}s"
-                failure = str(exc) if "deadline" not in str(exc) else late
+                failure = str(exc) if "deadline" not in str(exc) else _late(dyn, target_ns, target_name, policy)
                 break
         kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
     isvc, routing = _routing(dyn, namespace, name, policy)
@@ -241,6 +240,21 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
     message = failure or f"revision {record.canary_revision} ready"
     kube_ops.record_event(dyn, obj, reason, message, warning=bool(failure))
     return record
+
+
+def _late(dyn, namespace: str, name: str, policy: CanaryPolicy) -> str:
+    """``not ready within 60s: Ready=False (RevisionMissing: ...); events: ...``: the deadline, with what the
+    InferenceService says about itself (its Ready condition's reason and message, its recent Events)."""
+    try:
+        isvc = kube_ops.get_isvc(dyn, namespace, name)
+    except Exception:  # the report must not fail on the read: the deadline alone still says what happened
+        isvc = None
+    ready = kube.condition(isvc or {}, "Ready")
+    said = kube.explain(dyn, "InferenceService", name, namespace, isvc)
+    head = f"not ready within {policy.ready_deadline_seconds:.0f}s"
+    if ready is not None:
+        head += f": Ready={ready.get('status')} ({ready.get('reason') or '-'}: {ready.get('message') or '-'})"
+    return f"{head}; {namespace}/{name} says: {said}"
 
 
 @task(name="wait-interval")

@@ -37,15 +37,16 @@ class StorageUri:
 
 
 def parse_uri(uri: str, *, source: str = "<cli>", field: str = "DEST") -> StorageUri:
-    """Parse ``s3://bucket/prefix`` or ``gs://bucket/prefix``.
+    """Parse ``s3://bucket/prefix`` or ``gs://bucket/prefix`` (by the storage initializer's rules, see
+    :func:`configs.inputs.parse_storage_uri`: a valid bucket name, ASCII without spaces, no ``..``).
 
     Raises:
-        InputError: another scheme, or no bucket.
+        InputError: another scheme, no or an invalid bucket, whitespace or look-alike characters.
     """
+    from configs.inputs import parse_storage_uri
+
+    parse_storage_uri(uri, source=source, field=field, schemes=SCHEMES)
     parsed = urlparse(uri)
-    if parsed.scheme not in SCHEMES or not parsed.netloc:
-        raise InputError(source, field, f"{uri!r} is not an s3:// or gs:// URI with a bucket",
-                         "write s3://BUCKET/PREFIX/VERSION or gs://BUCKET/PREFIX/VERSION")
     prefix = parsed.path.strip("/")
     return StorageUri(parsed.scheme, parsed.netloc, prefix + "/" if prefix else "")
 

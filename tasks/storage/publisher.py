@@ -240,7 +240,7 @@ def publish(
     existing = read_manifest(store, uri)
     if model_format is None and existing is not None and existing.model_format:
         # not given: keep the published one (re-publishing the same files is then a no-op, not a conflict)
-        manifest = manifest.model_copy(update={"model_format": existing.model_format})
+        model_format = existing.model_format
     listing = store.list(uri.bucket, uri.prefix)
     source = source or f"{socket.gethostname()}:{Path(src).resolve()}"
     if existing is None and not dry_run:

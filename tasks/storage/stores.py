@@ -3,9 +3,6 @@ read-only paths use these without starting a flow run)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tasks.errors import InputError
 from tasks.storage.layout import ObjectStore, parse_uri
 
 
@@ -32,7 +29,8 @@ def make_store(dest: str, *, aws_block: str | None = None, gcp_block: str | None
 
 
 def check_force_needed(src: str, dest: str) -> None:
-    """Cheap input checks before any flow run starts (URI shape); raises InputError."""
+    """Cheap input checks before any flow run starts (URI shape, a directory holding files); raises InputError."""
     parse_uri(dest)
-    if not Path(src).is_dir():
-        raise InputError("<cli>", "SRC", f"{src} is not a directory", "pass the local model directory")
+    from tasks.storage.layout import scan_local
+
+    scan_local(src)

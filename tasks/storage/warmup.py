@@ -160,6 +160,9 @@ def check_cache_dir(cache_dir: str | Path, source: str = "--cache-dir") -> Path:
         InputError: anything else (a file, or a directory with other content, e.g. ``/`` or ``$HOME``): warmup
             empties its download directory on every run and must never delete what it did not download.
     """
+    from configs.inputs import output_dir
+
+    output_dir(cache_dir, field="cache_dir", source=source)  # empty, a file, or below a file
     path = Path(cache_dir).expanduser().resolve()
     if not path.exists():
         return path

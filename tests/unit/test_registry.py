@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from configs.release import ReleaseConfig, ReleaseTrigger, load_release, load_releases
 from tasks.errors import InputError, TemporaryError
 from tasks.registry.replay import DeliveryStore
-from tasks.registry.requests import IgnoreReason, ReleaseRequest, to_request
+from tasks.registry.requests import IgnoreReason, PayloadRefused, ReleaseRequest, to_request
 from tasks.registry.signature import SignatureVerdict, sign, verify
 from tasks.registry.webhook import create_app
 
@@ -88,8 +88,8 @@ def test_delivery_mapping_follows_the_configured_trigger():
     assert to_request(other_alias, by_alias, "d") is IgnoreReason.OTHER_ALIAS
     assert to_request({**alias_set, "data": {"name": "nope", "alias": "challenger", "version": "1"}}, by_alias,
                       "d") is IgnoreReason.UNKNOWN_MODEL
-    assert to_request(_delivery("model_version", "created", name="churn", version="x"), by_version,
-                      "d") is IgnoreReason.BAD_PAYLOAD
+    refused = to_request(_delivery("model_version", "created", name="churn", version="x"), by_version, "d")
+    assert isinstance(refused, PayloadRefused) and refused.field == "data.version"
     assert to_request(_delivery("registered_model", "created", name="churn"), by_alias,
                       "d") is IgnoreReason.NOT_A_RELEASE_EVENT
 
