@@ -24,12 +24,18 @@ class _LazyConsole:
         self._kwargs = kwargs
         self._console: Any = None
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def real(self) -> Any:
+        """The ``rich.console.Console`` itself, for rich objects that take one (``Live(console=...)`` enters it
+        as a context manager, which a proxy's ``__getattr__`` cannot forward)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._kwargs)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 console: Any = _LazyConsole()

@@ -19,12 +19,13 @@ PolicyOption = typer.Option(DEFAULT_POLICY, "--policy", "-p", help="Backup polic
 backups_app = typer.Typer(help="Inspect stored backups.", no_args_is_help=True)
 
 
-def check_policy(policy: Path) -> None:
-    """Refuse a bad ``--policy`` before any flow run starts (exit 2 naming the option, the file and the field)."""
+def check_policy(policy: Path, field: str = "--policy") -> None:
+    """Refuse a bad backup policy file before any flow run starts (exit 2 naming the option, the file and the
+    field)."""
     from configs.backup import load_policy
     from configs.inputs import existing_file
 
-    existing_file(policy, field="--policy", example="configs/backups/nightly.yaml")
+    existing_file(policy, field=field, example="configs/backups/nightly.yaml")
     load_policy(policy)
 
 

@@ -44,8 +44,13 @@ def check(
     output: OutputFormat = OutputOption,
 ) -> None:
     """List each alert and recording rule: the metrics it uses (who exports them, series now) and its verdict."""
+    from configs.inputs import check_name, http_url
     from tasks.monitoring.live import check_objects, cluster_rules, load_rules
 
+    if namespace is not None and namespace != "all":
+        check_name(namespace, source="<cli>", field="--namespace")
+    if prometheus is not None:  # given, even empty: checked; unset: $PROMETHEUS_URL or offline
+        http_url(prometheus, field="--prometheus", example="http://127.0.0.1:9090")
     if not files and not namespace:
         raise InputError("<cli>", "FILE / --namespace", "nothing to check",
                          "give PrometheusRule files, or --namespace NS to read them from the cluster")

@@ -77,7 +77,7 @@ def _live(namespace: str, isvc: str, policy_path: Path, enabled: bool) -> Iterat
             return f"rollout {namespace}/{isvc}: starting"
         return render_live(namespace, isvc, record, policy)
 
-    with Live(view(), console=console, refresh_per_second=2, transient=False) as live:
+    with Live(view(), console=console.real, refresh_per_second=2, transient=False) as live:
         def poll() -> None:
             while not stop.wait(1.0):
                 live.update(view())

@@ -25,18 +25,22 @@ def status(
     backup_policy: list[Path] = typer.Option(None, "--backup-policy", help="Backup policy YAML (repeat; default: "
                                              "configs/backups/*.yaml)."),
     kubeconfig: str = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="Kubeconfig file."),
-    watch: float = typer.Option(0.0, "--watch", "-w", min=0.0, help="Refresh every N seconds (0: once)."),
+    watch: float = typer.Option(0.0, "--watch", "-w", min=0.0, max=86400.0,
+                                help="Refresh every N seconds (0: once)."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Show RayClusters, InferenceServices (traffic, rollout, lease) and backups/drills, unhealthy first
     (exit 1 when anything is unhealthy)."""
+    from flows.commands.backup import check_policy
     from tasks.status import collect
 
+    for policy in backup_policy or []:
+        check_policy(policy, field="--backup-policy")  # bad input: exit 2 before anything is read
     policies = list(backup_policy) if backup_policy else sorted(Path("configs/backups").glob("*.yaml"))
     if watch and output is OutputFormat.table:
         from rich.live import Live
 
-        with Live(render(collect(kubeconfig, policies)), console=console, auto_refresh=False) as live:
+        with Live(render(collect(kubeconfig, policies)), console=console.real, auto_refresh=False) as live:
             try:
                 while True:
                     time.sleep(watch)

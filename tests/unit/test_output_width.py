@@ -123,3 +123,19 @@ def test_kaiops_status_renders_whole_at_80_columns() -> None:
         assert needed in " ".join(text.split()), needed  # long lines wrap at spaces, values stay whole
     wide = _plain(render(view, width=250), width=250)
     assert "┃ name" in wide and "sklearn-iris-classifier-predictor-00002" in wide
+
+
+@pytest.mark.unit
+def test_live_views_get_a_real_console():
+    """``kaiops rollout`` and ``kaiops status --watch`` hand the console to ``rich.live.Live``, which enters it as a
+    context manager: the lazy proxy must give the real Console (a proxy made both commands crash in a terminal)."""
+    import io
+
+    from rich.live import Live
+
+    from flows.output import _LazyConsole
+
+    lazy = _LazyConsole(file=io.StringIO(), width=80)
+    with Live("look 1 of 4", console=lazy.real, auto_refresh=False) as live:
+        live.update("look 2 of 4", refresh=True)
+    assert "look 2 of 4" in lazy.file.getvalue()
