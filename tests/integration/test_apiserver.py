@@ -115,7 +115,9 @@ def test_rbac_denies_a_service_account_a_verb_it_lacks(dyn, namespace) -> None:
     as_reader = DynamicClient(k8s.ApiClient(cfg))
     configmaps = as_reader.resources.get(api_version="v1", kind="ConfigMap")
 
-    assert configmaps.get(namespace=namespace).items == []
+    # the only ConfigMap is the one kube-controller-manager's root-ca-cert-publisher puts in every namespace
+    kube.wait_for(dyn, "v1", "ConfigMap", "kube-root-ca.crt", lambda o: True, namespace=namespace, timeout=60)
+    assert [c.metadata.name for c in configmaps.get(namespace=namespace).items] == ["kube-root-ca.crt"]
     with pytest.raises(ForbiddenError, match="cannot create resource"):
         configmaps.create(body={"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "x", "namespace": namespace}}, namespace=namespace)

@@ -1,11 +1,10 @@
-"""The Kubernetes work pool of deployments/kubernetes/ without a kubelet: the base job template is what
-Prefect fills (every placeholder a declared variable, the paths prefect-kubernetes insists on), the Job it
-renders is accepted by the sandbox apiserver when the worker's ServiceAccount creates it (server-side dry
-run), and the worker's manifests pass ``kaiops validate``."""
+"""The Kubernetes work pool of deployments/kubernetes/ for real: the base job template is what Prefect fills
+(every placeholder a declared variable, the paths prefect-kubernetes insists on), the worker runs as a
+Deployment in the sandbox cluster with the RBAC of rbac.yaml and runs a kaiops flow run as a Job whose Pod
+finishes, and the worker's manifests pass ``kaiops validate``."""
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import yaml
 
 from tasks import kube
 from tests.e2e.registry_support import REPO, sandbox_services
-from tests.integration.test_rbac import MANIFESTS, _apply_all, _sa_kubeconfig
+from tests.integration.test_rbac import MANIFESTS, _apply_all
 
 pytestmark = pytest.mark.integration
 
@@ -27,23 +26,6 @@ TEMPLATE = MANIFESTS / "work-pool-template.json"
 REQUIRED_PATHS = ("metadata.annotations", "metadata.labels", "spec.template.spec.parallelism",
                   "spec.template.spec.completions", "spec.template.spec.restartPolicy",
                   "spec.template.spec.containers")
-POD_SPEC_EXTRAS = ("parallelism", "completions")
-
-
-def _render(values: dict, run_name: str = "happy-run") -> dict:
-    """The Job the prefect-kubernetes worker submits: its own job configuration class fills the template with
-    ``values`` and prepares it for a flow run, as ``KubernetesWorker.run`` does before it calls the apiserver."""
-    import asyncio
-    import uuid
-
-    from prefect.client.schemas.objects import FlowRun
-    from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
-
-    template = json.loads(TEMPLATE.read_text())
-    # the template references no Prefect blocks or variables, so the client is never asked for anything
-    config = asyncio.run(KubernetesWorkerJobConfiguration.from_template_and_values(template, values, client=object()))
-    config.prepare_for_flow_run(FlowRun(flow_id=uuid.uuid4(), name=run_name))
-    return copy.deepcopy(config.job_manifest)
 
 
 def test_job_template_declares_every_variable_prefect_fills():
@@ -68,50 +50,85 @@ def test_job_template_declares_every_variable_prefect_fills():
     assert variables["properties"]["service_account_name"]["default"] == "kaiops-worker"
 
 
-def test_rendered_job_is_accepted_for_the_worker_service_account(tmp_path):
+#: what a flow run needs in the sandbox cluster: Pods that run (scheduler, node agent), Services and DNS
+#: (kube-proxy, CoreDNS) to reach Prefect at its in-cluster name, and the Prefect server itself
+CLUSTER = ("kube-controller-manager", "kube-scheduler", "node", "kube-proxy", "coredns", "prefect")
+IN_CLUSTER_PREFECT = "http://prefect.kaiops-sandbox.svc.cluster.local:4200/api"
+POOL = "kaiops-kubernetes"
+
+
+def _wait(check, timeout: float, what: str):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} not reached within {timeout:.0f}s")
+
+
+def test_worker_deployment_runs_a_flow_run_as_a_job_pod():
+    """The worker of deployments/kubernetes/worker.yaml, as a Deployment in the sandbox cluster with rbac.yaml,
+    picks up a flow run of the ``guard`` deployment (flows/rollout.py:canary_guard) from pool kaiops-kubernetes
+    (work-pool-template.json) and runs it as a Job whose Pod finishes, and the flow run is Completed."""
+    import asyncio
+
     from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
 
-    from tasks.manifests import validate_documents
+    from flows.rollout import canary_guard
+    from tests.e2e.registry_support import prefect_api
 
-    with sandbox_services("kube-apiserver") as env:
+    with sandbox_services(*CLUSTER) as env:
         admin = kube.connect(env["KUBECONFIG"])
         _apply_all(admin, MANIFESTS / "rbac.yaml")
-        _apply_all(admin, MANIFESTS / "worker.yaml")
-        batch = client.BatchV1Api(config.new_client_from_config(config_file=_sa_kubeconfig(env["KUBECONFIG"],
-                                                                                           tmp_path)))
-        # no "name" value, as in a deployment: the worker names the Job after the flow run, slugified
-        job = _render({"image": "ghcr.io/example/kaiops:1.2.3",
-                       "env": {"PREFECT_API_URL": "http://prefect:4200/api", "KAIOPS_ENV": "prod"},
-                       "labels": {"prefect.io/flow-run-name": "happy-run"},
-                       "command": "prefect flow-run execute"}, run_name="Nightly-Backup run")
-        # what the worker sends (no fieldValidation: the server warns about and drops the two pod-spec extras)
-        created = batch.create_namespaced_job("kaiops-system", job, dry_run="All").to_dict()
-        pod = created["spec"]["template"]["spec"]
-        box = pod["containers"][0]
-        assert created["metadata"]["name"].startswith("nightly-backup-run-")
-        assert pod["service_account_name"] == "kaiops-worker" and pod["restart_policy"] == "Never"
-        assert pod["security_context"]["run_as_non_root"] is True
-        assert box["image"] == "ghcr.io/example/kaiops:1.2.3" and box["args"] == ["prefect", "flow-run", "execute"]
-        assert {e["name"]: e["value"] for e in box["env"]}["KAIOPS_ENV"] == "prod"
-        assert box["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"},
-                                    "claims": None}
-        assert created["spec"]["backoff_limit"] == 0 and created["spec"]["ttl_seconds_after_finished"] == 3600
-        # every other field is schema-exact: strict validation passes once the two extras are left out
-        strict = copy.deepcopy(job)
-        for key in POD_SPEC_EXTRAS:
-            strict["spec"]["template"]["spec"].pop(key)
-        batch.create_namespaced_job("kaiops-system", strict, dry_run="All", field_validation="Strict")
-        assert [f for f in validate_documents([strict], "rendered job") if f.severity == "error"] == []
-        with pytest.raises(ApiException) as err:
-            batch.create_namespaced_job("kaiops-system", job, dry_run="All", field_validation="Strict")
-        assert err.value.status == 400 and "parallelism" in err.value.body
-        # the worker may create Jobs only in its own namespace
-        with pytest.raises(ApiException) as err:
-            batch.create_namespaced_job("default", job, dry_run="All")
-        assert err.value.status == 403
-        assert not client.BatchV1Api(config.new_client_from_config(config_file=env["KUBECONFIG"])).list_namespaced_job(
-            "kaiops-system").items  # dry runs only: nothing was created
+        for doc in yaml.safe_load_all((MANIFESTS / "worker.yaml").read_text()):
+            if doc["kind"] == "ConfigMap":  # "your Prefect server": the sandbox's, by its in-cluster name
+                doc["data"]["api-url"] = IN_CLUSTER_PREFECT
+            kube.apply(admin, doc)
+        core = client.CoreV1Api(config.new_client_from_config(config_file=env["KUBECONFIG"]))
+        batch = client.BatchV1Api(core.api_client)
+
+        async def submit() -> str:
+            async with get_client() as prefect:
+                await prefect.create_work_pool(WorkPoolCreate(
+                    name=POOL, type="kubernetes", base_job_template=json.loads(TEMPLATE.read_text())),
+                    overwrite=True)
+                flow_id = await prefect.create_flow_from_name(canary_guard.name)
+                deployment_id = await prefect.create_deployment(
+                    flow_id=flow_id, name="guard-k8s", entrypoint="flows/rollout.py:canary_guard",
+                    work_pool_name=POOL, parameters={"namespace": "kaiops-system"},
+                    pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}],
+                    job_variables={"image": "ghcr.io/example/kaiops:latest"})
+                run = await prefect.create_flow_run_from_deployment(deployment_id)
+                return str(run.id)
+
+        async def state(run_id: str):
+            async with get_client() as prefect:
+                return (await prefect.read_flow_run(run_id)).state
+
+        with prefect_api(env["PREFECT_API_URL"]):
+            run_id = asyncio.run(submit())
+            final = _wait(lambda: (st := asyncio.run(state(run_id))) and st.is_final() and st, 420,
+                          f"flow run {run_id} final")
+        selector = f"prefect.io/flow-run-id={run_id}"
+        pods = core.list_namespaced_pod("kaiops-system", label_selector=selector).items
+        logs = core.read_namespaced_pod_log(pods[0].metadata.name, "kaiops-system") if pods else ""
+        assert final.is_completed(), f"{final.type}: {final.message}\n{logs[-2000:]}"
+        # the run was a Job whose Pod ran to completion (the Job controller counts it once the Pod's exit is
+        # reported, a moment after the flow run reported Completed itself)
+        jobs = _wait(lambda: [j for j in batch.list_namespaced_job("kaiops-system", label_selector=selector).items
+                              if j.status.succeeded == 1], 120, "Job succeeded")
+        assert len(jobs) == 1
+        pods = core.list_namespaced_pod("kaiops-system", label_selector=selector).items
+        assert [p.status.phase for p in pods] == ["Succeeded"]
+        worker = core.list_namespaced_pod("kaiops-system", label_selector="app.kubernetes.io/component=worker").items
+        assert worker and worker[0].status.phase == "Running"  # the worker is the Deployment's Pod
+        assert pods[0].spec.service_account_name == "kaiops-worker"
+        assert pods[0].spec.containers[0].args == ["prefect", "flow-run", "execute"]
 
 
 def test_worker_manifests_pass_kaiops_validate():
