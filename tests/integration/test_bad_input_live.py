@@ -59,6 +59,22 @@ def world(live):
     return dyn, s3, gcs
 
 
+def _by_kaiops(event: dict[str, Any]) -> bool:
+    """An Event kaiops wrote (its rollout, provisioning and backup Events name a kaiops component)."""
+    component = (event.get("source") or {}).get("component") or event.get("reportingComponent") or ""
+    return "kaiops" in component
+
+
+def _what_kaiops_could_change(obj: dict[str, Any]) -> Any:
+    """The parts of an object a kaiops command writes: spec (via generation) and metadata, or the whole object
+    when it has no generation (ConfigMap, Secret, ServiceAccount, Lease). A status written by the real
+    controllers (KubeRay, the controller-manager, the KServe emulator) is not a change kaiops made."""
+    meta = obj["metadata"]
+    if "generation" in meta:
+        return (meta["generation"], meta.get("labels"), meta.get("annotations"), meta.get("deletionTimestamp"))
+    return meta["resourceVersion"]
+
+
 def snapshot(dyn, s3, gcs) -> dict[str, Any]:
     """Everything a command could have changed, comparable with ``==``."""
     from prefect.client.orchestration import get_client
@@ -73,9 +89,11 @@ def snapshot(dyn, s3, gcs) -> dict[str, Any]:
             continue
         for obj in items:
             meta = obj["metadata"]
-            if kind == "Lease" and meta.get("namespace") == "kube-system":
-                continue  # the apiserver's own identity leases renew themselves every few seconds
-            cluster[(kind, meta.get("namespace"), meta["name"])] = meta["resourceVersion"]
+            if kind == "Lease" and meta.get("namespace") in ("kube-system", "kube-node-lease"):
+                continue  # the apiserver's identity leases and the node's heartbeat renew themselves
+            if kind == "Event" and not _by_kaiops(obj):
+                continue  # the kubelet, the scheduler and the operators write Events of their own all the time
+            cluster[(kind, meta.get("namespace"), meta["name"])] = _what_kaiops_could_change(obj)
     buckets = {}
     for b in s3.client.list_buckets().get("Buckets", []):
         pages = s3.client.get_paginator("list_objects_v2").paginate(Bucket=b["Name"])
