@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -57,3 +58,44 @@ def dyn(sandbox: dict[str, str]):
     from tasks import kube as kube_tasks
 
     return kube_tasks.connect(sandbox["KUBECONFIG"])
+
+
+def _ray_clusters() -> set[tuple[str, str]] | None:
+    """(namespace, name) of every RayCluster on the test sandbox's apiserver, or None when it is not running."""
+    from sandbox import launcher
+    from sandbox.procs import alive
+
+    state = launcher.load()
+    record = state.services.get("kube-apiserver")
+    if record is None or not alive(record.pid) or not state.kubeconfig.exists():
+        return None
+    try:
+        from tasks import kube
+
+        items = kube.list_objects(kube.connect(str(state.kubeconfig)), "ray.io/v1", "RayCluster")
+    except Exception:  # no CRD yet, the apiserver starting or stopping: nothing to clean
+        return None
+    return {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _delete_ray_clusters_the_module_created(request: pytest.FixtureRequest) -> Iterator[None]:
+    """RayClusters are workloads now: the real KubeRay operator starts a Ray head Pod for each (about a core
+    while it starts). The RayClusters a test module created are deleted when it ends, as a user tears down,
+    so that heads left by backup or RBAC tests do not load the machine for the rest of the suite. The
+    operator and the garbage collector remove their Pods; nothing waits for that."""
+    if "/unit/" in str(request.path):
+        yield
+        return
+    before = _ray_clusters()
+    yield
+    after = _ray_clusters()
+    if before is None or not after:
+        return
+    from sandbox import launcher
+    from tasks import kube
+
+    cluster = kube.resource_for(kube.connect(str(launcher.load().kubeconfig)), "ray.io/v1", "RayCluster")
+    for namespace, name in sorted(after - before):
+        with contextlib.suppress(Exception):  # already gone, or its namespace is being deleted
+            cluster.delete(name=name, namespace=namespace)

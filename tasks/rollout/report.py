@@ -195,6 +195,7 @@ def write_report(record: RolloutRecord, namespace: str, name: str, out_dir: Path
         f"- model: `{record.previous_storage_uri}` -> `{record.target_storage_uri}`",
         f"- revisions: baseline `{record.previous_revision}`, canary `{record.canary_revision}`",
         f"- mode: {record.mode}; last step {record.step} at {record.traffic} % canary traffic",
+        f"- phase: {record.phase.value} (the rollout record's phase, as in summary.json)",
         f"- outcome: {record.message}",
         "",
         "| look | traffic % | decision | score | reason |",
