@@ -7,18 +7,17 @@ revision - and runs the policy templates, the provider and ``analyse_step`` agai
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from configs.canary import load_policy
 from tasks.analysis import Decision, Outcome, analyse_step
 from tasks.errors import InputError
 from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, preflight
+from tests.prom_support import backfilled_prometheus
 
 pytestmark = pytest.mark.integration  # needs prometheus + promtool: `make setup` installs them; never skipped
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,32 +60,8 @@ def _openmetrics() -> str:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from sandbox.procs import free_port
-
-    home = tmp_path_factory.mktemp("prom")
-    (home / "series.om").write_text(_openmetrics())
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(home / "series.om"),
-                    str(home / "tsdb")], check=True, capture_output=True)
-    (home / "prometheus.yml").write_text("global: {scrape_interval: 5s}\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["prometheus", f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", "--storage.tsdb.retention.time=30d"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+    with backfilled_prometheus(tmp_path_factory.mktemp("prom"), _openmetrics()) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture
