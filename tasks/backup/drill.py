@@ -7,8 +7,9 @@ signal) and :func:`cleanup`.
 Cluster-scoped objects (ClusterServingRuntime, LocalModelCache) are not restored by a drill into the same
 cluster (that would overwrite the live ones); they are checked with a server-side dry run instead.
 
-The sandbox runs no controller-manager: a deleted namespace stays ``Terminating`` forever. The drill
-deletes the objects it restored itself, then the scratch namespaces, and does not wait for them to go.
+The drill deletes the objects it restored itself, then the scratch namespaces, and does not wait for them to
+go: the namespace controller (and KubeRay's finalizer for a RayCluster) finish that in the background, on a
+real cluster as on the sandbox, which runs the real kube-controller-manager.
 """
 
 from __future__ import annotations
