@@ -54,8 +54,13 @@ def world(live):
     for store in (s3, gcs):
         with contextlib.suppress(Exception):  # already there from an earlier run of this sandbox
             store.create_bucket("models")
-    s3.client.put_object(Bucket="models", Key="iris/v1/model.joblib", Body=b"model")
-    gcs.client.bucket("models").blob("iris/v1/model.joblib").upload_from_string(b"model")
+    # something at the URI the cases name, but never over a real model other tests serve from the same path
+    # (a placeholder there made the emulated KServe's sklearn server fail later: "KeyError: 109")
+    if not s3.client.list_objects_v2(Bucket="models", Prefix="iris/v1/").get("KeyCount"):
+        s3.client.put_object(Bucket="models", Key="iris/v1/model.joblib", Body=b"model")
+    blob = gcs.client.bucket("models").blob("iris/v1/model.joblib")
+    if not blob.exists():
+        blob.upload_from_string(b"model")
     return dyn, s3, gcs
 
 

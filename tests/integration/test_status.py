@@ -42,9 +42,7 @@ def env():
 @pytest.fixture(scope="module")
 def platform(env, tmp_path_factory):
     """A namespace with a ready RayCluster, a mid-rollout InferenceService and a backup policy with one backup."""
-    import boto3
-
-    from sandbox.kserve.demo import _publish_iris_if_missing
+    from tests.e2e.rollout_support import publish_models
 
     dyn = kube.connect(env["KUBECONFIG"])
     ns = f"status-{uuid.uuid4().hex[:6]}"
@@ -53,9 +51,7 @@ def platform(env, tmp_path_factory):
     cluster = render_ray_cluster(cfg.model_copy(update={"namespace": ns, "name": "status-ray"}))
     kube.apply(dyn, cluster)
 
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
-    _publish_iris_if_missing(s3)
+    publish_models(versions=("v1",))  # a real model, whatever another test left at that path
     endpoint = env["AWS_ENDPOINT_URL"].split("://", 1)[1]
     for obj in (
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {
