@@ -3,7 +3,8 @@
 The story, one section per job (each section's summary, with ``ok``, lands in ``demo-out/summary.json``):
 
 1. ``platform`` — the real apiserver with its CRDs, S3, Prometheus and a Ray job on the sandbox head.
-2. ``ray`` — provision ``configs/clusters/sandbox.yaml`` (the real KubeRay operator; Ray head and workers as Pods) + smoke job.
+2. ``ray`` — provision ``configs/clusters/sandbox.yaml`` (the real KubeRay operator: Ray head and workers
+   as Pods) + smoke job.
 3. ``models`` — train iris v1 (good), v2 (better), v3 (bad on purpose); publish to S3; warm up v1.
 4. ``serving`` — serve v1 as InferenceService ``demo/iris``; predictions and per-revision series.
 5. ``canary`` — roll v2 out to 100 % on Prometheus evidence, then v3 with injected errors: rolled back.
