@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -69,3 +71,19 @@ def short_link(real: Path, prefix: str) -> Path:
         link.unlink(missing_ok=True)
         link.symlink_to(real)
     return link
+
+
+def go_module_dir(module: str, version: str) -> Path:
+    """Go module ``module`` at ``version`` in the Go module cache, downloaded through the proxy if missing
+    (its release manifests, RBAC and sources are read from there; nothing is copied into the repository).
+
+    Raises:
+        RuntimeError: ``go mod download`` failed (no network to the proxy, unknown version).
+    """
+    proc = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
+                          text=True, check=False, env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
+                          cwd="/")
+    info = json.loads(proc.stdout or "{}")
+    if not info.get("Dir"):
+        raise RuntimeError(f"go mod download {module}@{version} failed: {info.get('Error') or proc.stderr[-500:]}")
+    return Path(info["Dir"])

@@ -15,15 +15,12 @@ Flags: ``-kubeconfig``, ``-enable-leader-election=false``, loopback ``-metrics-a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sandbox.paths import binary, binary_version
+from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.procs import free_port
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
@@ -38,18 +35,8 @@ LABELS = {"app.kubernetes.io/component": "kuberay-operator", "app.kubernetes.io/
 
 
 def module_dir(version: str) -> Path:
-    """The ray-operator module at ``version`` in the Go module cache (downloaded through the proxy if missing).
-
-    Raises:
-        RuntimeError: ``go mod download`` failed (no network to the proxy, unknown version).
-    """
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True,
-                          text=True, check=False, env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
-                          cwd="/")
-    info = json.loads(proc.stdout or "{}")
-    if not info.get("Dir"):
-        raise RuntimeError(f"go mod download {MODULE}@{version} failed: {info.get('Error') or proc.stderr[-500:]}")
-    return Path(info["Dir"])
+    """The ray-operator module at ``version`` in the Go module cache (see :func:`sandbox.paths.go_module_dir`)."""
+    return go_module_dir(MODULE, version)
 
 
 def rbac_objects(module: Path, namespace: str = NAMESPACE) -> list[dict[str, Any]]:

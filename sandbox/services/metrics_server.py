@@ -15,15 +15,12 @@ Deployment (``--kubelet-use-node-status-port``, ``--metric-resolution=15s``), wi
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sandbox.paths import binary, binary_version
+from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki
 from sandbox.services.apiserver import node_network
 from sandbox.services.base import Launch, Service, http_ok
@@ -39,18 +36,8 @@ LABELS = {"k8s-app": "metrics-server"}  # manifests/base/kustomization.yaml labe
 
 
 def module_dir(version: str) -> Path:
-    """The metrics-server module at ``version`` in the Go module cache (downloaded through the proxy if missing).
-
-    Raises:
-        RuntimeError: ``go mod download`` failed.
-    """
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{MODULE}@{version}"], capture_output=True,
-                          text=True, check=False, env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
-                          cwd="/")
-    info = json.loads(proc.stdout or "{}")
-    if not info.get("Dir"):
-        raise RuntimeError(f"go mod download {MODULE}@{version} failed: {info.get('Error') or proc.stderr[-500:]}")
-    return Path(info["Dir"])
+    """The metrics-server module at ``version`` in the Go module cache (see :func:`sandbox.paths.go_module_dir`)."""
+    return go_module_dir(MODULE, version)
 
 
 def release_objects(module: Path) -> list[dict[str, Any]]:
