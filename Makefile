@@ -51,11 +51,13 @@ crds: venv
 demo: setup
 	$(VENV)/bin/kaiops demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
 
-lint: venv
+lint: venv  # ruff, the layer contracts (pyproject.toml [tool.importlinter]) and mypy (strict on tasks/ and configs/)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 lock: $(UV)
 	$(UV) pip compile -q pyproject.toml --extra sandbox --extra dev --python-version 3.11 -o requirements.lock \

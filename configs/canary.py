@@ -18,7 +18,7 @@ placeholders are ``${name}`` (Python :class:`string.Template`, so PromQL's own `
 Ratio metrics need ``total`` and ``events`` (both cumulative counts, e.g. ``increase(...[${range}])``);
 latency metrics need ``total`` and ``value`` (a quantile over ``${range}``, in ``value_unit``).
 
-:meth:`CanaryPolicy.analysis_policy` produces the :class:`tasks.analysis.CanaryAnalysisPolicy` the pure
+:meth:`CanaryPolicy.analysis_policy` produces the :class:`configs.analysis.CanaryAnalysisPolicy` the pure
 analysis runs on. Checks that need Prometheus (does every metric and label a template names exist?) run
 as a pre-flight in :func:`tasks.metrics.preflight`, before anything changes.
 
@@ -35,8 +35,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from configs.analysis import BaselineBound, CanaryAnalysisPolicy, Decision, Direction, MetricKind, MetricSpec
 from configs.loading import load_model
-from tasks.analysis import BaselineBound, CanaryAnalysisPolicy, Decision, Direction, MetricKind, MetricSpec
 
 #: Placeholders a template may use (see the module docstring).
 PLACEHOLDERS: frozenset[str] = frozenset({"namespace", "isvc", "canary_revision", "baseline_revision", "range"})

@@ -1,7 +1,8 @@
 """The two roots of every kaiops error, after kopf: temporary (worth retrying) and permanent.
 
-Retries in Prefect tasks use :func:`is_retryable` as ``retry_condition_fn``, so only temporary errors are
-retried. Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
+They sit in the bottom layer (``configs``) because configs raise :class:`InputError` and may import nothing
+above them; tasks and flows import them through :mod:`tasks.errors`, which adds the Prefect retry policy.
+Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from tasks.errors import InputError
+from configs.errors import InputError
 
 # ----------------------------------------------------------------------------------------------------------
 # Text in general

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tasks.errors import InputError
+from configs.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -18,8 +18,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from configs.errors import InputError
 from configs.loading import load_model
-from tasks.errors import InputError
 
 RELEASES_DIR = Path(__file__).parent / "releases"
 REPO_ROOT = Path(__file__).resolve().parent.parent  # canary_policy paths are relative to it
