@@ -36,16 +36,8 @@ def recent_events(dyn: Any, obj: dict[str, Any], limit: int = 3) -> list[str]:
     """The last ``limit`` Events about ``obj`` (``Warning Reason: message``), oldest first; [] when none or
     Events cannot be read."""
     meta = obj.get("metadata") or {}
-    try:
-        items = kube.resource_for(dyn, "v1", "Event").get(
-            namespace=meta.get("namespace"),
-            field_selector=f"involvedObject.name={meta.get('name')},involvedObject.kind={obj.get('kind')}",
-        ).to_dict().get("items", [])
-    except Exception:
-        return []
-    items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or
-               (e.get("metadata") or {}).get("creationTimestamp") or "")
-    return [f"{e.get('type', '')} {e.get('reason', '')}: {e.get('message', '')}".strip() for e in items[-limit:]]
+    return kube.recent_events(dyn, str(obj.get("kind")), meta.get("name", ""), meta.get("namespace"), limit,
+                              counts=False)
 
 
 def missing_credentials(dyn: Any, obj: dict[str, Any]) -> list[str]:

@@ -594,12 +594,6 @@ def read_and_resolve(
 
 def list_secrets(dyn: Any, namespace: str) -> list[dict[str, Any]]:
     """Every Secret in ``namespace`` as dicts (values stay in the returned dicts only)."""
-    from kubernetes.dynamic.exceptions import ApiException, DynamicApiError
-
     from tasks import kube
 
-    resource = kube.resource_for(dyn, "v1", "Secret")
-    try:
-        return [item.to_dict() for item in resource.get(namespace=namespace).items]
-    except (ApiException, DynamicApiError) as exc:
-        raise kube._translate(exc, f"list Secrets in {namespace}") from exc
+    return kube.list_objects(dyn, "v1", "Secret", namespace)

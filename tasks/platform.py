@@ -19,8 +19,8 @@ def check_kubernetes(kubeconfig: str | None = None) -> dict:
     """Return ``{"server_version": "v1.35.4", "crds_established": 17, "crds_expected": 17}``."""
     dyn = kube.connect(kubeconfig)
     version = k8s.VersionApi(dyn.client).get_code().git_version
-    crds = kube.resource_for(dyn, "apiextensions.k8s.io/v1", "CustomResourceDefinition").get().to_dict()
-    established = sum(1 for c in crds["items"] if kube.condition_true(c, "Established"))
+    crds = kube.list_objects(dyn, "apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    established = sum(1 for c in crds if kube.condition_true(c, "Established"))
     return {"server_version": version, "crds_established": established, "crds_expected": len(load_crds())}
 
 

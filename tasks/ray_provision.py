@@ -36,7 +36,7 @@ from prefect.cache_policies import NO_CACHE
 
 from configs.ray_cluster import RayClusterConfig, load_cluster_config
 from tasks import kube
-from tasks.errors import InputError, PermanentError, is_retryable
+from tasks.errors import InputError, PermanentError, io_retries
 from tasks.manifests import validate_documents
 from tasks.manifests.findings import Severity
 from tasks.ray_cluster import API_VERSION, KIND, namespace_manifest, render_ray_cluster
@@ -302,7 +302,7 @@ def render_and_validate(cfg: RayClusterConfig, source: str) -> dict[str, Any]:
     return manifest
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def read_cluster(kubeconfig: str | None, name: str, namespace: str) -> dict[str, Any] | None:
     """The live RayCluster, or None when it does not exist."""
     try:
@@ -311,15 +311,7 @@ def read_cluster(kubeconfig: str | None, name: str, namespace: str) -> dict[str,
         return None
 
 
-def _retry(state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # the state holds the task's exception
-        return is_retryable(exc)
-    return False
-
-
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: str = kube.FIELD_MANAGER) -> Plan:
     """Server-side dry-run ``manifest`` and compare with the live object (nothing is written).
 
@@ -343,7 +335,7 @@ def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: 
                 (live or {}).get("metadata", {}).get("resourceVersion", ""))
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def ensure_namespace(kubeconfig: str | None, namespace: str) -> bool:
     """Create the namespace when missing (server-side apply); return True when it was created."""
     dyn = kube.connect(kubeconfig)
@@ -355,7 +347,7 @@ def ensure_namespace(kubeconfig: str | None, namespace: str) -> bool:
         return True
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def apply_manifest(kubeconfig: str | None, manifest: dict[str, Any],
                    field_manager: str = kube.FIELD_MANAGER) -> dict[str, Any]:
     """Server-side apply (strict field validation, conflicts surfaced); return the object as stored."""
@@ -366,28 +358,11 @@ def apply_manifest(kubeconfig: str | None, manifest: dict[str, Any],
 def record_event(kubeconfig: str | None, obj: dict[str, Any], reason: str, message: str,
                  type_: str = "Normal") -> None:
     """Record a kaiops decision as a core/v1 Event on the RayCluster (best effort: never fails the flow)."""
-    meta = obj.get("metadata") or {}
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    body = {
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": f"{meta.get('name')}.kaiops-", "namespace": meta.get("namespace")},
-        "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta.get("name"),
-                           "namespace": meta.get("namespace"), "uid": meta.get("uid")},
-        "reason": reason, "message": message[:1000], "type": type_,
-        "source": {"component": EVENT_COMPONENT}, "reportingComponent": EVENT_COMPONENT,
-        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-    }
     try:
-        dyn = kube.connect(kubeconfig)
-        kube.resource_for(dyn, "v1", "Event").create(body=body, namespace=meta.get("namespace"))
+        kube.record_event(kube.connect(kubeconfig), {**obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
+                          type_=kube.EventType(type_), component=EVENT_COMPONENT)
     except Exception as exc:  # an Event is a courtesy; the decision itself already happened
         print(f"event {reason} not recorded: {exc}")
-
-
-def _events(dyn: Any, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
-    return kube.resource_for(dyn, "v1", "Event").get(
-        namespace=namespace, field_selector=f"involvedObject.kind={kind},involvedObject.name={name}"
-    ).to_dict().get("items") or []
 
 
 def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int = 8,
@@ -398,15 +373,14 @@ def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int 
     kubelet (``BackOff``, ``Failed``) record theirs on the Pods.
     """
     dyn = kube.connect(kubeconfig)
-    events = _events(dyn, namespace, KIND, name)
+    events = kube.list_events(dyn, namespace, name, KIND)
     for pod in pods:
-        events += _events(dyn, namespace, "Pod", pod)
+        events += kube.list_events(dyn, namespace, pod, "Pod")
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in events:
         involved = e.get("involvedObject") or {}
         # The scheduler writes events.k8s.io Events: eventTime / series, no lastTimestamp.
-        when = str(e.get("lastTimestamp") or (e.get("series") or {}).get("lastObservedTime") or e.get("eventTime")
-                   or "")
+        when = kube.event_time(e)
         row = {"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
                "object": f"{involved.get('kind')}/{involved.get('name')}",
                "source": (e.get("source") or {}).get("component") or e.get("reportingComponent"), "time": when}
@@ -419,8 +393,7 @@ def recent_events(kubeconfig: str | None, name: str, namespace: str, limit: int 
 def list_pods(kubeconfig: str | None, name: str, namespace: str) -> list[dict[str, Any]]:
     """The RayCluster's Pods (label ``ray.io/cluster=<name>``, as KubeRay labels them) as dicts."""
     dyn = kube.connect(kubeconfig)
-    return kube.resource_for(dyn, "v1", "Pod").get(
-        namespace=namespace, label_selector=f"{CLUSTER_LABEL}={name}").to_dict().get("items") or []
+    return kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=f"{CLUSTER_LABEL}={name}")
 
 
 def log_tail(kubeconfig: str | None, pod: str, namespace: str, container: str, lines: int = 15,
@@ -528,7 +501,7 @@ def wait_until(kubeconfig: str | None, name: str, namespace: str, timeout_s: flo
         f"RayCluster {namespace}/{name} not {want} after {timeout_s:.0f}s:\n{diagnosis_text(diag)}", diag)
 
 
-@task(cache_policy=NO_CACHE, retries=4, retry_delay_seconds=5, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(4, 5))
 def smoke_job(dashboard_url: str, deadline: float, workers: int = 0,
               entrypoint_resources: dict[str, float] | None = None) -> dict[str, Any]:
     """Run the kaiops smoke job through the Job Submission API; return its result as a dict.
@@ -555,45 +528,21 @@ def smoke_job(dashboard_url: str, deadline: float, workers: int = 0,
     return out
 
 
-@task(cache_policy=NO_CACHE, retries=3, retry_delay_seconds=2, retry_condition_fn=lambda t, r, s: _retry(s))
+@task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def delete_cluster(kubeconfig: str | None, name: str, namespace: str, timeout_s: float = 120.0) -> Decision:
     """Delete the RayCluster and watch until it is gone; ``absent`` when it did not exist."""
     dyn = kube.connect(kubeconfig)
-    resource = kube.resource_for(dyn, API_VERSION, KIND)
-    try:
-        resource.delete(name=name, namespace=namespace)
-    except Exception as exc:
-        if getattr(exc, "status", None) == 404:
-            return Decision.absent
-        raise kube._translate(exc, f"delete {KIND} {namespace}/{name}") from exc
-    if wait_deleted(dyn, API_VERSION, KIND, name, namespace, timeout_s):
+    if not kube.delete(dyn, API_VERSION, KIND, name, namespace):
+        return Decision.absent
+    if kube.wait_deleted(dyn, API_VERSION, KIND, name, namespace, timeout_s):
         return Decision.deleted
     raise PermanentError(f"RayCluster {namespace}/{name} still exists {timeout_s:.0f}s after delete (finalizers?)")
-
-
-def wait_deleted(dyn: Any, api_version: str, kind: str, name: str, namespace: str, timeout_s: float) -> bool:
-    """Watch one object until it is gone (True) or ``timeout_s`` seconds pass (False)."""
-    resource = kube.resource_for(dyn, api_version, kind)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            current = resource.get(name=name, namespace=namespace)
-        except Exception as exc:
-            if getattr(exc, "status", None) == 404:
-                return True
-            raise
-        for event in dyn.watch(resource, namespace=namespace, field_selector=f"metadata.name={name}",
-                               resource_version=current.metadata.resourceVersion,
-                               timeout=max(1, int(min(60, deadline - time.monotonic())))):
-            if event["type"] == "DELETED":
-                return True
-    return False
 
 
 @task(cache_policy=NO_CACHE)
 def owned_service_gone(kubeconfig: str | None, name: str, namespace: str, timeout_s: float = 60.0) -> bool:
     """Wait until the operator-owned head Service ``<name>-head-svc`` is gone; True when it is."""
-    return wait_deleted(kube.connect(kubeconfig), "v1", "Service", f"{name}-head-svc", namespace, timeout_s)
+    return kube.wait_deleted(kube.connect(kubeconfig), "v1", "Service", f"{name}-head-svc", namespace, timeout_s)
 
 
 def config_path_label(path: str | Path) -> str:

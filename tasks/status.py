@@ -185,8 +185,7 @@ def _list(dyn: Any, api_version: str, kind: str) -> list[dict[str, Any]] | str:
     from tasks import kube
 
     try:
-        return [item.to_dict() if hasattr(item, "to_dict") else item
-                for item in kube.resource_for(dyn, api_version, kind).get().to_dict().get("items", [])]
+        return kube.list_objects(dyn, api_version, kind)
     except Exception as exc:  # a missing CRD or RBAC: show it in its section, keep the rest of the view
         return f"cannot list {kind}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
 

@@ -16,11 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import urllib3
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
-from tasks.errors import PermanentError, TemporaryError
+from tasks.errors import PermanentError
+from tasks.kube.errors import API_ERRORS, translate
 
 
 @dataclass(frozen=True)
@@ -118,22 +117,16 @@ def get_json(api: ApiClient, path: str, query: Iterable[tuple[str, Any]] = (),
     """GET ``path`` on the apiserver and return the JSON body (``accept``: e.g. :data:`METADATA_ONLY`).
 
     Raises:
-        TemporaryError: connection failure or 5xx/429.
-        PermanentError: other 4xx (the status is in ``.status``; 404 has ``.status == 404``).
+        TemporaryError / PermanentError / NotFound: as :func:`tasks.kube.translate` maps the failure (the HTTP
+            status is in ``.status``).
     """
     try:
         resp = api.call_api(
             path, "GET", query_params=list(query), header_params={"Accept": accept},
             auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
         )
-    except ApiException as exc:
-        if exc.status in (429,) or (exc.status or 0) >= 500:
-            raise TemporaryError(f"GET {path}: HTTP {exc.status}") from exc
-        err = PermanentError(f"GET {path}: HTTP {exc.status}: {(exc.body or '')[:300]!s}")
-        err.status = exc.status  # type: ignore[attr-defined]
-        raise err from exc
-    except urllib3.exceptions.HTTPError as exc:
-        raise TemporaryError(f"GET {path}: {exc.__class__.__name__}: {exc}") from exc
+    except API_ERRORS as exc:
+        raise translate(exc, f"GET {path}") from exc
     return json.loads(resp.data)
 
 

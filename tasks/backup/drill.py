@@ -215,11 +215,9 @@ def cleanup(dyn: DynamicClient, applied: list[dict[str, Any]], namespaces: list[
     def delete(obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         try:
-            resource = kube.resource_for(dyn, obj["apiVersion"], obj["kind"])
-            resource.delete(name=meta["name"], namespace=meta.get("namespace"))
-        except Exception as exc:  # report and go on
-            if getattr(exc, "status", None) != 404:
-                errors.append(f"delete {kube.object_ref(obj)}: {str(exc)[:200]}")
+            kube.delete(dyn, obj["apiVersion"], obj["kind"], meta["name"], meta.get("namespace"))
+        except Exception as exc:  # report and go on (a 404 is no error: kube.delete says False)
+            errors.append(f"delete {kube.object_ref(obj)}: {str(exc)[:200]}")
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         list(pool.map(delete, [o for o in reversed(applied) if o["kind"] != "Namespace"]))

@@ -19,16 +19,9 @@ from tasks import kube
 from tasks.backup import crypto, discovery, drill, metrics, restore, retention, store
 from tasks.backup.export import Selection, export
 from tasks.backup.order import load_order
-from tasks.errors import is_retryable
+from tasks.errors import io_retries
 
-
-def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn``: retry only when the task failed with a :class:`TemporaryError`."""
-    exc = getattr(state, "data", None)
-    return isinstance(exc, BaseException) and is_retryable(exc)
-
-
-IO: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": _retry_temporary}
+IO: dict[str, Any] = io_retries(2, 5)
 ONCE: dict[str, Any] = {}  # not retried
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.errors import PermanentError, TemporaryError, is_retryable
+from tasks.errors import PermanentError, TemporaryError, io_retries
 
 #: Version tags kaiops writes on a release.
 TAG_OUTCOME = "kaiops.release.outcome"
@@ -61,15 +61,7 @@ def _translate(exc: Exception, what: str) -> Exception:
     return TemporaryError(f"{what}: {exc.__class__.__name__}: {str(exc)[:300]}")
 
 
-def _retry(task_, task_run, state) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # the state's exception
-        return is_retryable(exc)
-    return False
-
-
-_io = {"retries": 3, "retry_delay_seconds": [1, 3, 10], "retry_condition_fn": _retry}
+_io = io_retries(3, [1, 3, 10])
 
 
 def version_info(model: str, version: int) -> VersionInfo:

@@ -17,6 +17,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from configs.release import ReleaseConfig, ReleaseTrigger
+from tasks.errors import io_retries
 from tasks.registry import mlflow_ops
 from tasks.registry.mlflow_ops import TAG_OUTCOME
 
@@ -65,8 +66,7 @@ def decide(state: ModelState) -> ReconcileAction:
     return ReconcileAction.START_RELEASE
 
 
-@task(name="registry-wanted-version", retries=2, retry_delay_seconds=3,
-      retry_condition_fn=mlflow_ops._retry)
+@task(name="registry-wanted-version", **io_retries(2, 3))
 def wanted_version(cfg: ReleaseConfig) -> tuple[int | None, str | None]:
     """(the version the trigger points at, its release-outcome tag) from the registry."""
     if cfg.trigger is ReleaseTrigger.ALIAS_SET:

@@ -21,7 +21,7 @@ from prefect import task
 from configs.canary import CanaryPolicy, load_policy
 from tasks import kube
 from tasks.analysis import Decision, StepAnalysis, analyse_step
-from tasks.errors import is_retryable
+from tasks.errors import io_retries
 from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, monotone_counts, preflight
 from tasks.rollout import kube_ops
 from tasks.rollout.report import write_report
@@ -41,15 +41,7 @@ from tasks.rollout.state import (
     renew,
 )
 
-_IO = {"retries": 3, "retry_delay_seconds": 2, "retry_condition_fn": lambda t, r, s: _retryable(s)}
-
-
-def _retryable(state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:
-        return is_retryable(exc)
-    return False
+_IO = io_retries(3, 2)
 
 
 def _dyn(kubeconfig: str | None = None):

@@ -8,19 +8,13 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.errors import PermanentError, is_retryable
+from tasks.errors import PermanentError, io_retries
 from tasks.storage.layout import parse_uri
 from tasks.storage.progress import Fanout, PrefectProgress, RichProgress
 from tasks.storage.publisher import PublishResult, publish
 from tasks.storage.stores import check_force_needed, make_store  # noqa: F401  (moved there: no Prefect import)
 
-
-def _retry(task: Any, task_run: Any, state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:
-        return is_retryable(exc)
-    return False
+_IO = io_retries(2, 3)
 
 
 def artifact_key(text: str) -> str:
@@ -28,7 +22,7 @@ def artifact_key(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100] or "kaiops"
 
 
-@task(name="publish-files", retries=2, retry_delay_seconds=5, retry_condition_fn=_retry)
+@task(name="publish-files", **io_retries(2, 5))
 def publish_files(src: str, dest: str, *, force: bool, model_format: str | None, dry_run: bool,
                   aws_block: str | None, gcp_block: str | None, terminal_progress: bool) -> PublishResult:
     """Upload ``src`` to ``dest`` (manifest last); a retry resumes (uploaded files are skipped)."""
@@ -58,7 +52,7 @@ def publish_report(result: PublishResult) -> str:
 # ------------------------------------------------------------------------------------------------- warmup
 
 
-@task(name="resolve-storage-credentials", retries=2, retry_delay_seconds=3, retry_condition_fn=_retry)
+@task(name="resolve-storage-credentials", **_IO)
 def resolve_storage_credentials(target: str, namespace: str | None) -> tuple[dict, Any]:
     """Read the InferenceService (file or cluster), its ServiceAccount and Secrets; resolve as KServe does.
 
@@ -101,7 +95,7 @@ def resolve_storage_credentials(target: str, namespace: str | None) -> tuple[dic
     return kc.read_and_resolve(kube.connect(), target, namespace=namespace or "default")
 
 
-@task(name="check-bucket", retries=2, retry_delay_seconds=3, retry_condition_fn=_retry)
+@task(name="check-bucket", **_IO)
 def check_bucket_task(creds: Any) -> Any:
     """HEAD the bucket with the resolved credentials; a WiringProblem or None."""
     from tasks.storage.warmup import check_bucket
@@ -176,14 +170,14 @@ def train_iris_models_task(out_dir: str) -> list[dict]:
              "description": m.description} for m in train_iris_models(out_dir)]
 
 
-@task(name="ensure-bucket", retries=2, retry_delay_seconds=3, retry_condition_fn=_retry)
+@task(name="ensure-bucket", **_IO)
 def ensure_bucket(uri: str) -> None:
     """Create the bucket of ``uri`` when missing (sandbox/demo only)."""
     store = make_store(uri)
     store.create_bucket(parse_uri(uri).bucket)  # type: ignore[attr-defined]
 
 
-@task(name="wire-s3-credentials", retries=2, retry_delay_seconds=3, retry_condition_fn=_retry)
+@task(name="wire-s3-credentials", **_IO)
 def wire_s3_credentials(namespaces: list[str], service_account: str, secret: str) -> list[str]:
     """Apply Namespace + Secret (KServe key names and s3-* annotations for ``$AWS_ENDPOINT_URL``) + ServiceAccount
     in each namespace, from the standard AWS_* environment; returns the object refs applied (no values)."""
