@@ -5,7 +5,7 @@ Flagger's canary status: each tick reads the record, makes one transition, write
 run resumes from the object and a dead run is rolled back from it by the guard - never from memory.
 
 Everything here is pure (dicts in, dicts out, the clock passed in); the Kubernetes I/O is in
-:mod:`tasks.rollout.kube_ops`.
+:mod:`tasks.rollout.record`.
 """
 
 from __future__ import annotations

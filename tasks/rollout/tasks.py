@@ -23,8 +23,11 @@ from tasks import kube
 from tasks.analysis import Decision, StepAnalysis, analyse_step
 from tasks.errors import io_retries
 from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, monotone_counts, preflight
-from tasks.rollout import kube_ops
+from tasks.rollout import record as record_io
+from tasks.rollout.isvc import deployment_mode, get_isvc, list_isvcs, storage_uri
+from tasks.rollout.readiness import RevisionFailed, wait_revision
 from tasks.rollout.report import write_report
+from tasks.rollout.routing import Routing, routing_for
 from tasks.rollout.state import (
     Action,
     HumanChoice,
@@ -99,9 +102,9 @@ def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: s
 
         parse_storage_uri(storage_uri, source="<parameter>", field="storage_uri")
     dyn = _dyn()
-    isvc = kube_ops.get_isvc(dyn, namespace, name)
-    kube_ops.routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
-    return kube_ops.deployment_mode(isvc)
+    isvc = get_isvc(dyn, namespace, name)
+    routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
+    return deployment_mode(isvc)
 
 
 @task(name="ensure-concurrency-limit", **_IO)
@@ -139,14 +142,14 @@ def acquire_lease(namespace: str, name: str, holder: str, policy: CanaryPolicy, 
             new = new.model_copy(update={"target_storage_uri": storage_uri, "mode": policy.mode.value})
         return new
 
-    _, record = kube_ops.write_record(dyn, namespace, name, change)
+    _, record = record_io.write_record(dyn, namespace, name, change)
     assert record is not None
     return record
 
 
-def _routing(dyn, namespace: str, name: str, policy: CanaryPolicy):
-    isvc = kube_ops.get_isvc(dyn, namespace, name)
-    return isvc, kube_ops.routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-",
+def _routing(dyn: Any, namespace: str, name: str, policy: CanaryPolicy) -> tuple[dict[str, Any], Routing]:
+    isvc = get_isvc(dyn, namespace, name)
+    return isvc, routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-",
                                       policy.gateway.scale_down_delay_seconds)
 
 
@@ -173,20 +176,19 @@ def start_canary(namespace: str, name: str, holder: str, policy: CanaryPolicy) -
                 "phase": Phase.WAITING_READY,
                 "step": 0,
                 "traffic": first,
-                "previous_storage_uri": kube_ops.storage_uri(isvc),
+                "previous_storage_uri": storage_uri(isvc),
                 "previous_revision": routing.stable_revision(isvc),
                 "started": iso(now()),
             }
         )
 
-    _, current = kube_ops.read_record(dyn, namespace, name)
+    _, current = record_io.read_record(dyn, namespace, name)
     assert current is not None
     target = current.target_storage_uri
-    obj, record = kube_ops.write_record(dyn, namespace, name, change, routing.start_spec(target, first))
+    obj, record = record_io.write_record(dyn, namespace, name, change, routing.start_spec(target, first))
     assert record is not None
-    if isinstance(routing, kube_ops.RawRouting):
-        routing.after_start(obj, target, first)
-    kube_ops.record_event(dyn, obj, "Started", f"canary {target} at {first}% (was {record.previous_storage_uri})")
+    routing.after_start(obj, target, first)
+    record_io.record_event(dyn, obj, "Started", f"canary {target} at {first}% (was {record.previous_storage_uri})")
     return record
 
 
@@ -195,7 +197,7 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
     """Wait (watch, renewing the lease) for the new revision; Progressing when ready, RollingBack when it
     failed to load or missed the deadline (the record's message carries KServe's reason)."""
     dyn = _dyn()
-    _, record = kube_ops.read_record(dyn, namespace, name)
+    _, record = record_io.read_record(dyn, namespace, name)
     assert record is not None
     isvc, routing = _routing(dyn, namespace, name, policy)
     deadline = parse_time(record.started).timestamp() + policy.ready_deadline_seconds
@@ -206,13 +208,13 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
         chunk = min(max(remaining, 1.0), policy.lease_seconds / 3)
         try:
             previous = record.previous_revision if target_name == name else ""
-            kube_ops.wait_revision(dyn, target_ns, target_name, previous, percent, chunk)
+            wait_revision(dyn, target_ns, target_name, previous, percent, chunk)
             break
-        except kube_ops.RevisionFailed as exc:
+        except RevisionFailed as exc:
             if "deadline" not in str(exc) or remaining <= chunk:
                 failure = str(exc) if "deadline" not in str(exc) else _late(dyn, target_ns, target_name, policy)
                 break
-        kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
+        record_io.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
     isvc, routing = _routing(dyn, namespace, name, policy)
     if failure:
         update = {"phase": Phase.ROLLING_BACK, "message": failure}
@@ -225,12 +227,12 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
     def change(rec: RolloutRecord | None) -> RolloutRecord:
         return _ours(holder, policy.lease_seconds)(rec).model_copy(update=update)
 
-    obj, record = kube_ops.write_record(dyn, namespace, name, change)
+    obj, record = record_io.write_record(dyn, namespace, name, change)
     if not failure:
         routing.after_ready(record.traffic)
     reason = "RevisionFailed" if failure else "RevisionReady"
     message = failure or f"revision {record.canary_revision} ready"
-    kube_ops.record_event(dyn, obj, reason, message, warning=bool(failure))
+    record_io.record_event(dyn, obj, reason, message, warning=bool(failure))
     return record
 
 
@@ -238,7 +240,7 @@ def _late(dyn, namespace: str, name: str, policy: CanaryPolicy) -> str:
     """``not ready within 60s: Ready=False (RevisionMissing: ...); events: ...``: the deadline, with what the
     InferenceService says about itself (its Ready condition's reason and message, its recent Events)."""
     try:
-        isvc = kube_ops.get_isvc(dyn, namespace, name)
+        isvc = get_isvc(dyn, namespace, name)
     except Exception:  # the report must not fail on the read: the deadline alone still says what happened
         isvc = None
     ready = kube.condition(isvc or {}, "Ready")
@@ -256,7 +258,7 @@ def wait_interval(namespace: str, name: str, holder: str, policy: CanaryPolicy, 
     end = time.time() + seconds
     record = None
     while True:
-        _, record = kube_ops.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
+        _, record = record_io.write_record(dyn, namespace, name, _ours(holder, policy.lease_seconds))
         left = end - time.time()
         if left <= 0:
             return record
@@ -277,12 +279,10 @@ def analyse_look(
 ) -> tuple[RolloutRecord, Action, StepAnalysis]:
     """Query Prometheus, analyse, make the transition and write it with the traffic change in one write."""
     dyn = _dyn()
-    isvc, record = kube_ops.read_record(dyn, namespace, name)
+    isvc, record = record_io.read_record(dyn, namespace, name)
     assert record is not None
     _, routing = _routing(dyn, namespace, name, policy)
-    canary_rev, baseline_rev = record.canary_revision, record.previous_revision
-    if isinstance(routing, kube_ops.RawRouting):
-        canary_rev, baseline_rev = routing.revisions(isvc)
+    canary_rev, baseline_rev = routing.look_revisions(isvc, record)
     ctx = QueryContext(namespace=namespace, isvc=name, canary_revision=canary_rev, baseline_revision=baseline_rev)
     t = time.time()
     provider = PrometheusProvider(prometheus_url)
@@ -308,11 +308,11 @@ def analyse_look(
         return new.model_copy(update={"lease_expires": ours.lease_expires})
 
     spec_change = routing.traffic_spec(new.traffic) if action is Action.SET_TRAFFIC else None
-    obj, written = kube_ops.write_record(dyn, namespace, name, change, spec_change)
+    obj, written = record_io.write_record(dyn, namespace, name, change, spec_change)
     if action is Action.SET_TRAFFIC:
         routing.after_traffic(new.traffic)
     warning = analysis.decision in (Decision.ROLLBACK, Decision.PAUSE_FOR_HUMAN)
-    kube_ops.record_event(dyn, obj, analysis.decision.value,
+    record_io.record_event(dyn, obj, analysis.decision.value,
                           f"look {look.look} at {look.traffic}%: {analysis.reason}", warning=warning)
     assert written is not None
     return written, action, analysis
@@ -327,7 +327,7 @@ def decide_human(
     ``comment`` (the form's "why", up to 500 characters) goes into the Event and the record's message.
     """
     dyn = _dyn()
-    _, record = kube_ops.read_record(dyn, namespace, name)
+    _, record = record_io.read_record(dyn, namespace, name)
     assert record is not None
     _, routing = _routing(dyn, namespace, name, policy)
     new, action = after_human(record, choice, policy.steps)
@@ -338,11 +338,11 @@ def decide_human(
         return new.model_copy(update={"lease_expires": _ours(holder, policy.lease_seconds)(rec).lease_expires})
 
     spec_change = routing.traffic_spec(new.traffic) if action is Action.SET_TRAFFIC else None
-    obj, written = kube_ops.write_record(dyn, namespace, name, change, spec_change)
+    obj, written = record_io.write_record(dyn, namespace, name, change, spec_change)
     if action is Action.SET_TRAFFIC:
         routing.after_traffic(new.traffic)
     reason = f"human-{choice.value if choice else 'timeout'}"
-    kube_ops.record_event(dyn, obj, reason, written.message if written else "")
+    record_io.record_event(dyn, obj, reason, written.message if written else "")
     return written
 
 
@@ -350,7 +350,7 @@ def decide_human(
 def promote(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> RolloutRecord:
     """Make the canary the stable revision (Serverless: remove canaryTrafficPercent) and release the lease."""
     dyn = _dyn()
-    _, record = kube_ops.read_record(dyn, namespace, name)
+    _, record = record_io.read_record(dyn, namespace, name)
     assert record is not None
     _, routing = _routing(dyn, namespace, name, policy)
     routing.after_promote(record)
@@ -360,8 +360,8 @@ def promote(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> Rol
         msg = f"promoted {rec.target_storage_uri} after {len(rec.history)} looks"
         return released(rec.model_copy(update={"phase": Phase.SUCCEEDED, "traffic": 100, "message": msg}))
 
-    obj, written = kube_ops.write_record(dyn, namespace, name, change, routing.promote_spec())
-    kube_ops.record_event(dyn, obj, "promote", written.message if written else "promoted")
+    obj, written = record_io.write_record(dyn, namespace, name, change, routing.promote_spec())
+    record_io.record_event(dyn, obj, "promote", written.message if written else "promoted")
     return written
 
 
@@ -372,7 +372,7 @@ def rollback(
     """Restore the previous revision to 100 % and release the lease. Idempotent.
 
     Serverless: ``canaryTrafficPercent: 0`` and the previous ``storageUri`` in one write (see
-    :class:`tasks.rollout.kube_ops.ServerlessRouting` for what KServe does with it). RawDeployment: the
+    :class:`tasks.rollout.routing.ServerlessRouting` for what KServe does with it). RawDeployment: the
     HTTPRoute back to 100/0 and the canary InferenceService deleted.
 
     Args:
@@ -385,7 +385,7 @@ def rollback(
         ``{"inferenceservice", "changed": bool, "phase", "message"}`` (+ ``"dry_run", "would"`` with dry_run).
     """
     dyn = _dyn()
-    isvc, record = kube_ops.read_record(dyn, namespace, name)
+    isvc, record = record_io.read_record(dyn, namespace, name)
     ref = f"{namespace}/{name}"
     if record is None:
         return {"inferenceservice": ref, "changed": False, "phase": None, "message": "no rollout on record"}
@@ -394,18 +394,13 @@ def rollback(
     if record.phase is Phase.SUCCEEDED:
         return {"inferenceservice": ref, "changed": False, "phase": record.phase.value,
                 "message": "promoted rollout: roll forward with a new rollout instead"}
-    routing = kube_ops.routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-")
-    already = record.phase is Phase.ROLLED_BACK and _spec_rolled_back(isvc, record)
+    routing = routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-")
+    already = record.phase is Phase.ROLLED_BACK and routing.spec_rolled_back(isvc, record)
     if dry_run:
-        if isinstance(routing, kube_ops.RawRouting):
-            would = (f"HTTPRoute {routing.route_name} to 100/0 for {name}-predictor, delete InferenceService "
-                     f"{routing.canary_name}")
-        else:
-            would = f"canaryTrafficPercent: 0 and storageUri {record.previous_storage_uri}"
+        would = routing.describe_rollback(record)
         return {"inferenceservice": ref, "changed": not already, "phase": record.phase.value, "dry_run": True,
                 "would": "nothing (already rolled back)" if already else would}
-    if isinstance(routing, kube_ops.RawRouting):
-        routing.after_rollback(record)
+    routing.after_rollback(record)
     spec_change = routing.rollback_spec(record.previous_storage_uri)
     message = reason or record.message or "rolled back"
 
@@ -416,19 +411,11 @@ def rollback(
             return None
         return released(rec.model_copy(update={"phase": Phase.ROLLED_BACK, "traffic": 0, "message": message}))
 
-    obj, _ = kube_ops.write_record(dyn, namespace, name, change, None if already else spec_change)
+    obj, _ = record_io.write_record(dyn, namespace, name, change, None if already else spec_change)
     changed = not already
     if changed:
-        kube_ops.record_event(dyn, obj, "rollback", message, warning=True)
+        record_io.record_event(dyn, obj, "rollback", message, warning=True)
     return {"inferenceservice": ref, "changed": changed, "phase": Phase.ROLLED_BACK.value, "message": message}
-
-
-def _spec_rolled_back(isvc: dict[str, Any], record: RolloutRecord) -> bool:
-    if kube_ops.deployment_mode(isvc) == "RawDeployment":
-        return True
-    pred = (isvc.get("spec") or {}).get("predictor") or {}
-    uri_ok = not record.previous_storage_uri or kube_ops.storage_uri(isvc) == record.previous_storage_uri
-    return pred.get("canaryTrafficPercent") == 0 and uri_ok
 
 
 @task(name="find-dead-rollouts", **_IO)
@@ -437,7 +424,7 @@ def find_dead_rollouts(namespace: str | None = None) -> list[dict[str, str]]:
     dyn = _dyn()
     t = now()
     out = []
-    for isvc in kube_ops.list_isvcs(dyn, namespace):
+    for isvc in list_isvcs(dyn, namespace):
         record = RolloutRecord.from_annotations(isvc["metadata"].get("annotations"))
         if record is not None and record.lease_expired(t):
             out.append({"namespace": isvc["metadata"]["namespace"], "name": isvc["metadata"]["name"],
@@ -449,7 +436,7 @@ def find_dead_rollouts(namespace: str | None = None) -> list[dict[str, str]]:
 @task(name="write-report")
 def report(namespace: str, name: str, out_dir: str) -> dict[str, str]:
     """Write the report of the rollout on record; return paths by role."""
-    _, record = kube_ops.read_record(_dyn(), namespace, name)
+    _, record = record_io.read_record(_dyn(), namespace, name)
     assert record is not None
     return {k: str(v) for k, v in write_report(record, namespace, name, Path(out_dir)).items()}
 
@@ -457,7 +444,7 @@ def report(namespace: str, name: str, out_dir: str) -> dict[str, str]:
 @task(name="live-holder", **_IO)
 def live_holder(namespace: str, name: str) -> str | None:
     """The holder of a running rollout's unexpired lease on the InferenceService, else None."""
-    record = kube_ops.read_record(_dyn(), namespace, name)[1]
+    record = record_io.read_record(_dyn(), namespace, name)[1]
     if record is None or record.phase.terminal or not record.lease_valid(now()):
         return None
     return record.lease_holder or None
@@ -466,15 +453,15 @@ def live_holder(namespace: str, name: str) -> str | None:
 @task(name="read-record", **_IO)
 def read_record(namespace: str, name: str) -> RolloutRecord | None:
     """The rollout record on the InferenceService."""
-    return kube_ops.read_record(_dyn(), namespace, name)[1]
+    return record_io.read_record(_dyn(), namespace, name)[1]
 
 
 @task(name="serving", **_IO)
 def serving(namespace: str, name: str) -> dict[str, int]:
     """Traffic percent per revision (Serverless status) or per backend (RawDeployment route)."""
     dyn = _dyn()
-    isvc = kube_ops.get_isvc(dyn, namespace, name)
-    return kube_ops.routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-").serving(isvc)
+    isvc = get_isvc(dyn, namespace, name)
+    return routing_for(dyn, isvc, None, ("kserve-ingress-gateway", "kserve"), "-").serving(isvc)
 
 
 @task(name="dry-run-look", **_IO)

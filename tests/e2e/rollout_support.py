@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks import kube
-from tasks.rollout import kube_ops
+from tasks.rollout.isvc import ISVC_API, ISVC_KIND
+from tasks.rollout.routing import ROUTE_API, ROUTE_KIND
 
 
 def publish_models(bucket: str = "models", versions: tuple[str, ...] = ("v1", "v2", "v3")) -> None:
@@ -52,12 +53,12 @@ def create_isvc(dyn: Any, namespace: str, name: str, uri: str, *, raw: bool = Fa
         kube.apply(dyn, doc)
     annotations = {"serving.kserve.io/deploymentMode": "RawDeployment"} if raw else {}
     kube.apply(dyn, {
-        "apiVersion": kube_ops.ISVC_API, "kind": kube_ops.ISVC_KIND,
+        "apiVersion": ISVC_API, "kind": ISVC_KIND,
         "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
         "spec": {"predictor": {"serviceAccountName": "models",
                                "model": {"modelFormat": {"name": "sklearn"}, "storageUri": uri}}},
     })
-    return kube.wait_for(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND, name,
+    return kube.wait_for(dyn, ISVC_API, ISVC_KIND, name,
                          lambda o: kube.condition_true(o, "Ready"), namespace=namespace, timeout=120)
 
 
@@ -135,10 +136,10 @@ def write_policy(path: Path, mode: str = "Serverless", **overrides: Any) -> Path
 
 def delete_isvcs(dyn: Any, namespace: str, names: list[str], timeout: float = 60) -> None:
     """Delete InferenceServices (and HTTPRoutes) left by an earlier run and wait until they are gone."""
-    resource = kube.resource_for(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND)
+    resource = kube.resource_for(dyn, ISVC_API, ISVC_KIND)
     for name in names:
-        kube_ops.delete(dyn, kube_ops.ROUTE_API, kube_ops.ROUTE_KIND, namespace, f"{name}-rollout")
-        kube_ops.delete(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND, namespace, name)
+        kube.delete(dyn, ROUTE_API, ROUTE_KIND, f"{name}-rollout", namespace)
+        kube.delete(dyn, ISVC_API, ISVC_KIND, name, namespace)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = {i["metadata"]["name"] for i in resource.get(namespace=namespace).to_dict()["items"]}
@@ -149,7 +150,7 @@ def delete_isvcs(dyn: Any, namespace: str, names: list[str], timeout: float = 60
 
 def annotate(dyn: Any, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
     """Merge-patch annotations (None removes one) as a person with kubectl would (not field manager kaiops)."""
-    kube.resource_for(dyn, kube_ops.ISVC_API, kube_ops.ISVC_KIND).patch(
+    kube.resource_for(dyn, ISVC_API, ISVC_KIND).patch(
         body={"metadata": {"annotations": annotations}}, name=name, namespace=namespace,
         content_type="application/merge-patch+json")
 
@@ -157,7 +158,7 @@ def annotate(dyn: Any, namespace: str, name: str, annotations: dict[str, str | N
 def route_url(dyn: Any, namespace: str, route: str, fallback: str) -> str:
     """The sandbox address of an HTTPRoute (annotation ``sandbox.kaiops.io/url``), else ``fallback``."""
     try:
-        obj = kube.get(dyn, kube_ops.ROUTE_API, kube_ops.ROUTE_KIND, route, namespace)
+        obj = kube.get(dyn, ROUTE_API, ROUTE_KIND, route, namespace)
     except kube.NotFound:
         return fallback
     return (obj["metadata"].get("annotations") or {}).get("sandbox.kaiops.io/url") or fallback

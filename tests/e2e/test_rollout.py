@@ -83,28 +83,29 @@ def _rollout(env: dict[str, str], name: str, uri: str, policy: Path, out: Path) 
 
 
 def _record(kdyn, name: str = ISVC):
-    from tasks.rollout import kube_ops
+    from tasks.rollout.record import read_record
 
-    return kube_ops.read_record(kdyn, NS, name)
+    return read_record(kdyn, NS, name)
 
 
 def _serving(kdyn, name: str = ISVC) -> dict[str, int]:
-    from tasks.rollout import kube_ops
+    from tasks.rollout.isvc import get_isvc
+    from tasks.rollout.routing import routing_for
 
-    isvc = kube_ops.get_isvc(kdyn, NS, name)
-    return {k: v for k, v in kube_ops.routing_for(kdyn, isvc, None, ("g", "g"), "-").serving(isvc).items() if v}
+    isvc = get_isvc(kdyn, NS, name)
+    return {k: v for k, v in routing_for(kdyn, isvc, None, ("g", "g"), "-").serving(isvc).items() if v}
 
 
 def _reasons(kdyn, name: str = ISVC) -> list[str]:
-    from tasks.rollout import kube_ops
+    from tasks.rollout.record import list_events
 
-    return [e["reason"] for e in kube_ops.list_events(kdyn, NS, name)]
+    return [e["reason"] for e in list_events(kdyn, NS, name)]
 
 
 def _events(kdyn, name: str = ISVC) -> list[dict]:
-    from tasks.rollout import kube_ops
+    from tasks.rollout.record import list_events
 
-    return kube_ops.list_events(kdyn, NS, name)
+    return list_events(kdyn, NS, name)
 
 
 def _spawn_rollout(env: dict[str, str], uri: str, policy: Path, out: Path) -> subprocess.Popen:
@@ -321,7 +322,7 @@ def test_a_paused_rollout_follows_the_decision_sent_through_prefect(env, kdyn, i
 
 def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs, policies, tmp_path) -> None:
     from tasks import kube
-    from tasks.rollout import kube_ops
+    from tasks.rollout.isvc import get_isvc
 
     def url() -> str:
         return rs.route_url(kdyn, NS, f"{RAW}-rollout", isvcs[RAW]["status"]["url"])
@@ -334,9 +335,9 @@ def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs
     assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["advance", "advance", "promote"]
     # not one failed request while the route moved and the canary InferenceService went away
     assert set(load.by_code) == {200}, load.by_code
-    obj = kube_ops.get_isvc(kdyn, NS, RAW)
+    obj = get_isvc(kdyn, NS, RAW)
     assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
     assert _serving(kdyn, RAW) == {f"{RAW}-predictor": 100}
     with pytest.raises(kube.NotFound):
-        kube_ops.get_isvc(kdyn, NS, f"{RAW}-canary")
+        get_isvc(kdyn, NS, f"{RAW}-canary")

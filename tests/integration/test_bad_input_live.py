@@ -138,7 +138,7 @@ def _diff(before: dict, after: dict) -> list[str]:
 def test_rollout_with_a_malformed_storage_uri_changes_nothing(world, monkeypatch):
     """Not a dry run: the malformed URI is refused before the lease, the first write or a flow run."""
     dyn, s3, gcs = world
-    from tasks.rollout.kube_ops import get_isvc
+    from tasks.rollout.isvc import get_isvc
 
     before, rv = snapshot(dyn, s3, gcs), get_isvc(dyn, "default", "iris")["metadata"]["resourceVersion"]
     for uri in ["s3://mo dels/iris/v2", "s3://models/iris/v\uff12", "models/iris/v2", "s3://models/../v2"]:
@@ -158,7 +158,7 @@ def test_rollout_flow_refuses_a_malformed_storage_uri_at_its_boundary(world):
     from prefect.exceptions import ParameterTypeError
 
     from flows.rollout import canary_rollout
-    from tasks.rollout.kube_ops import get_isvc
+    from tasks.rollout.isvc import get_isvc
 
     dyn = world[0]
     rv = get_isvc(dyn, "default", "iris")["metadata"]["resourceVersion"]

@@ -1,7 +1,7 @@
 """The rollout's Serverless writes, fed through the sandbox KServe status rules, give the canary its share.
 
 Regression guard for the first live run, where the load generator saw no request on the canary: the
-rollout's manifest building (:func:`tasks.rollout.kube_ops._body` + :class:`ServerlessRouting` spec changes +
+rollout's manifest building (:func:`tasks.kube.applyable_body` + :class:`ServerlessRouting` spec changes +
 the record annotations) and the emulator's status and router weights are checked together, step by step,
 without processes. (That run's cause was outside both: its load stopped before the canary became ready.)
 """
@@ -20,7 +20,10 @@ from sandbox.kserve.revisions import (
     predictor_hash,
     traffic_weights,
 )
-from tasks.rollout import kube_ops
+from tasks import kube
+from tasks.rollout.isvc import ISVC_API, ISVC_KIND
+from tasks.rollout.readiness import revision_verdict
+from tasks.rollout.routing import ServerlessRouting
 from tasks.rollout.state import Phase, RolloutRecord
 
 pytestmark = pytest.mark.unit
@@ -30,7 +33,7 @@ V1, V2 = "s3://models/iris/v1/", "s3://models/iris/v2/"
 
 
 def _isvc() -> dict:
-    return {"apiVersion": kube_ops.ISVC_API, "kind": kube_ops.ISVC_KIND,
+    return {"apiVersion": ISVC_API, "kind": ISVC_KIND,
             "metadata": {"name": "iris", "namespace": "demo", "resourceVersion": "7", "generation": 1,
                          "annotations": {"team": "ml"}, "labels": {"app": "iris"}},
             "spec": {"predictor": {"serviceAccountName": "models",
@@ -38,8 +41,8 @@ def _isvc() -> dict:
 
 
 def _write(obj: dict, record: RolloutRecord, spec_change=None) -> dict:
-    """What :func:`kube_ops.write_record` sends, applied to ``obj`` as the apiserver would store it."""
-    body = kube_ops._body(obj)
+    """What :func:`tasks.rollout.record.write_record` sends, applied to ``obj`` as the apiserver would store it."""
+    body = kube.applyable_body(obj)
     annotations = {k: v for k, v in body["metadata"].get("annotations", {}).items()
                    if not k.startswith("rollout.kaiops.io/")}
     annotations.update(record.to_annotations())
@@ -64,7 +67,7 @@ def _revs(*phases: RevisionPhase) -> list[Revision]:
 
 
 def test_serverless_rollout_writes_split_traffic_to_the_canary() -> None:
-    routing = kube_ops.ServerlessRouting(None, "demo", "iris")  # type: ignore[arg-type]
+    routing = ServerlessRouting(None, "demo", "iris")  # type: ignore[arg-type]
     obj = _reconcile(_isvc(), _revs(R))
     assert traffic_weights(obj["status"], _revs(R), DeploymentMode.SERVERLESS) == {"iris-predictor-00001": 100}
     stable = routing.stable_revision(obj)
@@ -81,11 +84,11 @@ def test_serverless_rollout_writes_split_traffic_to_the_canary() -> None:
     loading = _revs(R, L)
     obj = _reconcile(obj, loading)
     assert traffic_weights(obj["status"], loading, DeploymentMode.SERVERLESS) == {"iris-predictor-00001": 100}
-    assert kube_ops.revision_verdict(obj, stable, 20) is None
+    assert revision_verdict(obj, stable, 20) is None
 
     ready = _revs(R, R)
     obj = _reconcile(obj, ready)
-    assert kube_ops.revision_verdict(obj, stable, 20) == "ready"
+    assert revision_verdict(obj, stable, 20) == "ready"
     assert routing.revisions(obj) == ("iris-predictor-00002", "iris-predictor-00001")
     assert traffic_weights(obj["status"], ready, DeploymentMode.SERVERLESS) == {
         "iris-predictor-00002": 20, "iris-predictor-00001": 80}
@@ -107,7 +110,7 @@ def test_serverless_rollout_writes_split_traffic_to_the_canary() -> None:
 
 
 def test_serverless_rollback_sends_everything_back_at_once() -> None:
-    routing = kube_ops.ServerlessRouting(None, "demo", "iris")  # type: ignore[arg-type]
+    routing = ServerlessRouting(None, "demo", "iris")  # type: ignore[arg-type]
     record = RolloutRecord(phase=Phase.PROGRESSING, traffic=20, previous_revision="iris-predictor-00001")
     obj = _reconcile(_isvc(), _revs(R))
     obj = _reconcile(_write(obj, record, routing.start_spec(V2, 20)), _revs(R, R))

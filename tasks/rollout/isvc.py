@@ -1,0 +1,48 @@
+"""The InferenceService as a rollout reads it: where it is, its deployment mode, its model URI and the
+traffic split its status reports (KServe ``serving.kserve.io/v1beta1``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes.dynamic import DynamicClient
+
+from tasks import kube
+
+ISVC_API, ISVC_KIND = "serving.kserve.io/v1beta1", "InferenceService"
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
+
+def get_isvc(dyn: DynamicClient, namespace: str, name: str) -> dict[str, Any]:
+    """Return the InferenceService. Raises :class:`tasks.kube.NotFound`."""
+    return kube.get(dyn, ISVC_API, ISVC_KIND, name, namespace)
+
+
+def deployment_mode(isvc: dict[str, Any]) -> str:
+    """``Serverless`` or ``RawDeployment`` from annotation ``serving.kserve.io/deploymentMode`` (``Standard``
+    is v0.20's name for RawDeployment; no annotation means Serverless, KServe's default)."""
+    value = ((isvc.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION, "Serverless")
+    return "RawDeployment" if value in ("RawDeployment", "Standard") else "Serverless"
+
+
+def storage_uri(isvc: dict[str, Any]) -> str:
+    """``spec.predictor.model.storageUri`` ('' when absent)."""
+    return (((isvc.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri", "")
+
+
+def predictor_status(isvc: dict[str, Any]) -> dict[str, Any]:
+    """``status.components.predictor`` ({} when absent)."""
+    return ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+
+
+def traffic(isvc: dict[str, Any]) -> dict[str, int]:
+    """Percent per revision name from ``status.components.predictor.traffic``."""
+    out: dict[str, int] = {}
+    for t in predictor_status(isvc).get("traffic") or []:
+        out[t.get("revisionName", "")] = out.get(t.get("revisionName", ""), 0) + int(t.get("percent", 0) or 0)
+    return out
+
+
+def list_isvcs(dyn: DynamicClient, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Every InferenceService (all namespaces unless ``namespace``)."""
+    return kube.list_objects(dyn, ISVC_API, ISVC_KIND, namespace)
