@@ -34,8 +34,9 @@ from tasks import kube
 from tasks.backup import crypto
 from tasks.backup.discovery import KindName, discover, get_json, list_pages
 from tasks.backup.order import Priority, waves
-from tasks.backup.store import Destination, ObjectStore, read_manifest, sha256
+from tasks.backup.store import Destination, read_manifest, sha256
 from tasks.errors import InputError, KaiopsError, NotFound, PermanentError, TemporaryError
+from tasks.storage.bucket import Bucket
 
 
 class BackupIncomplete(PermanentError):
@@ -141,7 +142,7 @@ class Report:
         return dict(out)
 
 
-def load_backup(store: ObjectStore, dest: Destination, backup_id: str, key: bytes | None = None,
+def load_backup(store: Bucket, dest: Destination, backup_id: str, key: bytes | None = None,
                 parallelism: int = 16) -> LoadedBackup:
     """Download every object of ``backup_id`` and verify it against the manifest before returning.
 

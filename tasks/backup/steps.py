@@ -20,6 +20,7 @@ from tasks.backup import crypto, discovery, drill, metrics, restore, retention, 
 from tasks.backup.export import Selection, export
 from tasks.backup.order import load_order
 from tasks.errors import io_retries
+from tasks.storage.layout import CLIENT_POOL
 
 IO: dict[str, Any] = io_retries(2, 5)
 ONCE: dict[str, Any] = {}  # not retried
@@ -161,7 +162,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
                                               "started": datetime.now(UTC).isoformat()})
     writer: store.PackWriter | store.ObjectWriter
     if layout is Layout.objects:
-        writer = store.ObjectWriter(st, dest, backup_id, parallelism=min(policy.parallelism, store.CLIENT_POOL))
+        writer = store.ObjectWriter(st, dest, backup_id, parallelism=min(policy.parallelism, CLIENT_POOL))
     else:
         writer = store.PackWriter(st, dest, parallelism=min(policy.parallelism, 8))
     entries: list[dict[str, Any]] = []

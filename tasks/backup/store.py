@@ -27,18 +27,16 @@ per object its logical key, size and sha256 (of the stored bytes), and in layout
 ``kaiops-backup/v1`` backups (one store object per resource under ``<backup-id>/objects/``, the layout
 ``objects`` reads the same way) are still read and restored.
 
+The stores are the one object-store layer :mod:`tasks.storage` (the same S3, GCS and directory stores
+publishing and warmup use, with their one error mapping), reached through a :class:`~tasks.storage.bucket.Bucket`.
 Endpoints come from the environment as the clients read them (``AWS_ENDPOINT_URL`` for S3,
-``STORAGE_EMULATOR_HOST`` for GCS). ``tasks/storage`` (model publishing) talks to the same stores; the
-two could later share the client construction and URI parsing.
+``STORAGE_EMULATOR_HOST`` for GCS).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
-import os
 import re
 import secrets
 import threading
@@ -46,12 +44,13 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
 from configs.backup import BackupPolicy, Layout
-from tasks.errors import InputError, PermanentError, TemporaryError
+from tasks.errors import InputError, PermanentError
+from tasks.storage.bucket import Bucket
+from tasks.storage.local import LocalStore
 
 MANIFEST = "manifest.json"
 STARTED = "started.json"
@@ -59,198 +58,8 @@ FORMAT = "kaiops-backup/v2"
 READABLE_FORMATS = ("kaiops-backup/v1", FORMAT)
 PACKS = "packs/"
 PACK_BYTES = 4 * 1024 * 1024  # target pack size: a few MiB keeps PUTs few and a restore's GETs parallel
-CLIENT_POOL = 32  # connections an S3/GCS client keeps per host; caps the parallel uploads of layout objects
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 ID_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
-
-
-class ObjectStore(Protocol):
-    """The calls a backup needs from an object store. Keys are full paths inside the bucket."""
-
-    def put(self, key: str, data: bytes) -> None: ...
-    def get(self, key: str) -> bytes: ...
-    def exists(self, key: str) -> bool: ...
-    def list_dirs(self, prefix: str) -> list[str]: ...
-    def list_keys(self, prefix: str) -> list[str]: ...
-    def list_times(self, prefix: str) -> dict[str, datetime]: ...  # key -> last modified (UTC, aware)
-    def delete(self, keys: list[str]) -> None: ...
-
-
-@functools.lru_cache(maxsize=8)
-def _s3_client(endpoint: str | None, access_key: str | None) -> Any:
-    """One boto3 S3 client (thread-safe, with its connection pool) per endpoint and key id, shared by every
-    :class:`S3Store` of the process: building a client loads the service model, which costs more than
-    a small backup's uploads. The arguments only key the cache; boto3 reads them from the environment."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client("s3", config=Config(max_pool_connections=CLIENT_POOL, retries={"max_attempts": 3}))
-
-
-class S3Store:
-    """S3 through boto3 (``AWS_ENDPOINT_URL`` picks the sandbox's moto)."""
-
-    def __init__(self, bucket: str, create_bucket: bool = False) -> None:
-        self.bucket = bucket
-        self.client = _s3_client(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_ACCESS_KEY_ID"))
-        self._errors = __import__("botocore.exceptions", fromlist=["ClientError"])
-        if create_bucket:
-            try:
-                self.client.head_bucket(Bucket=bucket)
-            except self._errors.ClientError:
-                self.client.create_bucket(Bucket=bucket)
-
-    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(**kwargs)
-        except self._errors.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if status >= 500 or code in ("SlowDown", "RequestTimeout"):
-                raise TemporaryError(f"s3://{self.bucket}: {what}: {code}") from exc
-            raise PermanentError(f"s3://{self.bucket}: {what}: {code or status}") from exc
-        except (self._errors.EndpointConnectionError, self._errors.ConnectionClosedError) as exc:
-            raise TemporaryError(f"s3://{self.bucket}: {what}: {exc}") from exc
-
-    def put(self, key: str, data: bytes) -> None:
-        self._call(f"put {key}", self.client.put_object, Bucket=self.bucket, Key=key, Body=data)
-
-    def get(self, key: str) -> bytes:
-        return self._call(f"get {key}", self.client.get_object, Bucket=self.bucket, Key=key)["Body"].read()
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except self._errors.ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                return False
-            raise TemporaryError(f"s3://{self.bucket}: head {key}: {exc}") from exc
-
-    def list_dirs(self, prefix: str) -> list[str]:
-        out: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix,
-                                                                          Delimiter="/"):
-            out += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
-        return out
-
-    def list_keys(self, prefix: str) -> list[str]:
-        out: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            out += [o["Key"] for o in page.get("Contents", [])]
-        return out
-
-    def list_times(self, prefix: str) -> dict[str, datetime]:
-        out: dict[str, datetime] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            out.update({o["Key"]: o["LastModified"] for o in page.get("Contents", [])})
-        return out
-
-    def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            chunk = [{"Key": k} for k in keys[start:start + 1000]]
-            self._call("delete", self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": chunk})
-
-
-class GcsStore:
-    """GCS through google-cloud-storage (``STORAGE_EMULATOR_HOST`` picks the sandbox's fake-gcs-server)."""
-
-    def __init__(self, bucket: str, create_bucket: bool = False) -> None:
-        from google.api_core import exceptions
-        from google.cloud import storage
-
-        self._exc = exceptions
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            from google.auth.credentials import AnonymousCredentials
-
-            self.client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "sandbox"),
-                                         credentials=AnonymousCredentials())
-        else:
-            self.client = storage.Client()
-        # the client's requests session keeps 10 connections per host; parallel uploads (layout objects: one PUT
-        # per resource on up to `parallelism` threads) would open and discard connections beyond that
-        from requests.adapters import HTTPAdapter
-
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CLIENT_POOL)
-        for scheme in ("https://", "http://"):
-            self.client._http.mount(scheme, adapter)
-        self.name = bucket
-        self.bucket = self.client.bucket(bucket)
-        if create_bucket and not self.bucket.exists():
-            self.client.create_bucket(bucket)
-
-    def put(self, key: str, data: bytes) -> None:
-        try:
-            content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
-            self.bucket.blob(key).upload_from_string(data, content_type=content_type)
-        except self._exc.GoogleAPICallError as exc:
-            raise TemporaryError(f"gs://{self.name}: put {key}: {exc}") from exc
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self.bucket.blob(key).download_as_bytes()
-        except self._exc.NotFound as exc:
-            raise PermanentError(f"gs://{self.name}: {key}: not found") from exc
-
-    def exists(self, key: str) -> bool:
-        return self.bucket.blob(key).exists()
-
-    def list_dirs(self, prefix: str) -> list[str]:
-        blobs = self.client.list_blobs(self.name, prefix=prefix, delimiter="/")
-        list(blobs)  # the prefixes are filled while iterating
-        return sorted(blobs.prefixes)
-
-    def list_keys(self, prefix: str) -> list[str]:
-        return [b.name for b in self.client.list_blobs(self.name, prefix=prefix)]
-
-    def list_times(self, prefix: str) -> dict[str, datetime]:
-        return {b.name: b.updated for b in self.client.list_blobs(self.name, prefix=prefix)}
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            with contextlib.suppress(self._exc.NotFound):
-                self.bucket.blob(key).delete()
-
-
-class LocalStore:
-    """A directory acting as a bucket (``file:///path``); for tests and a laptop."""
-
-    def __init__(self, root: str, create_bucket: bool = True) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def put(self, key: str, data: bytes) -> None:
-        path = self.root / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-
-    def get(self, key: str) -> bytes:
-        try:
-            return (self.root / key).read_bytes()
-        except FileNotFoundError as exc:
-            raise PermanentError(f"file://{self.root}/{key}: not found") from exc
-
-    def exists(self, key: str) -> bool:
-        return (self.root / key).is_file()
-
-    def list_dirs(self, prefix: str) -> list[str]:
-        base = self.root / prefix
-        return sorted(f"{prefix}{p.name}/" for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-
-    def list_keys(self, prefix: str) -> list[str]:
-        base = self.root / prefix
-        if not base.is_dir():
-            return []
-        return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
-
-    def list_times(self, prefix: str) -> dict[str, datetime]:
-        return {k: datetime.fromtimestamp((self.root / k).stat().st_mtime, UTC) for k in self.list_keys(prefix)}
-
-    def delete(self, keys: list[str]) -> None:
-        for key in keys:
-            (self.root / key).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -282,12 +91,21 @@ def parse_destination(uri: str, source: str = "<policy>") -> Destination:
     return Destination(parsed.scheme, parsed.netloc, f"{prefix}/" if prefix else "")
 
 
-def open_store(dest: Destination, create_bucket: bool = False) -> ObjectStore:
-    """Return the :class:`ObjectStore` for ``dest``."""
+def open_store(dest: Destination, create_bucket: bool = False) -> Bucket:
+    """Return the bucket of ``dest`` in the one object-store layer (:mod:`tasks.storage`): S3 and GCS clients
+    from the environment, ``file://`` a directory (always created).
+
+    Raises:
+        TemporaryError / PermanentError: ``create_bucket`` and the bucket could not be checked or created.
+    """
     if dest.scheme == "s3":
-        return S3Store(dest.bucket, create_bucket)
+        from tasks.storage.s3 import S3Store
+
+        return Bucket(S3Store.from_env(), dest.bucket, create_bucket)
     if dest.scheme == "gs":
-        return GcsStore(dest.bucket, create_bucket)
+        from tasks.storage.gcs import GcsStore
+
+        return Bucket(GcsStore.from_env(), dest.bucket, create_bucket)
     return LocalStore(dest.bucket, create_bucket)
 
 
@@ -354,7 +172,7 @@ class StoredBackup:
         return self.manifest is not None
 
 
-def upload(store: ObjectStore, dest: Destination, backup_id: str, blobs: Iterable[tuple[str, bytes]],
+def upload(store: Bucket, dest: Destination, backup_id: str, blobs: Iterable[tuple[str, bytes]],
            parallelism: int = 16) -> None:
     """Upload ``(relative key, bytes)`` pairs of one backup in parallel (the manifest is not among them)."""
     base = f"{dest.prefix}{backup_id}/"
@@ -362,14 +180,14 @@ def upload(store: ObjectStore, dest: Destination, backup_id: str, blobs: Iterabl
         list(pool.map(lambda kv: store.put(base + kv[0], kv[1]), blobs))
 
 
-def write_manifest(store: ObjectStore, dest: Destination, backup_id: str, manifest: dict[str, Any]) -> str:
+def write_manifest(store: Bucket, dest: Destination, backup_id: str, manifest: dict[str, Any]) -> str:
     """Write ``manifest.json`` (call only after every object is uploaded); return its key."""
     key = f"{dest.prefix}{backup_id}/{MANIFEST}"
     store.put(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return key
 
 
-def read_manifest(store: ObjectStore, dest: Destination, backup_id: str) -> dict[str, Any] | None:
+def read_manifest(store: Bucket, dest: Destination, backup_id: str) -> dict[str, Any] | None:
     """The manifest of ``backup_id`` (None when there is none: the backup is incomplete)."""
     key = f"{dest.prefix}{backup_id}/{MANIFEST}"
     if not store.exists(key):
@@ -389,7 +207,7 @@ def layout(manifest: dict[str, Any]) -> Layout:
     return Layout(manifest.get("layout") or Layout.packs)
 
 
-def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | None:
+def newest_manifest(store: Bucket, dest: Destination) -> dict[str, Any] | None:
     """The manifest of the newest complete ``kaiops-backup/v2`` *packs* backup under ``dest`` (None when there
     is none): what an incremental backup reuses packs from.
 
@@ -406,7 +224,7 @@ def newest_manifest(store: ObjectStore, dest: Destination) -> dict[str, Any] | N
     return None
 
 
-def write_started(store: ObjectStore, dest: Destination, backup_id: str, info: dict[str, Any]) -> None:
+def write_started(store: Bucket, dest: Destination, backup_id: str, info: dict[str, Any]) -> None:
     """Write ``<id>/started.json`` (policy, start time): the backup shows as incomplete until its manifest lands."""
     store.put(f"{dest.prefix}{backup_id}/{STARTED}", json.dumps(info, sort_keys=True).encode())
 
@@ -418,7 +236,7 @@ class PackWriter:
     locations only after :meth:`close`). Uploads run on ``parallelism`` threads while the caller keeps adding.
     """
 
-    def __init__(self, store: ObjectStore, dest: Destination, parallelism: int = 4,
+    def __init__(self, store: Bucket, dest: Destination, parallelism: int = 4,
                  pack_bytes: int = PACK_BYTES) -> None:
         self.store, self.dest, self.pack_bytes = store, dest, pack_bytes
         self._pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
@@ -477,7 +295,7 @@ class ObjectWriter:
     waits for every upload. ``packs`` stays 0; ``uploads`` counts PUTs and ``bytes`` their bytes.
     """
 
-    def __init__(self, store: ObjectStore, dest: Destination, backup_id: str, parallelism: int = 16) -> None:
+    def __init__(self, store: Bucket, dest: Destination, backup_id: str, parallelism: int = 16) -> None:
         self.store, self.base = store, f"{dest.prefix}{backup_id}/"
         self._pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
         self._futures: list[Future[None]] = []
@@ -516,7 +334,7 @@ def referenced_packs(manifests: Iterable[dict[str, Any]]) -> set[str]:
     return {e["pack"] for m in manifests for e in m.get("objects", []) if e.get("pack")}
 
 
-def collect_packs(store: ObjectStore, dest: Destination, keep: set[str], older_than: datetime) -> list[str]:
+def collect_packs(store: Bucket, dest: Destination, keep: set[str], older_than: datetime) -> list[str]:
     """Delete every pack not in ``keep`` that was last modified before ``older_than``; return their keys.
 
     A pack newer than ``older_than`` may belong to a backup still running (its manifest not yet written),
@@ -528,7 +346,7 @@ def collect_packs(store: ObjectStore, dest: Destination, keep: set[str], older_t
     return doomed
 
 
-def list_backups(store: ObjectStore, dest: Destination, parallelism: int = 8) -> list[StoredBackup]:
+def list_backups(store: Bucket, dest: Destination, parallelism: int = 8) -> list[StoredBackup]:
     """Every backup directory under ``dest``, newest first, with its manifest when complete."""
     ids = [d[len(dest.prefix):].rstrip("/") for d in store.list_dirs(dest.prefix)]
     ids = [i for i in ids if backup_time(i) is not None]
@@ -538,7 +356,7 @@ def list_backups(store: ObjectStore, dest: Destination, parallelism: int = 8) ->
     return sorted(backups, key=lambda b: b.id, reverse=True)
 
 
-def delete_backup(store: ObjectStore, dest: Destination, backup_id: str) -> int:
+def delete_backup(store: Bucket, dest: Destination, backup_id: str) -> int:
     """Delete every key of ``backup_id``, the manifest FIRST (so a half-deleted backup is incomplete, never
     a complete backup with missing objects); return the number of keys deleted."""
     base = f"{dest.prefix}{backup_id}/"

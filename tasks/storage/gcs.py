@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import PermanentError, TemporaryError
-from tasks.storage.layout import SHA256_METADATA, ObjectInfo
+from tasks.storage.layout import CLIENT_POOL, SHA256_METADATA, ObjectInfo
 
 MiB = 1 << 20
 
@@ -47,9 +47,18 @@ class GcsStore:
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             from google.auth.credentials import AnonymousCredentials
 
-            return cls(storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "sandbox"),
-                                      credentials=AnonymousCredentials()), **kwargs)
-        return cls(storage.Client(), **kwargs)
+            client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "sandbox"),
+                                    credentials=AnonymousCredentials())
+        else:
+            client = storage.Client()
+        # the client's requests session keeps 10 connections per host; parallel uploads (a backup's layout
+        # objects: one PUT per resource on up to `parallelism` threads) would open and discard more
+        from requests.adapters import HTTPAdapter
+
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CLIENT_POOL)
+        for scheme in ("https://", "http://"):
+            client._http.mount(scheme, adapter)
+        return cls(client, **kwargs)
 
     @classmethod
     def from_key_file(cls, path: str, **kwargs: Any) -> GcsStore:
@@ -75,10 +84,18 @@ class GcsStore:
 
     def list(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
         try:
-            return {b.name: ObjectInfo(b.name, int(b.size or 0), (b.metadata or {}).get(SHA256_METADATA))
+            return {b.name: ObjectInfo(b.name, int(b.size or 0), (b.metadata or {}).get(SHA256_METADATA), b.updated)
                     for b in self.client.list_blobs(bucket, prefix=prefix)}
         except Exception as exc:
             raise _translate(exc, f"list gs://{bucket}/{prefix}") from exc
+
+    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+        try:
+            blobs = self.client.list_blobs(bucket, prefix=prefix, delimiter="/")
+            list(blobs)  # the prefixes are filled while iterating
+        except Exception as exc:
+            raise _translate(exc, f"list gs://{bucket}/{prefix}*/") from exc
+        return sorted(blobs.prefixes)
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -15,6 +16,7 @@ from tasks.errors import InputError
 MANIFEST_NAME = "manifest.json"
 SHA256_METADATA = "sha256"  # object metadata key holding the hex sha256 of the content
 SCHEMES = ("s3", "gs")
+CLIENT_POOL = 32  # connections an S3/GCS client keeps per host: caps parallel uploads (backup objects, publish)
 
 
 @dataclass(frozen=True)
@@ -84,24 +86,36 @@ def scan_local(src: str | Path) -> list[LocalFile]:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """An object as listed: key, size in bytes, and the sha256 recorded in its metadata (None if absent)."""
+    """An object as listed: key, size in bytes, the sha256 recorded in its metadata (None if absent) and when
+    it was last modified (UTC, aware; None when the store did not say)."""
 
     key: str
     size: int
     sha256: str | None = None
+    modified: datetime | None = None
 
 
 class ObjectStore(Protocol):
-    """The operations publishing and reading need; implemented by :class:`tasks.storage.s3.S3Store` and
-    :class:`tasks.storage.gcs.GcsStore`. Errors: :class:`tasks.errors.TemporaryError` for 5xx/timeouts,
-    :class:`tasks.errors.PermanentError` for 4xx."""
+    """The one shape of an object store, used by publishing, warmup and backups alike; implemented by
+    :class:`tasks.storage.s3.S3Store`, :class:`tasks.storage.gcs.GcsStore` and (``file://``, tests and laptops)
+    :class:`tasks.storage.local.DirectoryStore`. Keys are full paths inside the bucket. Errors:
+    :class:`tasks.errors.TemporaryError` for 5xx/timeouts, :class:`tasks.errors.PermanentError` for 4xx (each
+    store maps its client's errors in one place)."""
 
     scheme: str
 
     def bucket_exists(self, bucket: str) -> bool: ...
 
+    def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` unless it exists."""
+        ...
+
     def list(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
-        """Objects under ``prefix`` by key (size only; sha256 not filled)."""
+        """Objects under ``prefix`` by key (size and modification time; sha256 not filled)."""
+        ...
+
+    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+        """The "directories" right under ``prefix`` (common prefixes up to the next ``/``, each ending in ``/``)."""
         ...
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -117,4 +131,6 @@ class ObjectStore(Protocol):
         """Content, or None when the object does not exist."""
         ...
 
-    def delete(self, bucket: str, keys: list[str]) -> None: ...
+    def delete(self, bucket: str, keys: list[str]) -> None:
+        """Delete ``keys`` (a missing key is no error)."""
+        ...

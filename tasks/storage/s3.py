@@ -13,19 +13,32 @@ SHA-256 for multipart uploads; their parts go without a checksum of their own (s
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tasks.errors import PermanentError, TemporaryError
-from tasks.storage.layout import SHA256_METADATA, ObjectInfo
+from tasks.storage.layout import CLIENT_POOL, SHA256_METADATA, ObjectInfo
 
 MiB = 1 << 20
 # botocore client settings for uploads whose bytes kaiops has hashed already (see the module docstring):
 # no second SHA-256 of every byte for the signature, no CRC32 unless asked for (``ChecksumSHA256`` or
 # ``ChecksumAlgorithm`` on each upload below carries the integrity check instead).
 FAST: dict[str, Any] = {"s3": {"payload_signing_enabled": False}, "request_checksum_calculation": "when_required"}
+
+
+@functools.lru_cache(maxsize=8)
+def _env_client(endpoint: str | None, access_key: str | None) -> Any:
+    """One boto3 S3 client (thread-safe, with its connection pool of :data:`CLIENT_POOL`) per endpoint and key
+    id, shared by every :meth:`S3Store.from_env` store of the process: building a client loads the service
+    model, which costs more than a small backup's uploads. The arguments only key the cache; boto3 reads them
+    from the environment."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(max_pool_connections=CLIENT_POOL, **FAST))
 
 
 def _translate(exc: Exception, what: str) -> Exception:
@@ -68,11 +81,9 @@ class S3Store:
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> S3Store:
-        """Client from the standard variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...)."""
-        import boto3
-        from botocore.config import Config
-
-        return cls(boto3.client("s3", config=Config(max_pool_connections=32, **FAST)), **kwargs)
+        """Client from the standard variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ...),
+        one per endpoint and key id in the process (:func:`_env_client`)."""
+        return cls(_env_client(endpoint_from_env(), os.environ.get("AWS_ACCESS_KEY_ID")), **kwargs)
 
     @classmethod
     def from_keys(cls, *, access_key_id: str | None, secret_access_key: str | None, endpoint_url: str | None,
@@ -85,7 +96,7 @@ class S3Store:
 
         session = boto3.session.Session(aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
                                         region_name=region or "us-east-1")
-        config = Config(max_pool_connections=32, retries={"max_attempts": 2},
+        config = Config(max_pool_connections=CLIENT_POOL, retries={"max_attempts": 2},
                         signature_version=UNSIGNED if anonymous else None, **FAST)
         return cls(session.client("s3", endpoint_url=endpoint_url, verify=verify, config=config), **kwargs)
 
@@ -115,9 +126,19 @@ class S3Store:
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 for item in page.get("Contents") or []:
-                    out[item["Key"]] = ObjectInfo(item["Key"], int(item["Size"]))
+                    out[item["Key"]] = ObjectInfo(item["Key"], int(item["Size"]), modified=item.get("LastModified"))
         except Exception as exc:
             raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
+        return out
+
+    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+        out: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
+                                                                              Delimiter="/"):
+                out += [p["Prefix"] for p in page.get("CommonPrefixes") or []]
+        except Exception as exc:
+            raise _translate(exc, f"list s3://{bucket}/{prefix}*/") from exc
         return out
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
