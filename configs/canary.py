@@ -31,7 +31,7 @@ import json
 import string
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -256,7 +256,7 @@ def load_policy(path: str | Path) -> CanaryPolicy:
     return load_model(path, CanaryPolicy, example='configs/canary/default.yaml')
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """Return the JSON Schema of :class:`CanaryPolicy` (for editors)."""
     return CanaryPolicy.model_json_schema()
 

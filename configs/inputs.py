@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,7 +105,7 @@ def check_name(value: Any, *, source: str, field: str, rule: str = "label", max_
     """
     problem = name_problem(value, rule, max_length)
     if problem is None:
-        return value
+        return str(value)
     raise InputError(source, field, problem, _name_fix(value, rule))
 
 
@@ -117,7 +118,7 @@ def _name_fix(value: Any, rule: str) -> str:
     return "use lowercase letters, digits and '-' (e.g. 'my-model')"
 
 
-def _name_validator(rule: str, max_length: int | None = None):
+def _name_validator(rule: str, max_length: int | None = None) -> Callable[[str], str]:
     def check(value: str) -> str:
         problem = name_problem(value, rule, max_length)
         if problem:
@@ -267,8 +268,9 @@ def _hf(uri: str, rest: str) -> ModelUri:
         raise _UriError(f"{uri!r}: the storage initializer wants exactly hf://<owner>/<model>[:<revision>]", fix)
     model, _, _revision = parts[1].partition(":")
     repo_id = f"{parts[0]}/{model}"
-    try:
-        from huggingface_hub.utils import validate_repo_id  # the rule the download itself applies
+    validate_repo_id: Callable[[str], None] | None
+    try:  # the rule the download itself applies
+        from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - kserve-storage depends on huggingface_hub
         validate_repo_id = None
     if validate_repo_id is not None:
@@ -355,7 +357,7 @@ def parse_storage_uri(uri: Any, *, source: str = "<cli>", field: str = "--storag
         raise InputError(source, field, exc.problem, exc.fix) from None
 
 
-def _uri_validator(schemes: tuple[str, ...]):
+def _uri_validator(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def check(value: str) -> str:
         _parse(value, schemes)
         return value
@@ -391,7 +393,7 @@ def positive_int(value: Any, *, source: str, field: str, maximum: int = 2**31 - 
         value = int(value)
     if not 1 <= value <= maximum:
         raise InputError(source, field, f"{value} is outside 1..{maximum}", fix)
-    return value
+    return int(value)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def load_model(
         return model.model_validate(raw)
     except ValidationError as exc:
         # An unknown key first: a misspelt key is the likeliest cause of a "missing" one beside it.
-        errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+        errors: list[dict[str, Any]] = sorted((dict(e) for e in exc.errors(include_url=False)),
+                                             key=lambda e: e["type"] != "extra_forbidden")
         first = errors[0]
         more = ""
         if len(errors) > 1:

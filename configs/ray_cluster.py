@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from configs.loading import load_model
 
@@ -298,11 +299,11 @@ def _fix_for(error: dict[str, Any], model: type[BaseModel] | None) -> str:
     if model is not None and error["loc"]:
         field = _field_of(model, str(error["loc"][-1]))
         if field is not None and field.description:
-            return field.description
+            return str(field.description)
     return "change the values the message names (schema: configs/schemas/ray-cluster.schema.json)"
 
 
-def _field_of(model: type[BaseModel], key: str):
+def _field_of(model: type[BaseModel], key: str) -> FieldInfo | None:
     for name, field in model.model_fields.items():
         if key in (name, field.alias):
             return field
@@ -324,7 +325,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if model is None:
             return None
-    return model
+    found: type[BaseModel] | None = model
+    return found
 
 
 def load_cluster_config(path: str | Path) -> RayClusterConfig:

@@ -14,7 +14,7 @@ import json
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -190,7 +190,7 @@ def concurrency_limit_name(model: str) -> str:
     return "kaiops-release-" + re.sub(r"[^A-Za-z0-9_.\-]", "_", model)
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """JSON Schema of :class:`ReleaseConfig` (for editors)."""
     return ReleaseConfig.model_json_schema()
 

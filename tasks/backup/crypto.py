@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import os
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,7 +63,8 @@ def load_key(env_name: str | None = None, block_name: str | None = None) -> byte
         from prefect.blocks.system import Secret
 
         try:
-            value = Secret.load(block_name).get()
+            secret: Any = Secret.load(block_name)
+            value = secret.get()
         except ValueError as exc:
             raise InputError(f"Prefect Secret block {block_name}", "value", "block not found",
                              "create it or unset encryption_key_block") from exc

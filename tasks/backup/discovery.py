@@ -127,7 +127,8 @@ def get_json(api: ApiClient, path: str, query: Iterable[tuple[str, Any]] = (),
         )
     except API_ERRORS as exc:
         raise translate(exc, f"GET {path}") from exc
-    return json.loads(resp.data)
+    body: dict[str, Any] = json.loads(resp.data)
+    return body
 
 
 def list_pages(api: ApiClient, info: KindInfo, *, namespace: str | None = None, label_selector: str | None = None,

@@ -279,10 +279,10 @@ def _referenced(api: ApiClient, discovery: Discovery, wanted: dict[str, set[Ref]
         for ns, refs in wanted.items():
             for kind in sorted({r.kind for r in refs}):
                 if kind == "Secret" and not selection.include_secrets:
-                    names = sorted(r.name for r in refs if r.kind == "Secret")
-                    result.left_out["secrets-not-encrypted"] += len(names)
+                    left_out = sorted(r.name for r in refs if r.kind == "Secret")
+                    result.left_out["secrets-not-encrypted"] += len(left_out)
                     result.warnings.append(
-                        f"Secret {', '.join(f'{ns}/{n}' for n in names)} left out: no encryption key is configured "
+                        f"Secret {', '.join(f'{ns}/{n}' for n in left_out)} left out: no encryption key is configured "
                         "(the policy's encryption_key_env); a restore will lack it, so what uses it (an "
                         "InferenceService's storage credentials) will not become ready")
                     continue

@@ -98,7 +98,7 @@ def _context_name(kubeconfig: str | None) -> str | None:
 
     try:
         _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-        return active.get("name")
+        return str(active["name"]) if active.get("name") else None
     except Exception:  # in-cluster: no kubeconfig
         return None
 
@@ -196,7 +196,7 @@ def write_backup(policy: BackupPolicy, exported: Exported, *, key: bytes | None,
         writer.close()
     for entry, location in zip(entries, locations, strict=True):
         entry.update(location)  # a pack's name is known once it is sealed
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": store.FORMAT, "layout": layout.value, "id": backup_id, "policy": policy.name,
         "created": datetime.now(UTC).isoformat(), "cluster": exported.cluster, "crds": exported.crds,
         "missing_kinds": exported.missing_kinds, "left_out": exported.left_out, "warnings": exported.warnings,

@@ -192,7 +192,7 @@ def read_manifest(store: Bucket, dest: Destination, backup_id: str) -> dict[str,
     key = f"{dest.prefix}{backup_id}/{MANIFEST}"
     if not store.exists(key):
         return None
-    manifest = json.loads(store.get(key))
+    manifest: dict[str, Any] = json.loads(store.get(key))
     if manifest.get("format") not in READABLE_FORMATS:
         raise PermanentError(f"{dest.uri}{backup_id}: manifest format {manifest.get('format')!r}, "
                              f"expected one of {', '.join(READABLE_FORMATS)}")

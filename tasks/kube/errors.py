@@ -69,5 +69,5 @@ def translate(exc: BaseException, what: str) -> Exception:
         out = PermanentError(f"{what}: rejected by the schema: {why}")
     else:
         out = TemporaryError(f"{what}: {exc.__class__.__name__}: {why}")
-    out.status = status  # type: ignore[attr-defined]
+    setattr(out, "status", status)  # noqa: B010  (the HTTP status travels with the error)
     return out

@@ -18,7 +18,8 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     """Return the ``status.conditions[]`` entry of type ``type_`` (or None)."""
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:
-            return cond
+            found: dict[str, Any] = cond
+            return found
     return None
 
 
@@ -116,7 +117,7 @@ def wait_for(
             resource_version=version,
             timeout=max(1, int(min(remaining, PROGRESS_EVERY_S))),
         ):
-            obj = event["raw_object"]
+            obj: dict[str, Any] = event["raw_object"]
             if event["type"] == "DELETED":
                 last = None
                 continue

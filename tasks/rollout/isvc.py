@@ -27,7 +27,7 @@ def deployment_mode(isvc: dict[str, Any]) -> str:
 
 def storage_uri(isvc: dict[str, Any]) -> str:
     """``spec.predictor.model.storageUri`` ('' when absent)."""
-    return (((isvc.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri", "")
+    return str((((isvc.get("spec") or {}).get("predictor") or {}).get("model") or {}).get("storageUri", ""))
 
 
 def predictor_status(isvc: dict[str, Any]) -> dict[str, Any]:

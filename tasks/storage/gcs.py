@@ -3,6 +3,7 @@ chunked (resumable) uploads for large files."""
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,7 @@ class GcsStore:
             from google.auth.credentials import AnonymousCredentials
 
             client = storage.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "sandbox"),
-                                    credentials=AnonymousCredentials())
+                                    credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
         else:
             client = storage.Client()
         # the client's requests session keeps 10 connections per host; parallel uploads (a backup's layout
@@ -74,11 +75,12 @@ class GcsStore:
         """Client from a Prefect ``gcp-credentials/NAME`` block."""
         from prefect.blocks.core import Block
 
-        return cls(Block.load(slug).get_cloud_storage_client(), **kwargs)
+        block: Any = Block.load(slug)
+        return cls(block.get_cloud_storage_client(), **kwargs)
 
     def bucket_exists(self, bucket: str) -> bool:
         try:
-            return self.client.bucket(bucket).exists()
+            return bool(self.client.bucket(bucket).exists())
         except Exception as exc:
             raise _translate(exc, f"get bucket gs://{bucket}") from exc
 
@@ -89,7 +91,7 @@ class GcsStore:
         except Exception as exc:
             raise _translate(exc, f"list gs://{bucket}/{prefix}") from exc
 
-    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+    def list_dirs(self, bucket: str, prefix: str) -> builtins.list[str]:
         try:
             blobs = self.client.list_blobs(bucket, prefix=prefix, delimiter="/")
             list(blobs)  # the prefixes are filled while iterating
@@ -130,13 +132,13 @@ class GcsStore:
         from google.api_core import exceptions as gexc
 
         try:
-            return self.client.bucket(bucket).blob(key).download_as_bytes()
+            return bytes(self.client.bucket(bucket).blob(key).download_as_bytes())
         except gexc.NotFound:
             return None
         except Exception as exc:
             raise _translate(exc, f"get gs://{bucket}/{key}") from exc
 
-    def delete(self, bucket: str, keys: list[str]) -> None:
+    def delete(self, bucket: str, keys: builtins.list[str]) -> None:
         from google.api_core import exceptions as gexc
 
         b = self.client.bucket(bucket)

@@ -3,6 +3,7 @@ shape every object store has (:class:`ObjectStore`)."""
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ class ObjectStore(Protocol):
         """Objects under ``prefix`` by key (size and modification time; sha256 not filled)."""
         ...
 
-    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+    def list_dirs(self, bucket: str, prefix: str) -> builtins.list[str]:
         """The "directories" right under ``prefix`` (common prefixes up to the next ``/``, each ending in ``/``)."""
         ...
 
@@ -131,6 +132,6 @@ class ObjectStore(Protocol):
         """Content, or None when the object does not exist."""
         ...
 
-    def delete(self, bucket: str, keys: list[str]) -> None:
+    def delete(self, bucket: str, keys: builtins.list[str]) -> None:
         """Delete ``keys`` (a missing key is no error)."""
         ...

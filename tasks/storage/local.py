@@ -3,6 +3,7 @@ shape as S3 and GCS, for tests and a laptop. The "bucket" is the directory's pat
 
 from __future__ import annotations
 
+import builtins
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ class DirectoryStore:
             out[key] = ObjectInfo(key, stat.st_size, modified=datetime.fromtimestamp(stat.st_mtime, UTC))
         return out
 
-    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
+    def list_dirs(self, bucket: str, prefix: str) -> builtins.list[str]:
         base = Path(bucket) / prefix
         return sorted(f"{prefix}{p.name}/" for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
@@ -53,7 +54,10 @@ class DirectoryStore:
 
     def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
                     progress: Callable[[int], None] | None = None) -> None:
-        self._write(bucket, key, lambda tmp: shutil.copyfile(path, tmp))
+        def fill(tmp: Path) -> None:
+            shutil.copyfile(path, tmp)
+
+        self._write(bucket, key, fill)
         if progress is not None:
             progress(path.stat().st_size)
 
@@ -69,7 +73,7 @@ class DirectoryStore:
         except FileNotFoundError:
             return None
 
-    def delete(self, bucket: str, keys: list[str]) -> None:
+    def delete(self, bucket: str, keys: builtins.list[str]) -> None:
         for key in keys:
             (Path(bucket) / key).unlink(missing_ok=True)
 

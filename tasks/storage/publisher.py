@@ -21,11 +21,12 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from tasks.errors import InputError, PermanentError
-from tasks.storage.layout import MANIFEST_NAME, LocalFile, ObjectStore, StorageUri, parse_uri, scan_local
+from tasks.storage.layout import MANIFEST_NAME, LocalFile, ObjectInfo, ObjectStore, StorageUri, parse_uri, scan_local
 from tasks.storage.manifest import Manifest, build_manifest, sha256_file
 
 
@@ -73,7 +74,7 @@ class PublishResult:
         """Upload throughput in MB/s (10**6 bytes) over the whole publish."""
         return self.bytes_uploaded / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {
             "destination": self.destination, "outcome": self.outcome.value, "files_total": self.files_total,
             "files_uploaded": len(self.files_uploaded), "files_skipped": self.files_skipped,
@@ -137,13 +138,14 @@ def _stamp(f: LocalFile) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _read_cache(cache: Path | None) -> dict[str, list]:
+def _read_cache(cache: Path | None) -> dict[str, list[Any]]:
     import json
 
     if cache is None or not cache.is_file():
         return {}
     try:
-        return json.loads(cache.read_text())
+        loaded: dict[str, list[Any]] = json.loads(cache.read_text())
+        return loaded
     except ValueError:
         return {}
 
@@ -310,7 +312,7 @@ def publish(
     return result
 
 
-def _stale(uri: StorageUri, files: list[LocalFile], listing: dict) -> list[str]:
+def _stale(uri: StorageUri, files: list[LocalFile], listing: dict[str, ObjectInfo]) -> list[str]:
     """Keys under the version that no file maps to (left by an earlier publish), nested versions excepted."""
     nested = {k[: -len(MANIFEST_NAME)] for k in listing if k.endswith("/" + MANIFEST_NAME)
               and k != uri.key(MANIFEST_NAME)}
@@ -318,7 +320,7 @@ def _stale(uri: StorageUri, files: list[LocalFile], listing: dict) -> list[str]:
     return sorted(k for k in listing if k not in wanted and not any(k.startswith(n) for n in nested))
 
 
-def _publish_first(store: ObjectStore, uri: StorageUri, files: list[LocalFile], listing: dict,
+def _publish_first(store: ObjectStore, uri: StorageUri, files: list[LocalFile], listing: dict[str, ObjectInfo],
                    cache: Path | None, workers: int, progress: ProgressSink | None, model_format: str | None,
                    source: str, started: float) -> PublishResult:
     """No manifest at ``uri``: hash and upload each file in one job (hash, then upload unless an object with the

@@ -13,6 +13,7 @@ SHA-256 for multipart uploads; their parts go without a checksum of their own (s
 from __future__ import annotations
 
 import base64
+import builtins
 import functools
 import os
 from collections.abc import Callable
@@ -105,7 +106,7 @@ class S3Store:
         """Client from a Prefect block: ``aws-credentials/NAME`` or ``minio-credentials/NAME``."""
         from prefect.blocks.core import Block
 
-        block = Block.load(slug)
+        block: Any = Block.load(slug)
         return cls(block.get_s3_client(), **kwargs)
 
     def bucket_exists(self, bucket: str) -> bool:
@@ -131,8 +132,8 @@ class S3Store:
             raise _translate(exc, f"list s3://{bucket}/{prefix}") from exc
         return out
 
-    def list_dirs(self, bucket: str, prefix: str) -> list[str]:
-        out: list[str] = []
+    def list_dirs(self, bucket: str, prefix: str) -> builtins.list[str]:
+        out: builtins.list[str] = []
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix,
                                                                               Delimiter="/"):
@@ -188,7 +189,7 @@ class S3Store:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return bytes(self.client.get_object(Bucket=bucket, Key=key)["Body"].read())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
@@ -196,7 +197,7 @@ class S3Store:
         except Exception as exc:
             raise _translate(exc, f"get s3://{bucket}/{key}") from exc
 
-    def delete(self, bucket: str, keys: list[str]) -> None:
+    def delete(self, bucket: str, keys: builtins.list[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start:start + 1000]]
             try:

@@ -53,7 +53,7 @@ def publish_report(result: PublishResult) -> str:
 
 
 @task(name="resolve-storage-credentials", **_IO)
-def resolve_storage_credentials(target: str, namespace: str | None) -> tuple[dict, Any]:
+def resolve_storage_credentials(target: str, namespace: str | None) -> tuple[dict[str, Any], Any]:
     """Read the InferenceService (file or cluster), its ServiceAccount and Secrets; resolve as KServe does.
 
     A manifest file may carry the ServiceAccount and Secrets too; what it lacks is read from the cluster
@@ -117,7 +117,7 @@ def download_and_verify_task(creds: Any, cache_dir: str, report: Any) -> Any:
 
 @task(name="ensure-local-model-cache")
 def ensure_local_model_cache(name: str, storage_uri: str, model_bytes: int, node_group: str,
-                             service_account: str | None, timeout: float) -> dict:
+                             service_account: str | None, timeout: float) -> dict[str, Any]:
     """Create the LocalModelNodeGroup (if missing) and LocalModelCache, then watch until every node copy is
     ``NodeDownloaded`` (or one is ``NodeDownloadError``). Returns ``{name, nodeStatus, copies, ok}``."""
     from tasks import kube
@@ -162,7 +162,7 @@ def warmup_report(report: Any) -> str:
 
 
 @task(name="train-iris-models")
-def train_iris_models_task(out_dir: str) -> list[dict]:
+def train_iris_models_task(out_dir: str) -> list[dict[str, Any]]:
     """Train iris v1..v3 into ``out_dir``; ``[{version, path, accuracy, description}]``."""
     from tasks.demo_models import train_iris_models
 
@@ -174,7 +174,7 @@ def train_iris_models_task(out_dir: str) -> list[dict]:
 def ensure_bucket(uri: str) -> None:
     """Create the bucket of ``uri`` when missing (sandbox/demo only)."""
     store = make_store(uri)
-    store.create_bucket(parse_uri(uri).bucket)  # type: ignore[attr-defined]
+    store.create_bucket(parse_uri(uri).bucket)
 
 
 @task(name="wire-s3-credentials", **_IO)

@@ -99,7 +99,7 @@ def load_manifest_file(path: str | Path) -> dict[str, Any]:
     if len(isvcs) != 1:
         raise InputError(str(path), "kind", f"{len(isvcs)} InferenceService documents (need exactly 1)",
                          "put one InferenceService in the file")
-    by_kind: dict[str, dict[str, dict]] = {"ServiceAccount": {}, "Secret": {}}
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {"ServiceAccount": {}, "Secret": {}}
     for d in docs:
         if d.get("kind") in by_kind:
             by_kind[d["kind"]][(d.get("metadata") or {}).get("name", "")] = d

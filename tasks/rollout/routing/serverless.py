@@ -46,7 +46,7 @@ class ServerlessRouting:
     def stable_revision(self, isvc: dict[str, Any]) -> str:
         """The revision serving now, before a rollout (``latestRolledoutRevision`` or ``latestReadyRevision``)."""
         pred = predictor_status(isvc)
-        return pred.get("latestRolledoutRevision") or pred.get("latestReadyRevision", "")
+        return str(pred.get("latestRolledoutRevision") or pred.get("latestReadyRevision", ""))
 
     @staticmethod
     def start_spec(uri: str, percent: int) -> SpecChange:
