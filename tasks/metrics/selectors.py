@@ -19,6 +19,8 @@ _TOKEN = re.compile(
     r"""
     (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
   | (?P<range>\[[^\]]*\])
+  | (?P<duration>(?:[0-9]+(?:ms|[smhdwy]))+(?![A-Za-z0-9_:]))
+  | (?P<number>0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
   | (?P<brace>\{)
   | (?P<other>.)
@@ -46,7 +48,9 @@ def metric_selectors(promql: str) -> list[Selector]:
     """Return the vector selectors in ``promql`` (a small parser, enough for templates).
 
     Identifiers followed by ``(`` are functions or aggregations, those after ``by``/``without``/``on``/
-    ``ignoring``/``group_*`` are label lists, keywords are skipped, strings and ``[ranges]`` are opaque.
+    ``ignoring``/``group_*`` are label lists, keywords are skipped, strings and ``[ranges]`` are opaque;
+    numbers (``1e3``, ``0x1F``, ``.5``) and durations (``offset 5m``, ``1h30m``) are literals, as in
+    Prometheus's lexer (promql/parser/lex.go ``lexNumberOrDuration``).
 
     Raises:
         ValueError: a label matcher block ``{...}`` that does not parse.
