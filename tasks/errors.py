@@ -1,10 +1,13 @@
 """The two roots of every kaiops error, after kopf: temporary (worth retrying) and permanent.
 
-Retries in Prefect tasks use :func:`is_retryable` as ``retry_condition_fn``, so only temporary errors are
-retried. Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
+Retries in Prefect tasks use :func:`retry_temporary` as ``retry_condition_fn`` (:data:`IO_RETRIES` are the
+options of an I/O task), so only temporary errors are retried.
+Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class KaiopsError(Exception):
@@ -54,3 +57,22 @@ def is_retryable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__  # type: ignore[assignment]
     return False
+
+
+def retry_temporary(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run only when it failed with a :class:`TemporaryError`
+    (:func:`is_retryable`); a permanent error, or a run that did not raise, is not retried.
+
+    Args:
+        task, task_run: as Prefect passes them (unused).
+        state: the run's final state; ``state.result()`` re-raises the task's exception.
+    """
+    try:
+        state.result()
+    except BaseException as exc:  # the task's exception, re-raised by the state
+        return is_retryable(exc)
+    return False
+
+
+#: Options of an I/O task: two more attempts, 5 s apart, for temporary errors only.
+IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_temporary}
