@@ -24,7 +24,7 @@ from tasks import kube
 from tasks.backup import scratch, steps
 from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
 from tasks.backup.restore import Action, ExistingPolicy, ProductionMarker
-from tasks.errors import IO_RETRIES, PermanentError
+from tasks.errors import PermanentError, io_retries
 
 
 class DrillFailed(PermanentError):
@@ -50,7 +50,7 @@ def sweep_task() -> Any:
     from prefect import task
     from prefect.cache_policies import NO_CACHE
 
-    return task(name="drill-sweep", cache_policy=NO_CACHE, **IO_RETRIES)(sweep_dead_drills)
+    return task(name="drill-sweep", cache_policy=NO_CACHE, **io_retries(2, 5))(sweep_dead_drills)
 
 
 def sweep_quietly(kubeconfig: str | None, dry_run: bool = False) -> dict[str, list[str]]:

@@ -27,7 +27,7 @@ from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from configs.inputs import ConfigPath, Namespace, Seconds
 from configs.release import ExecutionConfig, TaskRunnerKind
 from tasks import fleet
-from tasks.errors import IO_RETRIES, PermanentError
+from tasks.errors import PermanentError, io_retries
 from tasks.fleet import namespace_inventory
 
 
@@ -152,8 +152,8 @@ def drill_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = Non
 # A retry re-runs the whole namespace backup under a new id; the cut-off attempt has no manifest and retention
 # deletes it after `incomplete_after_hours`. A retried drill leaves its first attempt's scratch namespaces to
 # the next sweep (their lease lapses: tasks.backup.scratch).
-namespace_backup = task(name="namespace-backup", cache_policy=NO_CACHE, **IO_RETRIES)(backup_one)
-namespace_drill = task(name="namespace-drill", cache_policy=NO_CACHE, **IO_RETRIES)(drill_one)
+namespace_backup = task(name="namespace-backup", cache_policy=NO_CACHE, **io_retries(2, 5))(backup_one)
+namespace_drill = task(name="namespace-drill", cache_policy=NO_CACHE, **io_retries(2, 5))(drill_one)
 
 
 @flow(name="fleet-inventory-map")

@@ -1,7 +1,7 @@
 """The two roots of every kaiops error, after kopf: temporary (worth retrying) and permanent.
 
-Retries in Prefect tasks use :func:`retry_temporary` as ``retry_condition_fn`` (:data:`IO_RETRIES` are the
-options of an I/O task), so only temporary errors are retried.
+Prefect tasks that do I/O retry with :func:`io_retries`, whose ``retry_condition_fn`` (:func:`retry_temporary`)
+retries only a :class:`TemporaryError` (:func:`is_retryable`); a permanent error fails at once.
 Bad user input is a :class:`InputError` (a permanent error the CLI turns into exit code 2).
 """
 
@@ -59,20 +59,28 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+# The two functions below are the same as house-core's (branch house-core, tasks/errors.py): on merging, keep theirs.
 def retry_temporary(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task run only when it failed with a :class:`TemporaryError`
-    (:func:`is_retryable`); a permanent error, or a run that did not raise, is not retried.
-
-    Args:
-        task, task_run: as Prefect passes them (unused).
-        state: the run's final state; ``state.result()`` re-raises the task's exception.
-    """
+    """Prefect ``retry_condition_fn``: True when the failed ``state`` holds a :class:`TemporaryError`
+    (directly or as the ``__cause__`` of the raised exception), False for anything else."""
+    data = getattr(state, "data", None)
+    if isinstance(data, BaseException):
+        return is_retryable(data)
     try:
         state.result()
-    except BaseException as exc:  # the task's exception, re-raised by the state
+    except BaseException as exc:  # the state re-raises the task's exception
         return is_retryable(exc)
     return False
 
 
-#: Options of an I/O task: two more attempts, 5 s apart, for temporary errors only.
-IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": 5, "retry_condition_fn": retry_temporary}
+def io_retries(retries: int = 3, delay: float | list[float] = 2) -> dict[str, Any]:
+    """Keyword arguments for ``@task(**io_retries(...))`` on a task that does I/O.
+
+    Args:
+        retries: how many times a temporary failure is retried.
+        delay: seconds before each retry (a list: one per retry).
+
+    Returns:
+        ``{"retries", "retry_delay_seconds", "retry_condition_fn": retry_temporary}``.
+    """
+    return {"retries": retries, "retry_delay_seconds": delay, "retry_condition_fn": retry_temporary}

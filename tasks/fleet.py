@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
 from configs.backup import BackupPolicy
-from tasks.errors import IO_RETRIES, InputError
+from tasks.errors import InputError, io_retries
 
 #: The variable naming what ``ray.init`` connects to (``host:<GCS port>`` or ``ray://host:10001``). Distinct from
 #: ``RAY_ADDRESS``, which Ray's job CLI and the sandbox use for the dashboard URL (Job Submission API).
@@ -184,8 +184,9 @@ def failed_row(namespace: str, outcome: NamespaceOutcome, error: str) -> dict[st
             "error": error[:500]}
 
 
-cluster_namespaces_task = task(name="fleet-namespaces", cache_policy=NO_CACHE, **IO_RETRIES)(cluster_namespaces)
-prepare_destination_task = task(name="backup-destination", cache_policy=NO_CACHE, **IO_RETRIES)(prepare_destination)
+_IO = {"cache_policy": NO_CACHE, **io_retries(2, 5)}
+cluster_namespaces_task = task(name="fleet-namespaces", **_IO)(cluster_namespaces)
+prepare_destination_task = task(name="backup-destination", **_IO)(prepare_destination)
 
 #: The kinds the inventory counts: (apiVersion, kind).
 INVENTORY_KINDS: tuple[tuple[str, str], ...] = (
