@@ -14,7 +14,14 @@ Not here: the statistics and the verdict (:mod:`tasks.analysis`), the rollout's 
 
 from tasks.metrics.preflight import preflight
 from tasks.metrics.provider import PrometheusProvider, QueryResult
-from tasks.metrics.samples import baseline_history, collect_sample, collect_samples, history_pending, monotone_counts
+from tasks.metrics.samples import (
+    baseline_history,
+    collect_sample,
+    collect_samples,
+    failed_queries,
+    history_pending,
+    monotone_counts,
+)
 from tasks.metrics.selectors import Selector, metric_selectors
 from tasks.metrics.templates import QueryContext
 
@@ -26,6 +33,7 @@ __all__ = [
     "baseline_history",
     "collect_sample",
     "collect_samples",
+    "failed_queries",
     "history_pending",
     "metric_selectors",
     "monotone_counts",

@@ -227,3 +227,12 @@ def monotone_counts(samples: list[MetricSample], state: CanaryState | None, poli
                     update[field_name] = float(before)
         out.append(s.model_copy(update=update) if update else s)
     return out
+
+
+def failed_queries(samples: list[MetricSample]) -> str:
+    """What failed in this look's queries (``"<metric>: <error>; ..."``), or ``""`` when every query answered.
+
+    A look whose queries failed is retried before the failure counts toward ``query_failure_limit``
+    (:func:`tasks.rollout.tasks.analyse_look`): a single unreachable or erroring Prometheus is transient.
+    """
+    return "; ".join(f"{s.metric}: {s.error}" for s in samples if s.outcome is Outcome.QUERY_FAILED)[:1000]
