@@ -25,7 +25,7 @@ from tasks import kube
 from tasks.backup import scratch, steps
 from tasks.fleet import cluster_namespaces
 from tests.integration.backup_support import namespace, platform_objects
-from tests.sandbox_env import exported
+from tests.sandbox_env import services_fixture
 
 pytestmark = pytest.mark.integration
 LEASE = 3.0
@@ -53,14 +53,7 @@ with scratch.Heartbeat(kube.connect(), dplan.namespace_map.values(), pol.drill.l
 """
 
 
-@pytest.fixture(scope="module")
-def env():
-    """The apiserver and S3 of this instance."""
-    from sandbox import launcher
-
-    launcher.up(("kube-apiserver", "s3"))
-    with exported(launcher.env()) as values:
-        yield values
+env = services_fixture("kube-apiserver", "s3")
 
 
 def gone_or_going(dyn, name: str) -> bool:
