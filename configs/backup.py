@@ -65,6 +65,11 @@ class DrillConfig(BaseModel):
     max_rto_seconds: float | None = Field(
         None, ge=1, le=86400, description="Fail the drill when the measured RTO exceeds this (seconds)"
     )
+    lease_seconds: float = Field(
+        300.0, ge=3, le=3600,
+        description="Lease on a drill's scratch namespaces, renewed every third of it while the drill runs; "
+        "once expired, the next drill or retention run deletes them (seconds)",
+    )
 
 
 class BackupPolicy(BaseModel):

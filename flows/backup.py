@@ -15,9 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from configs.inputs import ConfigPath, Namespace, Seconds
+from flows.drill import DrillFailed, preview_drill, run_drill, sweep_quietly
 from tasks.backup import steps
 from tasks.backup.drill import DrillVerdict, ReadinessMode
-from tasks.backup.drill_run import DrillFailed, preview_drill, run_drill
 from tasks.backup.restore import Action, ExistingPolicy, Outcome, ProductionMarker
 from tasks.backup.store import check_backup_id
 from tasks.errors import KaiopsError, PermanentError
@@ -108,17 +108,28 @@ def backup(
 
 
 @flow(name="retention", log_prints=True)
-def retention(policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False) -> dict[str, Any]:
-    """Apply the policy's retention: keep N daily, M weekly, K monthly complete backups; clean incomplete ones.
+def retention(policy: ConfigPath | BackupPolicy = str(DEFAULT_POLICY), dry_run: bool = False,
+              kubeconfig: str | None = None) -> dict[str, Any]:
+    """Apply the policy's retention: keep N daily, M weekly, K monthly complete backups; clean incomplete ones;
+    delete the scratch namespaces of dead restore drills (:func:`flows.drill.sweep_quietly`).
+
+    Args:
+        kubeconfig: the cluster whose dead drills are swept (default ``$KUBECONFIG``/in-cluster); a cluster
+            that cannot be reached is a message in ``sweep_errors``, never a failed retention.
 
     Returns:
-        ``{"plan": [{"backup", "action", "reasons"}...], "deleted_keys": n, "dry_run": bool}``.
+        ``{"plan": [{"backup", "action", "reasons"}...], "deleted_keys": n, "dry_run": bool,
+        "swept_namespaces": [names deleted, or that would be], "sweep_errors": [messages]}``.
     """
     pol = _policy(policy)
     plan = steps.retention_plan_task(pol)
     deleted = 0 if dry_run else steps.retention_apply_task(pol, plan)
+    swept = sweep_quietly(kubeconfig, dry_run=dry_run)
+    for name in swept["swept"]:
+        print(f"{'would delete' if dry_run else 'deleted'} scratch namespace {name} of a dead drill")
     _artifact("retention", f"# Retention {pol.name}{' (dry run)' if dry_run else ''}\n\n" + _table(plan.rows()))
-    return {"policy": pol.name, "dry_run": dry_run, "plan": plan.rows(), "deleted_keys": deleted}
+    return {"policy": pol.name, "dry_run": dry_run, "plan": plan.rows(), "deleted_keys": deleted,
+            "swept_namespaces": swept["swept"], "sweep_errors": swept["errors"]}
 
 
 @flow(name="restore", log_prints=True)
@@ -196,7 +207,7 @@ def restore_drill(
         readiness: ``conditions`` (per-kind rules; needs the KubeRay/KServe controllers) or ``present``.
         timeout: readiness wait in seconds (default the policy's ``drill.readiness_timeout_seconds``).
         dry_run: verify the backup and plan the restore against the cluster; create nothing
-            (:func:`tasks.backup.drill_run.preview_drill`).
+            (:func:`flows.drill.preview_drill`).
 
     Returns:
         ``{"verdict": "passed", "objects": {"restored", "ready", "equal", "total"}, "rto_seconds", ...}``.

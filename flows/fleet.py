@@ -5,26 +5,29 @@ runner (threads, or a Ray cluster through prefect-ray's ``RayTaskRunner``).
 partially failed (``ok`` false, every namespace still reported) when some namespaces fail.
 
 ``fleet_backup`` writes one complete backup per namespace (manifest last, read back and verified) with
-:func:`tasks.fleet.namespace_backup`; it reports every namespace and then fails the run when any failed.
-``fleet_drill`` drills each namespace's newest complete backup with :func:`tasks.fleet.namespace_drill`, the
+:func:`namespace_backup` (:func:`backup_one`); it reports every namespace and then fails the run when any failed.
+``fleet_drill`` drills each namespace's newest complete backup with :func:`namespace_drill` (:func:`drill_one`), the
 same way, and fails the run when any drill did not pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import socket
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, unmapped
+from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from configs.inputs import ConfigPath, Namespace, Seconds
 from configs.release import ExecutionConfig, TaskRunnerKind
 from tasks import fleet
-from tasks.errors import PermanentError
+from tasks.errors import PermanentError, io_retries
 from tasks.fleet import namespace_inventory
 
 
@@ -79,6 +82,80 @@ def build_task_runner(execution: ExecutionConfig):
     return ThreadPoolTaskRunner(max_workers=execution.max_workers)
 
 
+def backup_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None, verify: bool = True,
+               secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One complete backup of ``namespace`` under :func:`tasks.fleet.namespace_policy`; Secrets only when the
+    policy's key is found (then sealed); ``verify`` downloads every object again and checks it against the manifest.
+
+    Returns:
+        ``{"namespace", "outcome", "backup_id", "destination", "objects", "counts", "bytes", "encrypted",
+        "verified", "seconds", "host", "error": None}`` (``seconds``: export + upload, wall clock;
+        ``host``: ``hostname:pid`` of the process that ran it).
+
+    Raises:
+        TemporaryError / PermanentError / InputError from the export, upload or verification.
+    """
+    from tasks.backup import steps
+
+    fleet.load_secret_env(secret_blocks or {})
+    pol = fleet.namespace_policy(policy, namespace)
+    exported = steps.export_objects(pol, kubeconfig=kubeconfig, include_secrets=steps.policy_key(pol) is not None)
+    written = steps.write_with_policy_key(pol, exported)
+    verified = False
+    if verify:
+        loaded = steps.verify_with_policy_key(pol, written.backup_id)
+        verified = len(loaded.objects) == written.objects
+    return {"namespace": namespace, "outcome": fleet.NamespaceOutcome.BACKED_UP.value, "backup_id": written.backup_id,
+            "destination": written.destination, "objects": written.objects, "counts": written.counts,
+            "bytes": written.bytes, "encrypted": written.encrypted, "verified": verified,
+            "seconds": round(exported.seconds + written.seconds, 3),
+            "host": f"{socket.gethostname()}:{os.getpid()}", "error": None}
+
+
+def drill_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None,
+              readiness: str = "conditions", timeout: float | None = None,
+              secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Drill the newest complete backup of ``namespace`` (under :func:`tasks.fleet.namespace_policy`) into scratch
+    namespaces with :func:`flows.drill.run_drill`; a failed drill is a row, not an exception.
+
+    Args:
+        readiness: ``conditions`` (needs the KubeRay/KServe controllers) or ``present``.
+        timeout: readiness wait in seconds (None: the policy's).
+
+    Returns:
+        ``{"namespace", "outcome" (DrillOutcome), "backup_id", "rto_seconds", "restored", "ready", "equal",
+        "total", "reason", "host"}``.
+
+    Raises:
+        TemporaryError / PermanentError: the backup could not be listed or read (retried when temporary).
+    """
+    from flows.drill import run_drill
+    from tasks.backup import steps
+    from tasks.backup.drill import DrillVerdict, ReadinessMode
+
+    fleet.load_secret_env(secret_blocks or {})
+    pol = fleet.namespace_policy(policy, namespace)
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    backup_id = steps.newest_good(pol)
+    if backup_id is None:
+        return {"namespace": namespace, "outcome": fleet.DrillOutcome.NO_BACKUP.value, "backup_id": None,
+                "rto_seconds": None, "restored": 0, "ready": 0, "equal": 0, "total": 0,
+                "reason": f"no complete backup under {pol.destination}", "host": host}
+    summary, _ = run_drill(pol, backup_id, ReadinessMode(readiness), timeout, kubeconfig)
+    passed = summary["verdict"] == DrillVerdict.passed.value
+    outcome = fleet.DrillOutcome.PASSED if passed else fleet.DrillOutcome.FAILED
+    return {"namespace": namespace, "outcome": outcome.value,
+            "backup_id": backup_id, "rto_seconds": summary["rto_seconds"], **summary["objects"],
+            "reason": summary.get("reason") or "", "host": host}
+
+
+# A retry re-runs the whole namespace backup under a new id; the cut-off attempt has no manifest and retention
+# deletes it after `incomplete_after_hours`. A retried drill leaves its first attempt's scratch namespaces to
+# the next sweep (their lease lapses: tasks.backup.scratch).
+namespace_backup = task(name="namespace-backup", cache_policy=NO_CACHE, **io_retries(2, 5))(backup_one)
+namespace_drill = task(name="namespace-drill", cache_policy=NO_CACHE, **io_retries(2, 5))(drill_one)
+
+
 @flow(name="fleet-inventory-map")
 def _map_inventory(namespaces: list[str], kubeconfig: str | None) -> list[dict[str, Any]]:
     futures = namespace_inventory.map(namespaces, kubeconfig=kubeconfig)
@@ -112,7 +189,7 @@ def fleet_inventory(namespaces: list[Namespace], execution: ExecutionConfig | No
 @flow(name="fleet-backup-map")
 def _map_backups(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | None, verify: bool,
                  secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
-    futures = fleet.namespace_backup.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, verify=verify,
+    futures = namespace_backup.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, verify=verify,
                                          secret_blocks=unmapped(secret_blocks))
     return _rows(namespaces, futures, lambda ns, why: fleet.failed_row(ns, fleet.NamespaceOutcome.FAILED, why))
 
@@ -140,7 +217,7 @@ def fleet_backup(
             and which are missing; write nothing (no bucket, no backup).
 
     Returns:
-        ``{"policy", "runner", "rows": [per-namespace rows, see tasks.fleet.backup_one], "failed": [names],
+        ``{"policy", "runner", "rows": [per-namespace rows, see backup_one], "failed": [names],
         "objects", "bytes", "ok": True}``.
 
     Raises:
@@ -190,7 +267,7 @@ def fleet_backup(
 @flow(name="fleet-drill-map")
 def _map_drills(policy: BackupPolicy, namespaces: list[str], kubeconfig: str | None, readiness: str,
                 timeout: float | None, secret_blocks: dict[str, str]) -> list[dict[str, Any]]:
-    futures = fleet.namespace_drill.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, readiness=readiness,
+    futures = namespace_drill.map(unmapped(policy), namespaces, kubeconfig=kubeconfig, readiness=readiness,
                                         timeout=timeout, secret_blocks=unmapped(secret_blocks))
     return _rows(namespaces, futures, fleet.failed_drill_row)
 
@@ -215,7 +292,7 @@ def fleet_drill(
         timeout: readiness wait per drill in seconds (default the policy's).
 
     Returns:
-        ``{"policy", "runner", "rows": [per-namespace rows, see tasks.fleet.drill_one], "failed": [names],
+        ``{"policy", "runner", "rows": [per-namespace rows, see drill_one], "failed": [names],
         "ok": True}``.
 
     Raises:

@@ -1,20 +1,17 @@
-"""Per-namespace work that fleet flows fan out: one namespace (or cluster) per task, independent, so the
+"""The steps of the fleet flows (:mod:`flows.fleet`), one namespace (or cluster) per task, independent, so the
 tasks run side by side on threads or on a Ray cluster.
 
 :func:`namespace_inventory` is a read-only listing (what a backup of that namespace would export: the
 platform's custom resources and the ConfigMaps/ServiceAccounts they use). Per-namespace failures are
 reported in the row (``error``), not raised, so a fleet run finishes partially failed instead of stopping.
-
-:func:`namespace_drill` drills the newest complete backup of one namespace (:func:`drill_one`).
-
-:func:`namespace_backup` is one complete backup of one namespace through :mod:`tasks.backup.steps` (export,
-upload, ``manifest.json`` last, optional read-back verification) into ``<destination>/<namespace>/<id>/``.
-It raises on failure (so the task run is Failed and TemporaryErrors are retried); the fleet flow turns each
-failed task into a row.
+:func:`namespace_policy` is the one-namespace policy a fleet backup or drill uses; :func:`cluster_namespaces`
+lists the namespaces; the ``*_row`` functions are the rows of namespaces that did not get their backup/drill.
 
 Where the tasks run: :func:`ray_init_address` picks the address ``ray.init`` gets and refuses the dashboard
 URL; :func:`ray_runtime_env` copies named non-secret variables to the Ray workers; :func:`load_secret_env`
 runs on the worker and fills credentials from Prefect Secret blocks (never through Ray's runtime_env).
+
+Not here: one namespace's backup and drill from start to finish (orchestration: :mod:`flows.fleet`).
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
 from configs.backup import BackupPolicy
-from tasks.errors import InputError, is_retryable
+from tasks.errors import InputError, io_retries
 
 #: The variable naming what ``ray.init`` connects to (``host:<GCS port>`` or ``ray://host:10001``). Distinct from
 #: ``RAY_ADDRESS``, which Ray's job CLI and the sandbox use for the dashboard URL (Job Submission API).
@@ -151,11 +148,14 @@ def namespace_policy(policy: BackupPolicy, namespace: str) -> BackupPolicy:
 
 def cluster_namespaces(requested: list[str], kubeconfig: str | None = None) -> tuple[list[str], list[str]]:
     """Split ``requested`` into (existing, missing); with ``requested`` empty, every active namespace but
-    :data:`SYSTEM_NAMESPACES` (a namespace being deleted is left out)."""
+    :data:`SYSTEM_NAMESPACES` (a namespace being deleted is left out, and so is a restore drill's scratch
+    namespace: :func:`tasks.backup.scratch.is_scratch`)."""
     from tasks import kube
+    from tasks.backup.scratch import is_scratch
 
     items = kube.resource_for(kube.connect(kubeconfig), "v1", "Namespace").get().to_dict().get("items", [])
-    active = [i["metadata"]["name"] for i in items if (i.get("status") or {}).get("phase") != "Terminating"]
+    active = [i["metadata"]["name"] for i in items
+              if (i.get("status") or {}).get("phase") != "Terminating" and not is_scratch(i)]
     if not requested:
         return sorted(n for n in active if n not in SYSTEM_NAMESPACES), []
     live = {i["metadata"]["name"] for i in items}
@@ -171,72 +171,6 @@ def prepare_destination(policy: BackupPolicy) -> str:
     return dest.uri
 
 
-def backup_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None, verify: bool = True,
-               secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """One complete backup of ``namespace`` under :func:`namespace_policy`; Secrets only when the policy's key is
-    found (then sealed); ``verify`` downloads every object again and checks it against the manifest.
-
-    Returns:
-        ``{"namespace", "outcome", "backup_id", "destination", "objects", "counts", "bytes", "encrypted",
-        "verified", "seconds", "host", "error": None}`` (``seconds``: export + upload, wall clock;
-        ``host``: ``hostname:pid`` of the process that ran it).
-
-    Raises:
-        TemporaryError / PermanentError / InputError from the export, upload or verification.
-    """
-    from tasks.backup import steps
-
-    load_secret_env(secret_blocks or {})
-    pol = namespace_policy(policy, namespace)
-    exported = steps.export_objects(pol, kubeconfig=kubeconfig, include_secrets=steps.policy_key(pol) is not None)
-    written = steps.write_with_policy_key(pol, exported)
-    verified = False
-    if verify:
-        loaded = steps.verify_with_policy_key(pol, written.backup_id)
-        verified = len(loaded.objects) == written.objects
-    return {"namespace": namespace, "outcome": NamespaceOutcome.BACKED_UP.value, "backup_id": written.backup_id,
-            "destination": written.destination, "objects": written.objects, "counts": written.counts,
-            "bytes": written.bytes, "encrypted": written.encrypted, "verified": verified,
-            "seconds": round(exported.seconds + written.seconds, 3),
-            "host": f"{socket.gethostname()}:{os.getpid()}", "error": None}
-
-
-def drill_one(policy: BackupPolicy, namespace: str, kubeconfig: str | None = None,
-              readiness: str = "conditions", timeout: float | None = None,
-              secret_blocks: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Drill the newest complete backup of ``namespace`` (under :func:`namespace_policy`) into scratch
-    namespaces with :func:`tasks.backup.drill_run.run_drill`; a failed drill is a row, not an exception.
-
-    Args:
-        readiness: ``conditions`` (needs the KubeRay/KServe controllers) or ``present``.
-        timeout: readiness wait in seconds (None: the policy's).
-
-    Returns:
-        ``{"namespace", "outcome" (DrillOutcome), "backup_id", "rto_seconds", "restored", "ready", "equal",
-        "total", "reason", "host"}``.
-
-    Raises:
-        TemporaryError / PermanentError: the backup could not be listed or read (retried when temporary).
-    """
-    from tasks.backup import steps
-    from tasks.backup.drill import DrillVerdict, ReadinessMode
-    from tasks.backup.drill_run import run_drill
-
-    load_secret_env(secret_blocks or {})
-    pol = namespace_policy(policy, namespace)
-    host = f"{socket.gethostname()}:{os.getpid()}"
-    backup_id = steps.newest_good(pol)
-    if backup_id is None:
-        return {"namespace": namespace, "outcome": DrillOutcome.NO_BACKUP.value, "backup_id": None,
-                "rto_seconds": None, "restored": 0, "ready": 0, "equal": 0, "total": 0,
-                "reason": f"no complete backup under {pol.destination}", "host": host}
-    summary, _ = run_drill(pol, backup_id, ReadinessMode(readiness), timeout, kubeconfig)
-    passed = summary["verdict"] == DrillVerdict.passed.value
-    return {"namespace": namespace, "outcome": (DrillOutcome.PASSED if passed else DrillOutcome.FAILED).value,
-            "backup_id": backup_id, "rto_seconds": summary["rto_seconds"], **summary["objects"],
-            "reason": summary.get("reason") or "", "host": host}
-
-
 def failed_drill_row(namespace: str, reason: str) -> dict[str, Any]:
     """The row of a drill task that raised (same keys as :func:`drill_one`'s)."""
     return {"namespace": namespace, "outcome": DrillOutcome.FAILED.value, "backup_id": None, "rto_seconds": None,
@@ -250,25 +184,9 @@ def failed_row(namespace: str, outcome: NamespaceOutcome, error: str) -> dict[st
             "error": error[:500]}
 
 
-def _retry_temporary(task_: Any, task_run: Any, state: Any) -> bool:
-    """``retry_condition_fn``: retry only a :class:`~tasks.errors.TemporaryError`."""
-    try:
-        state.result()
-    except BaseException as exc:  # the task's exception, re-raised by the state
-        return is_retryable(exc)
-    return False
-
-
-# A retry re-runs the whole namespace backup under a new id; the cut-off attempt has no manifest and retention
-# deletes it after `incomplete_after_hours`.
-namespace_backup = task(name="namespace-backup", retries=2, retry_delay_seconds=5,
-                        retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(backup_one)
-namespace_drill = task(name="namespace-drill", retries=2, retry_delay_seconds=5,
-                       retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(drill_one)
-cluster_namespaces_task = task(name="fleet-namespaces", retries=2, retry_delay_seconds=5,
-                               retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(cluster_namespaces)
-prepare_destination_task = task(name="backup-destination", retries=2, retry_delay_seconds=5,
-                                retry_condition_fn=_retry_temporary, cache_policy=NO_CACHE)(prepare_destination)
+_IO = {"cache_policy": NO_CACHE, **io_retries(2, 5)}
+cluster_namespaces_task = task(name="fleet-namespaces", **_IO)(cluster_namespaces)
+prepare_destination_task = task(name="backup-destination", **_IO)(prepare_destination)
 
 #: The kinds the inventory counts: (apiVersion, kind).
 INVENTORY_KINDS: tuple[tuple[str, str], ...] = (

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.util
 import os
+import platform
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -99,3 +103,31 @@ def _delete_ray_clusters_the_module_created(request: pytest.FixtureRequest) -> I
     for namespace, name in sorted(after - before):
         with contextlib.suppress(Exception):  # already gone, or its namespace is being deleted
             cluster.delete(name=name, namespace=namespace)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test under tests/unit that starts a process (subprocess, fork, spawn, multiprocessing) fails, naming
+    where it belongs: ``unit`` means pure logic, no processes (DESIGN.md). One exception: the stdlib
+    ``platform`` module's probes (``uname -p``, ``file``), which libraries run once at import (mlflow's
+    telemetry, Prefect's vendored croniter) - not something a test starts."""
+    if "/unit/" not in str(request.path):
+        return
+    original = subprocess.Popen._execute_child
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a test marked unit started a process: move it to tests/integration")
+
+    def popen_child(self: subprocess.Popen, *args: object, **kwargs: object) -> object:
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == platform.__file__:
+                return original(self, *args, **kwargs)
+            frame = frame.f_back
+        return refuse()
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", popen_child)
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", refuse)
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "spawnv", "spawnve", "execv", "execve"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, refuse)

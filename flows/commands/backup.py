@@ -77,14 +77,18 @@ def retention(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be deleted; delete nothing."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones."""
+    """Keep N daily, M weekly, K monthly complete backups; delete the rest and stale incomplete ones, and the
+    scratch namespaces of dead restore drills ($KUBECONFIG's cluster)."""
     check_policy(policy)
     if dry_run:  # read-only: plain calls, no flow run
         from configs.backup import load_policy
+        from flows.drill import sweep_quietly
         from tasks.backup.steps import retention_plan
 
         pol = load_policy(policy)
-        result = {"policy": pol.name, "dry_run": True, "plan": retention_plan(pol).rows(), "deleted_keys": 0}
+        swept = sweep_quietly(None, dry_run=True)
+        result = {"policy": pol.name, "dry_run": True, "plan": retention_plan(pol).rows(), "deleted_keys": 0,
+                  "swept_namespaces": swept["swept"], "sweep_errors": swept["errors"]}
     else:
         from flows.backup import retention as retention_flow
 
@@ -177,7 +181,7 @@ def drill(
     check_policy(policy)
     if dry_run:  # read-only: plain calls, no flow run
         from configs.backup import load_policy
-        from tasks.backup.drill_run import DrillFailed, preview_drill
+        from flows.drill import DrillFailed, preview_drill
         from tasks.backup.steps import newest_good
 
         pol = load_policy(policy)

@@ -27,9 +27,9 @@ from kubernetes.dynamic import DynamicClient
 from tasks import kube
 from tasks.backup.export import strip
 from tasks.backup.readiness import has_signal, readiness
+from tasks.backup.scratch import DRILL_LABEL
 from tasks.errors import KaiopsError
 
-DRILL_LABEL = "kaiops.io/drill"
 NAMESPACE_MAX = 63
 
 
@@ -235,14 +235,16 @@ class DrillPlan:
     namespace_map: dict[str, str]
 
 
-def plan_drill(objects: list[dict[str, Any]], drill_id: str) -> DrillPlan:
+def plan_drill(objects: list[dict[str, Any]], drill_id: str, lease: dict[str, str] | None = None) -> DrillPlan:
     """Split a backup's objects for a drill; the backed-up Namespace objects are replaced by fresh ones
-    labelled ``kaiops.io/drill=<drill_id>`` (their labels, e.g. a production marker, are not copied)."""
+    labelled ``kaiops.io/drill=<drill_id>`` (their labels, e.g. a production marker, are not copied) and
+    annotated with ``lease`` (:func:`tasks.backup.scratch.lease_annotations`) when given."""
     namespaced = [o for o in objects if o["metadata"].get("namespace")]
     cluster = [o for o in objects if not o["metadata"].get("namespace") and o["kind"] != "Namespace"]
     names = sorted({o["metadata"]["namespace"] for o in namespaced})
-    fresh = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {DRILL_LABEL: drill_id}}}
-             for n in names]
+    extra = {"annotations": dict(lease)} if lease else {}
+    fresh = [{"apiVersion": "v1", "kind": "Namespace",
+              "metadata": {"name": n, "labels": {DRILL_LABEL: drill_id}, **extra}} for n in names]
     return DrillPlan(fresh + namespaced, cluster, scratch_map(names, drill_id))
 
 

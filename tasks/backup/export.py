@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from tasks.backup.discovery import NAMESPACE, Discovery, KindInfo, KindName, list_pages
+from tasks.backup.scratch import is_scratch
 
 # metadata fields the apiserver sets; restoring them is meaningless or refused.
 SERVER_SET_METADATA = (
@@ -172,7 +173,8 @@ class Export:
 
     Attributes:
         objects: stripped objects, custom kinds first, then referenced objects and namespaces.
-        left_out: ``{"operator-owned": n, "secrets-not-encrypted": n, ...}``.
+        left_out: ``{"operator-owned": n, "secrets-not-encrypted": n, "drill-scratch": n, ...}`` (drill-scratch:
+            objects in a restore drill's scratch namespace, :func:`tasks.backup.scratch.is_scratch`).
         warnings: human-readable notes (a referenced object that does not exist, ...).
     """
 
@@ -249,9 +251,15 @@ def _export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], sel
 
     with ThreadPoolExecutor(max_workers=selection.parallelism) as pool:
         listed = [obj for chunk in pool.map(run, jobs) for obj in chunk]
+    ns_info = discovery.served[NAMESPACE]
+    by_name = {n["metadata"]["name"]: n for n in list_pages(api, ns_info, limit=selection.page_size)}
+    scratch = {name for name, ns in by_name.items() if is_scratch(ns)}  # restore drills' scratch namespaces
 
     wanted_refs: dict[str, set[Ref]] = defaultdict(set)
     for obj in listed:
+        if obj["metadata"].get("namespace") in scratch:
+            result.left_out["drill-scratch"] += 1
+            continue
         if operator_owned(obj):
             result.left_out["operator-owned"] += 1
             continue
@@ -263,8 +271,6 @@ def _export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], sel
     referenced = _referenced(api, discovery, wanted_refs, selection, result)
     result.objects += referenced
     namespaces = sorted({o["metadata"]["namespace"] for o in result.objects if o["metadata"].get("namespace")})
-    ns_info = discovery.served[NAMESPACE]
-    by_name = {n["metadata"]["name"]: n for n in list_pages(api, ns_info, limit=selection.page_size)}
     result.objects += [strip(by_name[n]) for n in namespaces if n in by_name]
     return result
 

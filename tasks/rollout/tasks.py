@@ -21,8 +21,15 @@ from prefect import task
 from configs.canary import CanaryPolicy, load_policy
 from tasks import kube
 from tasks.analysis import Decision, StepAnalysis, analyse_step
-from tasks.errors import io_retries
-from tasks.metrics import PrometheusProvider, QueryContext, collect_samples, monotone_counts, preflight
+from tasks.errors import PermanentError, TemporaryError, io_retries
+from tasks.metrics import (
+    PrometheusProvider,
+    QueryContext,
+    collect_samples,
+    failed_queries,
+    monotone_counts,
+    preflight,
+)
 from tasks.rollout import record as record_io
 from tasks.rollout.isvc import deployment_mode, get_isvc, list_isvcs, storage_uri
 from tasks.rollout.readiness import RevisionFailed, wait_revision
@@ -44,7 +51,7 @@ from tasks.rollout.state import (
     renew,
 )
 
-_IO = io_retries(3, 2)
+_IO = io_retries()  # 3 retries, 2 s apart, temporary errors only
 
 
 def _dyn(kubeconfig: str | None = None):
@@ -273,11 +280,27 @@ def next_look_in(record: RolloutRecord, policy: CanaryPolicy) -> float:
     return max(0.0, due - time.time())
 
 
-@task(name="analyse-look")
+def retry_queries(failed: str, attempt: int, retries: int) -> str | None:
+    """Whether a look whose queries failed (``failed``: :func:`tasks.metrics.failed_queries`) is tried again
+    before the failure counts: the reason to retry while attempts are left (``attempt`` 1-based, of
+    ``retries + 1``), None when every query answered or this is the last attempt (then it counts)."""
+    if not failed or attempt < 1 or attempt > retries:
+        return None
+    return f"prometheus queries failed (attempt {attempt} of {retries + 1}; retried before it counts): {failed}"
+
+
+@task(name="analyse-look", **_IO)
 def analyse_look(
     namespace: str, name: str, holder: str, policy: CanaryPolicy, prometheus_url: str
 ) -> tuple[RolloutRecord, Action, StepAnalysis]:
-    """Query Prometheus, analyse, make the transition and write it with the traffic change in one write."""
+    """Query Prometheus, analyse, make the transition and write it with the traffic change in one write.
+
+    Transient errors before the write are retried (Prefect task retries, ``_IO``) before they count: an
+    apiserver error (TemporaryError) re-runs the look, and failed Prometheus queries re-run it too until the
+    last attempt, where they count toward ``query_failure_limit`` as before. The write is the task's last
+    retried step; the traffic change and the Event after it are their own retried task (:func:`after_look`),
+    so a look is never written twice.
+    """
     dyn = _dyn()
     isvc, record = record_io.read_record(dyn, namespace, name)
     assert record is not None
@@ -295,6 +318,10 @@ def analyse_look(
     finally:
         provider.close()
     samples = monotone_counts(samples, record.analysis, policy)
+    from prefect.runtime import task_run
+
+    if why := retry_queries(failed_queries(samples), task_run.run_count if task_run.id else 0, _IO["retries"]):
+        raise TemporaryError(why)
     final = record.step >= len(policy.steps) - 1
     analysis = analyse_step(policy.analysis_policy(), record.analysis, samples, final_step=final)
     look = look_record(analysis, policy.analysis_policy().metrics, step=record.step, traffic=record.traffic,
@@ -308,14 +335,27 @@ def analyse_look(
         return new.model_copy(update={"lease_expires": ours.lease_expires})
 
     spec_change = routing.traffic_spec(new.traffic) if action is Action.SET_TRAFFIC else None
-    obj, written = record_io.write_record(dyn, namespace, name, change, spec_change)
-    if action is Action.SET_TRAFFIC:
-        routing.after_traffic(new.traffic)
+    _, written = record_io.write_record(dyn, namespace, name, change, spec_change)
     warning = analysis.decision in (Decision.ROLLBACK, Decision.PAUSE_FOR_HUMAN)
-    record_io.record_event(dyn, obj, analysis.decision.value,
-                          f"look {look.look} at {look.traffic}%: {analysis.reason}", warning=warning)
+    try:
+        after_look(namespace, name, policy, new.traffic if action is Action.SET_TRAFFIC else None,
+                   analysis.decision.value, f"look {look.look} at {look.traffic}%: {analysis.reason}", warning)
+    except Exception as exc:  # the look is written: never re-run it (that would write a second look)
+        raise PermanentError(f"look {look.look} written, then: {exc.__class__.__name__}: {exc}") from None
     assert written is not None
     return written, action, analysis
+
+
+@task(name="after-look", **_IO)
+def after_look(namespace: str, name: str, policy: CanaryPolicy, traffic: int | None, reason: str, message: str,
+               warning: bool) -> None:
+    """After a look's write: move the traffic outside the spec when the routing needs it (``traffic``: the
+    new percent, None when unchanged) and record the look's Event. Both are idempotent, so retried."""
+    dyn = _dyn()
+    isvc, routing = _routing(dyn, namespace, name, policy)
+    if traffic is not None:
+        routing.after_traffic(traffic)
+    record_io.record_event(dyn, isvc, reason, message, warning=warning)
 
 
 @task(name="decide-human")

@@ -17,37 +17,9 @@ from typing import Any
 import httpx
 
 from sandbox.procs import free_port
-from tests.sandbox_env import exported
+from tests.sandbox_env import prefect_api, sandbox_services  # noqa: F401 - the registry tests' imports
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def sandbox_services(*names: str) -> Iterator[dict[str, str]]:
-    """Start (or reuse) the named sandbox services of ``$KAIOPS_SANDBOX``; export and yield their env.
-
-    Services this context started are stopped at the end unless ``KAIOPS_KEEP_SANDBOX`` is set.
-    """
-    from sandbox import launcher
-
-    already = {s.name for s in launcher.status() if s.state == "healthy"}
-    launcher.up(names)
-    try:
-        with exported(launcher.env()) as env:
-            yield env
-    finally:
-        started = tuple(n for n in launcher._with_dependencies(names) if n not in already)
-        if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
-            launcher.down(names=started)
-
-
-@contextlib.contextmanager
-def prefect_api(url: str) -> Iterator[None]:
-    """Point this process's Prefect client at ``url`` (Prefect reads its settings once, at import)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0) -> Any:

@@ -18,20 +18,14 @@ import yaml
 from tasks import kube
 from tasks.backup.drill import ReadinessMode
 from tests.integration.backup_support import FakeController, namespace, platform_objects
+from tests.sandbox_env import services_fixture
 
 pytestmark = pytest.mark.e2e
 # The flows run on Prefect's ephemeral API; on a loaded 2-core machine it needs more than the default 20 s.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
-@pytest.fixture(scope="module")
-def env():
-    from sandbox import launcher
-
-    launcher.up(("kube-apiserver", "s3"))
-    values = launcher.env()
-    os.environ.update(values)
-    return values
+env = services_fixture("kube-apiserver", "s3")
 
 
 def test_backup_then_drill_passes_and_cleans_up(env, tmp_path, monkeypatch) -> None:

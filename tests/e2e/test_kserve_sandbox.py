@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.sandbox_env import services_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -23,17 +23,7 @@ NS = "kserve-e2e"
 ISVC = "serving.kserve.io/v1beta1"
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[dict[str, str]]:
-    from sandbox import launcher
-
-    already = {s.name for s in launcher.status() if s.state == "healthy"}
-    launcher.up(("kserve", "s3"))
-    values = launcher.env()
-    yield values
-    started = tuple(s for s in ("kserve",) if s not in already)
-    if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
-        launcher.down(names=started)
+env = services_fixture("kserve", "s3", stop=("kserve",), export=False)
 
 
 @pytest.fixture(scope="module")

@@ -19,29 +19,30 @@ import pytest
 from configs.release import load_releases
 from tests.e2e.registry_support import (
     delete_runs,
-    prefect_api,
     receiver,
     register_version,
     release_runs,
-    sandbox_services,
     unique,
     wait_for,
     write_release_config,
 )
+from tests.sandbox_env import services_fixture
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def env():
-    with sandbox_services("prefect", "mlflow", "kube-apiserver") as env, prefect_api(env["PREFECT_API_URL"]):
-        from configs.release import concurrency_limit_name, load_releases
-        from tasks import prefect_admin
+services = services_fixture("prefect", "mlflow", "kube-apiserver", stop="all", prefect=True)
 
-        prefect_admin.sync(prefect_admin.load_project(),
-                           limits={concurrency_limit_name(m): 1 for m in load_releases()},
-                           blocks_env=None, dry_run=False)
-        yield env
+
+@pytest.fixture(scope="module")
+def env(services):
+    from configs.release import concurrency_limit_name, load_releases
+    from tasks import prefect_admin
+
+    prefect_admin.sync(prefect_admin.load_project(),
+                       limits={concurrency_limit_name(m): 1 for m in load_releases()},
+                       blocks_env=None, dry_run=False)
+    return services
 
 
 @pytest.fixture(scope="module")

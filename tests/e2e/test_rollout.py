@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import rollout_support as rs
-from tests.sandbox_env import exported
+from tests.sandbox_env import services_fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -34,19 +33,7 @@ RPS = 20
 KAIOPS = str(Path(sys.executable).parent / "kaiops")
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[dict[str, str]]:
-    from sandbox import launcher
-
-    already = {s.name for s in launcher.status() if s.state == "healthy"}
-    launcher.up(("kserve", "s3", "prefect"))
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with exported(launcher.env()) as values, temporary_settings(updates={PREFECT_API_URL: values["PREFECT_API_URL"]}):
-        yield values
-    started = tuple(s for s in ("kserve", "prefect") if s not in already)
-    if started and not os.environ.get("KAIOPS_KEEP_SANDBOX"):
-        launcher.down(names=started)
+env = services_fixture("kserve", "s3", "prefect", stop=("kserve", "prefect"), prefect=True)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from tasks import kube
@@ -191,12 +192,16 @@ class FakeController:
                 if event["type"] != "ADDED" or not meta.get("namespace", "").startswith(self.prefix):
                     continue
                 body = {"status": READY_STATUS[kind]}
-                self.dyn.patch(
-                    status,
-                    body=body,
-                    name=meta["name"],
-                    namespace=meta["namespace"],
-                    content_type="application/merge-patch+json",
-                )
+                try:
+                    self.dyn.patch(
+                        status,
+                        body=body,
+                        name=meta["name"],
+                        namespace=meta["namespace"],
+                        content_type="application/merge-patch+json",
+                    )
+                except ApiException as exc:  # deleted meanwhile (an earlier drill's cleanup, or a sweep)
+                    if exc.status != 404:
+                        raise
                 if self.stop.is_set():
                     break

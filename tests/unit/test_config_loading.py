@@ -62,16 +62,3 @@ def test_a_misspelt_required_key_gets_a_did_you_mean(tmp_path: Path) -> None:
     assert "did you mean 'registered_model'?" in caught.value.fix
 
 
-def test_cli_prints_bad_input_as_json_and_exits_2(tmp_path: Path) -> None:
-    import json
-    import subprocess
-    import sys
-
-    bad = tmp_path / "cluster.yaml"
-    bad.write_text("name: x\nbogus: 1\n")
-    kaiops = str(Path(sys.executable).with_name("kaiops"))
-    proc = subprocess.run([kaiops, "provision", str(bad), "-o", "json"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    out = json.loads(proc.stdout)
-    assert out["ok"] is False and out["error"]["file"] == str(bad) and out["error"]["field"] == "bogus"
-    assert out["error"]["fix"]
