@@ -17,21 +17,17 @@ The methods, assumptions and sources are in :mod:`tasks.analysis.sequential`; th
 What it is not: no Prefect, no HTTP, no Kubernetes, no clock. Querying Prometheus, saving the state on the
 InferenceService and changing traffic belong to the tasks and flows that call this package.
 
-Modules: ``model`` (types, policy), ``sequential`` (anytime-valid statistics), ``thresholds`` (bounds),
+Modules: ``model`` (samples, state, results; the policy and its enums are :mod:`configs.analysis`),
+``sequential`` (anytime-valid statistics), ``thresholds`` (bounds),
 ``verdict`` (one metric, one look), ``decide`` (the step decision).
 """
 
+from configs.analysis import BaselineBound, CanaryAnalysisPolicy, Decision, Direction, MetricKind, MetricSpec
 from tasks.analysis.decide import analyse_step
 from tasks.analysis.model import (
-    BaselineBound,
-    CanaryAnalysisPolicy,
     CanaryState,
-    Decision,
-    Direction,
     HistoryMode,
-    MetricKind,
     MetricSample,
-    MetricSpec,
     MetricVerdict,
     Outcome,
     StepAnalysis,

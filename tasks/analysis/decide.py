@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from configs.analysis import CanaryAnalysisPolicy, Decision
 from tasks.analysis.model import (
-    CanaryAnalysisPolicy,
     CanaryState,
-    Decision,
     MetricSample,
     MetricState,
     MetricVerdict,

@@ -17,32 +17,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from configs.analysis import (
-    BaselineBound,
-    CanaryAnalysisPolicy,
-    Decision,
-    Direction,
-    MetricKind,
-    MetricName,
-    MetricSpec,
-)
-
-__all__ = [
-    "BaselineBound",
-    "CanaryAnalysisPolicy",
-    "CanaryState",
-    "Decision",
-    "Direction",
-    "HistoryMode",
-    "MetricKind",
-    "MetricSample",
-    "MetricSpec",
-    "MetricState",
-    "MetricVerdict",
-    "Outcome",
-    "StepAnalysis",
-    "Verdict",
-]
+from configs.analysis import Decision, MetricKind, MetricName
 
 
 class Verdict(StrEnum):

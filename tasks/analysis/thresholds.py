@@ -11,7 +11,7 @@ One function serves both metric kinds; the caller decides what to compare:
 
 from __future__ import annotations
 
-from tasks.analysis.model import Direction, MetricKind, MetricSpec
+from configs.analysis import Direction, MetricKind, MetricSpec
 
 
 def _fmt(value: float, kind: MetricKind) -> str:

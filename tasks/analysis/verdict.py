@@ -36,13 +36,10 @@ from __future__ import annotations
 
 import math
 
+from configs.analysis import CanaryAnalysisPolicy, Direction, MetricKind, MetricSpec
 from tasks.analysis.model import (
-    CanaryAnalysisPolicy,
-    Direction,
     HistoryMode,
-    MetricKind,
     MetricSample,
-    MetricSpec,
     MetricState,
     MetricVerdict,
     Outcome,

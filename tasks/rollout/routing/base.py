@@ -20,7 +20,8 @@ SpecChange = Callable[[dict[str, Any]], None]
 class Routing(Protocol):
     """How one deployment mode splits traffic between the stable and the canary model.
 
-    Implementations: :class:`tasks.rollout.routing.serverless.ServerlessRouting` (Knative
+    Implementations (they subclass it for the default no-op ``after_*`` hooks):
+    :class:`tasks.rollout.routing.serverless.ServerlessRouting` (Knative
     ``canaryTrafficPercent``) and :class:`tasks.rollout.routing.raw.RawRouting` (two InferenceServices behind an
     HTTPRoute).
     """
@@ -56,19 +57,24 @@ class Routing(Protocol):
         ...
 
     def after_start(self, isvc: dict[str, Any], uri: str, percent: int) -> None:
-        """Outside the spec, after the start write."""
+        """Outside the spec, after the start write (default: nothing)."""
+        return None
 
     def after_traffic(self, percent: int) -> None:
         """Outside the spec, after a traffic write."""
+        return None
 
     def after_ready(self, percent: int) -> None:
         """Outside the spec, once the canary is ready."""
+        return None
 
     def after_promote(self, record: RolloutRecord) -> None:
         """Outside the spec, before the promote write."""
+        return None
 
     def after_rollback(self, record: RolloutRecord) -> None:
         """Outside the spec, before the rollback write."""
+        return None
 
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         """(namespace, InferenceService name, expected canary percent or None) to wait on for readiness."""

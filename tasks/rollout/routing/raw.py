@@ -13,7 +13,7 @@ from kubernetes.dynamic import DynamicClient
 from tasks import kube
 from tasks.rollout.isvc import ISVC_API, ISVC_KIND, MODE_ANNOTATION, storage_uri
 from tasks.rollout.readiness import wait_revision
-from tasks.rollout.routing.base import SpecChange
+from tasks.rollout.routing.base import Routing, SpecChange
 from tasks.rollout.state import RolloutRecord
 
 ROUTE_API, ROUTE_KIND = "gateway.networking.k8s.io/v1", "HTTPRoute"
@@ -22,7 +22,7 @@ ROUTE_ACCEPT_TIMEOUT_S = 60.0
 log = logging.getLogger("kaiops.rollout")
 
 
-class RawRouting:
+class RawRouting(Routing):
     """RawDeployment / Standard: a second InferenceService ``<name>-canary`` and a Gateway API HTTPRoute
     ``<name>-rollout`` whose first rule's weighted ``backendRefs`` split traffic between the predictor
     Services ``<name>-predictor`` and ``<name>-canary-predictor`` (KServe raw mode ignores

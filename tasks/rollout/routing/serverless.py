@@ -7,11 +7,11 @@ from typing import Any
 from kubernetes.dynamic import DynamicClient
 
 from tasks.rollout.isvc import predictor_status, storage_uri, traffic
-from tasks.rollout.routing.base import SpecChange
+from tasks.rollout.routing.base import Routing, SpecChange
 from tasks.rollout.state import RolloutRecord
 
 
-class ServerlessRouting:
+class ServerlessRouting(Routing):
     """Knative: ``predictor.canaryTrafficPercent`` on the one InferenceService.
 
     - start: new ``storageUri`` and ``canaryTrafficPercent = first step`` in one write; Knative creates a
@@ -79,20 +79,8 @@ class ServerlessRouting:
 
         return change
 
-    def after_start(self, isvc: dict[str, Any], uri: str, percent: int) -> None:
-        """Nothing beyond the spec change."""
-
-    def after_traffic(self, percent: int) -> None:
-        """Nothing beyond the spec change."""
-
-    def after_ready(self, percent: int) -> None:
-        """Nothing: KServe already routes the first step's share to the new revision once it is ready."""
-
-    def after_promote(self, record: RolloutRecord) -> None:
-        """Nothing beyond the spec change."""
-
-    def after_rollback(self, record: RolloutRecord) -> None:
-        """Nothing beyond the spec change."""
+    # after_start / after_traffic / after_promote / after_rollback: nothing beyond the spec change (Routing's
+    # defaults); after_ready too: KServe already routes the first step's share to the new revision once ready.
 
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         """(namespace, InferenceService name, expected canary percent) to wait on."""
