@@ -121,7 +121,7 @@ def render_env(value: Any, env: dict[str, str]) -> Any:
         InputError: a referenced variable is not set.
     """
     if isinstance(value, str):
-        def sub(m: re.Match) -> str:
+        def sub(m: re.Match[str]) -> str:
             if m.group(1) not in env:
                 raise InputError(str(PREFECT_YAML), "-", f"${m.group(1)} is not set", f"export {m.group(1)}=...")
             return env[m.group(1)]
