@@ -204,3 +204,45 @@ def test_wrong_storage_uri_fails_the_init_container_with_kserves_reason(kdyn, na
     assert "no-such-model" in failure["message"] or "Failed to fetch model" in failure["message"], failure
     verdict = kube_ops.revision_verdict(obj, "", None)
     assert verdict is not None and verdict.startswith("broken failed: ModelLoadFailed"), verdict
+
+
+def _pod_env(kdyn, pod_env: list[dict], namespace: str) -> dict[str, str]:
+    """A container's env as values: literal values, and secretKeyRef values read from the Secret."""
+    import base64
+
+    from tasks import kube
+
+    out = {}
+    for e in pod_env:
+        if "value" in e:
+            out[e["name"]] = e["value"]
+            continue
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            secret = kube.get(kdyn, "v1", "Secret", ref["name"], namespace)
+            out[e["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+    return out
+
+
+def test_warmup_credentials_agree_with_the_pod_kserve_created(kdyn, namespace: str) -> None:
+    """kaiops's credential resolution (what ``kaiops warmup`` downloads with) against the env KServe's Pod mutator
+    really injected into the storage-initializer of the Ready InferenceService: every variable kaiops resolves is
+    in the Pod with the same value, and the Pod has no storage variable kaiops misses."""
+    from tasks import kube
+    from tasks.kserve_credentials import read_and_resolve
+
+    _, creds = read_and_resolve(kdyn, "iris", namespace=NS)
+    assert creds.ok, creds.problems
+    pod = kube.resource_for(kdyn, "v1", "Pod").get(
+        namespace=NS, label_selector="serving.kserve.io/inferenceservice=iris").to_dict()["items"][0]
+    init = next(c for c in pod["spec"]["initContainers"] if c["name"] == "storage-initializer")
+    injected = _pod_env(kdyn, init.get("env") or [], NS)
+    differences = {k: (v if k not in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID") else "***", injected.get(k))
+                   for k, v in creds.env.items() if injected.get(k) != v}
+    assert not differences, f"kaiops resolved differently from KServe's Pod mutator: {differences}"
+    missed = sorted(set(injected) - set(creds.env))
+    assert not missed, f"KServe injected variables kaiops does not resolve: {missed}"
+    # S3 credentials come as env only: no secret volume in the Pod beyond the model volume and the API token
+    mounts = {m["mountPath"] for m in init.get("volumeMounts") or []}
+    mounts -= {"/mnt/models", "/var/run/secrets/kubernetes.io/serviceaccount"}
+    assert mounts == set(creds.files) == set(), (mounts, sorted(creds.files))
