@@ -34,6 +34,7 @@ import yaml
 from sandbox.kserve_upstream import release
 from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki, issue_serving_cert
+from sandbox.procs import free_port
 from sandbox.services.apiserver import node_network
 from sandbox.services.base import Launch, Service, http_ok
 from sandbox.state import SandboxState, ServiceRecord
@@ -151,7 +152,10 @@ class KServeController(Service):
         svc = f"{release.WEBHOOK_SERVICE}.{release.NAMESPACE}.svc"
         issue_serving_cert(Pki(state.dir / "pki"), certs / "tls.crt", certs / "tls.key", svc,
                            (svc, f"{svc}.cluster.local"), (net.node_ip,))
-        metrics, probe = 8080, 8081  # the release's ports; the node network namespace is this instance's own
+        # not the release's 8080/8081: CoreDNS's health endpoint has 8080 on the node address already
+        metrics, probe = free_port(), free_port()
+        while probe == metrics:
+            probe = free_port()
         cmd = ["ip", "netns", "exec", net.netns, str(manager_binary()),
                f"-kubeconfig={kubeconfig}", "-leader-elect=false",
                f"-metrics-addr={net.node_ip}:{metrics}", f"-health-probe-addr={net.node_ip}:{probe}",

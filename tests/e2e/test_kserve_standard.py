@@ -135,7 +135,7 @@ def predict_via_gateway(gateway: str, host: str, model: str) -> tuple[int, dict]
 
 def test_kserves_validating_webhook_refuses_a_canary_outside_standard_mode(kdyn, namespace: str) -> None:
     """KServe's own validator (not the CRD schema) refuses ``spec.canary[]`` on a Serverless InferenceService."""
-    from kubernetes.dynamic.exceptions import ApiError
+    from kubernetes.dynamic.exceptions import DynamicApiError
 
     from tasks import kube
 
@@ -143,7 +143,7 @@ def test_kserves_validating_webhook_refuses_a_canary_outside_standard_mode(kdyn,
     bad["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = "Serverless"
     bad["spec"]["canary"] = [{"trafficPercent": 10, "predictor": {
         "name": "next", "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "s3://nowhere/y"}}}]
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(DynamicApiError) as err:
         kube.resource_for(kdyn, ISVC_API, ISVC_KIND).create(body=bad, namespace=NS)
     text = str(err.value)
     assert "inferenceservice.kserve-webhook-server.validator" in text, text
