@@ -42,7 +42,6 @@ GATEWAY_CLASS = "kaiops-sandbox"
 GATEWAY_NAME = "kserve-ingress-gateway"  # inferenceservice-config ingress.kserveIngressGateway = kserve/<this>
 FIELD_MANAGER = "kaiops-sandbox"
 DROPPED_KINDS = ("CustomResourceDefinition", "Certificate", "Issuer")
-SANDBOX_RESOURCES = {"cpuRequest": "100m", "memoryRequest": "256Mi"}
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
@@ -70,9 +69,6 @@ def patch_config(data: dict[str, str]) -> dict[str, str]:
     ingress["ingressClassName"] = GATEWAY_CLASS
     ingress["kserveIngressGateway"] = f"{NAMESPACE}/{GATEWAY_NAME}"
     out["ingress"] = json.dumps(ingress, indent=2)
-    isvc = json.loads(out.get("inferenceService") or "{}")
-    isvc.setdefault("resource", {}).update(SANDBOX_RESOURCES)
-    out["inferenceService"] = json.dumps(isvc, indent=2)
     return out
 
 
