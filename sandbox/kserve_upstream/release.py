@@ -16,9 +16,7 @@ Sandbox changes (the full list, also in README.md):
    injector would write); the ``cert-manager.io/inject-ca-from`` annotations are removed.
 5. ``inferenceservice-config``: ``deploy.defaultDeploymentMode`` = ``Standard`` and ``ingress.enableGatewayApi`` =
    ``true`` with ``ingress.ingressClassName`` = the sandbox gateway's class (what the release's own
-   ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets: no Knative here);
-   ``inferenceService.resource`` requests lowered to 100m CPU / 256Mi (limits kept) because the sandbox node has
-   2 CPUs and the release's default request of 1 CPU per predictor leaves room for one InferenceService.
+   ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets: no Knative here).
 """
 
 from __future__ import annotations
