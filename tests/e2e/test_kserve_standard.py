@@ -248,9 +248,37 @@ def test_warmup_credentials_agree_with_the_pod_kserve_created(kdyn, namespace: s
     differences = {k: (v if k not in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID") else "***", injected.get(k))
                    for k, v in creds.env.items() if injected.get(k) != v}
     assert not differences, f"kaiops resolved differently from KServe's Pod mutator: {differences}"
+    # KServe also injects Hugging Face download tuning into every storage initializer (pkg/utils/storage.go),
+    # not credentials: kaiops's warmup does not set them (they change hf:// download speed only)
     missed = sorted(set(injected) - set(creds.env))
-    assert not missed, f"KServe injected variables kaiops does not resolve: {missed}"
+    assert missed == ["HF_HUB_ENABLE_HF_TRANSFER", "HF_XET_HIGH_PERFORMANCE", "HF_XET_NUM_CONCURRENT_RANGE_GETS"], \
+        f"KServe injected variables kaiops does not resolve: {missed}"
     # S3 credentials come as env only: no secret volume in the Pod beyond the model volume and the API token
     mounts = {m["mountPath"] for m in init.get("volumeMounts") or []}
     mounts -= {"/mnt/models", "/var/run/secrets/kubernetes.io/serviceaccount"}
     assert mounts == set(creds.files) == set(), (mounts, sorted(creds.files))
+
+
+def test_spec_canary_makes_a_second_deployment_and_status_but_no_weighted_route(kdyn, namespace: str,
+                                                                                 model_uri: str) -> None:
+    """What KServe v0.20.0 really does with ``spec.canary[]`` in Standard mode (``components/predictor.go``
+    ``reconcileCanaryDeployments``): a Deployment and Service ``<isvc>-<canary name>-predictor`` with
+    ``ceil(stable replicas * trafficPercent / 100)`` replicas, ``status.canaryStatuses[]`` and condition
+    ``CanaryPredictorReady``; KServe's HTTPRoutes keep sending every request to the stable predictor (no
+    backendRef to the canary, no weights): ``trafficPercent`` sizes the canary, it does not split traffic."""
+    from tasks import kube
+
+    obj = isvc("iris", model_uri)
+    obj["spec"]["canary"] = [{"trafficPercent": 20, "predictor": {
+        "name": "next", "model": {"modelFormat": {"name": "sklearn"}, "storageUri": model_uri,
+                                  "resources": RESOURCES}}}]
+    kube.apply(kdyn, obj)
+    got = kube.wait_for(kdyn, ISVC_API, ISVC_KIND, "iris", lambda o: kube.condition_true(o, "CanaryPredictorReady"),
+                        namespace=NS, timeout=READY_TIMEOUT_S)
+    assert got["status"]["canaryStatuses"] == [{"name": "next", "ready": True, "trafficPercent": 20}]
+    dep = kube.resource_for(kdyn, "apps/v1", "Deployment").get(name="iris-next-predictor", namespace=NS).to_dict()
+    assert dep["spec"]["replicas"] == 1
+    kube.resource_for(kdyn, "v1", "Service").get(name="iris-next-predictor", namespace=NS)
+    route = kube.resource_for(kdyn, "gateway.networking.k8s.io/v1", "HTTPRoute").get(name="iris", namespace=NS)
+    backends = {b["name"] for r in route.to_dict()["spec"]["rules"] for b in r.get("backendRefs") or []}
+    assert backends == {"iris-predictor"}, backends
