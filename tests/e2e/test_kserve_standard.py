@@ -275,7 +275,8 @@ def test_spec_canary_makes_a_second_deployment_and_status_but_no_weighted_route(
     kube.apply(kdyn, obj)
     got = kube.wait_for(kdyn, ISVC_API, ISVC_KIND, "iris", lambda o: kube.condition_true(o, "CanaryPredictorReady"),
                         namespace=NS, timeout=READY_TIMEOUT_S)
-    assert got["status"]["canaryStatuses"] == [{"name": "next", "ready": True, "trafficPercent": 20}]
+    (canary,) = got["status"]["canaryStatuses"]
+    assert (canary["name"], canary["ready"], canary["trafficPercent"]) == ("next", True, 20), canary
     dep = kube.resource_for(kdyn, "apps/v1", "Deployment").get(name="iris-next-predictor", namespace=NS).to_dict()
     assert dep["spec"]["replicas"] == 1
     kube.resource_for(kdyn, "v1", "Service").get(name="iris-next-predictor", namespace=NS)
