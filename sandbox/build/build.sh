@@ -7,7 +7,9 @@
 #   metrics-server            (go install sigs.k8s.io/metrics-server at the pinned version)
 #   fake-gcs-server           (go install at the pinned version)
 #   kserve-manager, kserve-localmodel, kserve-localmodelnode
-#                             (kserve/: github.com/kserve/kserve as a dependency, its release's replace lines)
+#                             (kserve/: github.com/kserve/kserve as a dependency, its release's replace lines;
+#                             `all` builds the manager only)
+#   kserve-python             (kserve-python.sh: KServe's sklearnserver and storage-initializer environments)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -115,6 +117,7 @@ case "${1:-all}" in
   kserve-manager|kserve-localmodel|kserve-localmodelnode) build_kserve "${1#kserve-}" ;;
   kserve) build_kserve manager localmodel localmodelnode ;;
   all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode]" >&2; exit 2 ;;
+       build_coredns; build_metrics_server; build_kserve manager; "$here/kserve-python.sh" ;;
+  kserve-python) "$here/kserve-python.sh" ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|kserve-python]" >&2; exit 2 ;;
 esac
