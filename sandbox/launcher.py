@@ -15,7 +15,8 @@ from sandbox.procs import alive, spawn, stop, wait_until
 from sandbox.services import SERVICES, Service
 from sandbox.state import SandboxState, ServiceRecord
 
-DEFAULT_SERVICES = tuple(SERVICES)
+# everything but the real KServe manager, which conflicts with the emulated `kserve` the default set runs
+DEFAULT_SERVICES = tuple(n for n in SERVICES if n != "kserve-controller")
 
 
 @dataclass
@@ -83,7 +84,9 @@ def up(names: tuple[str, ...] = DEFAULT_SERVICES, instance: str | None = None) -
     """
     state = load(instance)
     state.fresh = not any(alive(r.pid) for r in state.services.values())
-    pending = [n for n in _with_dependencies(names) if not _settled(SERVICES[n], state, state.services.get(n))]
+    wanted = _with_dependencies(names)
+    _stop_conflicts(state, wanted)
+    pending = [n for n in wanted if not _settled(SERVICES[n], state, state.services.get(n))]
     while pending:
         wave = [n for n in pending if all(d not in pending for d in SERVICES[n].needs)]
         for n in wave:
@@ -101,6 +104,37 @@ def up(names: tuple[str, ...] = DEFAULT_SERVICES, instance: str | None = None) -
             list(pool.map(lambda n: _await(SERVICES[n], state, state.services[n]), wave))
         pending = [n for n in pending if n not in wave]
     return state
+
+
+def conflicting(wanted: list[str]) -> list[str]:
+    """Services that conflict with one in ``wanted`` (either side may declare it), in ``SERVICES`` order.
+
+    Raises:
+        ValueError: two services in ``wanted`` conflict with each other.
+    """
+    out = []
+    for name, service in SERVICES.items():
+        if name in wanted:
+            continue
+        if any(name in SERVICES[w].conflicts or w in service.conflicts for w in wanted):
+            out.append(name)
+    for w in wanted:
+        clash = [o for o in wanted if o != w and (o in SERVICES[w].conflicts or w in SERVICES[o].conflicts)]
+        if clash:
+            raise ValueError(f"sandbox services {w!r} and {clash[0]!r} cannot run in the same instance; "
+                             "start one of them")
+    return out
+
+
+def _stop_conflicts(state: SandboxState, wanted: list[str]) -> None:
+    """Stop every running service that conflicts with ``wanted`` and run its cleanup (also when not running:
+    a SIGKILLed process leaves what cleanup removes)."""
+    for name in conflicting(wanted):
+        record = state.services.pop(name, None)
+        if record is not None:
+            stop(record.pid)
+            state.save()
+        SERVICES[name].cleanup(state)
 
 
 def _await(service: Service, state: SandboxState, record: ServiceRecord) -> None:
@@ -143,11 +177,13 @@ def down(instance: str | None = None, names: tuple[str, ...] | None = None) -> l
 
 
 def status(instance: str | None = None) -> list[ServiceStatus]:
-    """Health of every known service of the instance (running or not)."""
+    """Health of every default service of the instance (running or not) and of any other one it records."""
     state = load(instance)
     rows = []
     for name, service in SERVICES.items():
         record = state.services.get(name)
+        if record is None and name not in DEFAULT_SERVICES:
+            continue
         if record is None:
             rows.append(ServiceStatus(name, "stopped", "", None, ""))
             continue

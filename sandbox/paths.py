@@ -29,7 +29,7 @@ def instance_dir(name: str | None = None) -> Path:
 def binary(command: str) -> Path:
     """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``kube-controller-manager``,
     ``kube-scheduler``, ``kube-proxy``, ``coredns``, ``metrics-server``, ``etcd``, ``fake-gcs-server``,
-    ``kuberay-operator``).
+    ``kuberay-operator``, ``kserve-manager``, ``kserve-localmodel``, ``kserve-localmodelnode``).
 
     The version is the one pinned under ``sandbox/build``; the binary exists once ``make binaries`` ran.
     """
@@ -40,6 +40,8 @@ def binary_version(command: str) -> str:
     """The pinned version of a sandbox binary, read from ``sandbox/build``."""
     if command in ("kube-apiserver", "kubectl", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
         return (BUILD_DIR / "k8s" / "RELEASE").read_text().strip()
+    if command in ("kserve-manager", "kserve-localmodel", "kserve-localmodelnode"):
+        return (BUILD_DIR / "kserve" / "RELEASE").read_text().strip()
     if command == "etcd":
         for line in (BUILD_DIR / "etcd" / "go.mod").read_text().splitlines():
             parts = line.split()

@@ -185,3 +185,35 @@ def ensure_pki(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
             )
         )
     return pki
+
+
+def issue_serving_cert(pki: Pki, cert_path: Path, key_path: Path, common_name: str, dns_names: tuple[str, ...],
+                       ips: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """A TLS serving certificate signed by the instance CA for ``dns_names`` and ``ips`` (both in the SAN).
+
+    Re-issued when missing or when a wanted DNS name or IP is not in the existing one; otherwise left as it is.
+
+    Returns:
+        ``(cert_path, key_path)`` (PEM; the key is mode 0600).
+    """
+    wanted_dns, wanted_ips = set(dns_names), set(ips)
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        try:
+            sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            have_dns = set(sans.get_values_for_type(x509.DNSName))
+            have_ips = {str(i) for i in sans.get_values_for_type(x509.IPAddress)}
+        except x509.ExtensionNotFound:
+            have_dns, have_ips = set(), set()
+        if wanted_dns <= have_dns and wanted_ips <= have_ips:
+            return cert_path, key_path
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = _load_key(pki.ca_key)
+    key = _key()
+    sans = [x509.DNSName(d) for d in dns_names] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    cert = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]), key, ca_cert.subject, ca_key,
+                 ca=False, usage=[ExtendedKeyUsageOID.SERVER_AUTH], sans=sans)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path

@@ -6,6 +6,10 @@
 #   coredns                   (coredns/: github.com/coredns/coredns with the plugins a cluster DNS needs)
 #   metrics-server            (go install sigs.k8s.io/metrics-server at the pinned version)
 #   fake-gcs-server           (go install at the pinned version)
+#   kserve-manager, kserve-localmodel, kserve-localmodelnode
+#                             (kserve/: github.com/kserve/kserve as a dependency, its release's replace lines;
+#                             `all` builds the manager only)
+#   kserve-python             (kserve-python.sh: KServe's sklearnserver and storage-initializer environments)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +24,7 @@ coredns_version=$(grep -oE 'github.com/coredns/coredns v[0-9.]+' "$here/coredns/
 fake_gcs_version=v1.56.1
 metrics_server_version=v0.8.0
 kuberay_version=v1.6.2
+kserve_release=$(cat "$here/kserve/RELEASE")
 
 build_k8s() {  # $@ = command names under k8s/cmd; the missing ones are built in one go build (shared packages)
   local missing=() name
@@ -84,6 +89,22 @@ build_kuberay() {  # the KubeRay operator (ray-operator module), as released
   mv "$tmp/ray-operator" "$out"; rmdir "$tmp"
 }
 
+build_kserve() {  # $@ = kserve commands (manager localmodel localmodelnode); the missing ones in one go build
+  local missing=() name
+  for name in "$@"; do [ -x "$bin/kserve-$name-$kserve_release" ] || missing+=("$name"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "building kserve ${missing[*]} $kserve_release (first time only; several minutes)" >&2
+  local tmp; tmp=$(mktemp -d "$bin/.kserve-build.XXXXXX")
+  local pkgs=(); for name in "${missing[@]}"; do pkgs+=("github.com/kserve/kserve/cmd/$name"); done
+  if [ ${#pkgs[@]} -eq 1 ]; then
+    (cd "$here/kserve" && go build -trimpath -ldflags "-s -w" -o "$tmp/${missing[0]}" "${pkgs[0]}")
+  else
+    (cd "$here/kserve" && go build -trimpath -ldflags "-s -w" -o "$tmp/" "${pkgs[@]}")
+  fi
+  for name in "${missing[@]}"; do mv "$tmp/$name" "$bin/kserve-$name-$kserve_release"; done
+  rmdir "$tmp"
+}
+
 control_plane=(kube-controller-manager kube-scheduler kube-proxy)
 case "${1:-all}" in
   kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy) build_k8s "$1" ;;
@@ -93,7 +114,10 @@ case "${1:-all}" in
   metrics-server) build_metrics_server ;;
   fake-gcs-server) build_fake_gcs ;;
   kuberay-operator) build_kuberay ;;
+  kserve-manager|kserve-localmodel|kserve-localmodelnode) build_kserve "${1#kserve-}" ;;
+  kserve) build_kserve manager localmodel localmodelnode ;;
   all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server]" >&2; exit 2 ;;
+       build_coredns; build_metrics_server; build_kserve manager; "$here/kserve-python.sh" ;;
+  kserve-python) "$here/kserve-python.sh" ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|kserve-python]" >&2; exit 2 ;;
 esac

@@ -463,6 +463,14 @@ class PodWorker(threading.Thread):
         reason = "Completed" if code == 0 else "Error"
         c.state = {"terminated": {"exitCode": code, "reason": reason, "startedAt": c.started_at,
                                   "finishedAt": now(), "containerID": self._cid(c)}}
+        if code != 0 and c.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            # kubelet: no termination-message file here, so the log's last 80 lines, at most 2048 bytes
+            # (kubecontainer.MaxContainerTerminationMessageLogLines / ...LogLength)
+            try:
+                tail = self.log_path(c.name, c.restart_count).read_bytes()[-2048:]
+                c.state["terminated"]["message"] = b"\n".join(tail.splitlines()[-80:]).decode(errors="replace")
+            except OSError:
+                pass
         if time.monotonic() - c.started_mono > 600:
             c.backoff_n = 0  # ran 10 minutes: the back-off starts over
         for p in c.probes.values():

@@ -5,8 +5,10 @@ from sandbox.services.base import Service
 from sandbox.services.controller_manager import KubeControllerManager
 from sandbox.services.coredns import CoreDns
 from sandbox.services.etcd import Etcd
+from sandbox.services.gateway import Gateway
 from sandbox.services.gcs import FakeGcs
 from sandbox.services.kserve import KServe
+from sandbox.services.kserve_controller import KServeController
 from sandbox.services.kube_proxy import KubeProxy
 from sandbox.services.kuberay import KubeRay
 from sandbox.services.localmodel import LocalModel
@@ -24,7 +26,7 @@ SERVICES: dict[str, Service] = {
     s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(), Node(),
                         KubeProxy(), CoreDns(), MetricsServer(),
                         Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
-                        MlflowServer(), KubeRay(), KServe(), LocalModel())
+                        MlflowServer(), KubeRay(), KServe(), LocalModel(), Gateway(), KServeController())
 }
 
 __all__ = ["SERVICES", "Service"]

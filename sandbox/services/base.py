@@ -28,6 +28,9 @@ class Service:
 
     name: str = ""
     needs: tuple[str, ...] = ()  # services that must be healthy before this one starts
+    # services that cannot run beside this one in an instance (two controllers of the same kind): starting this
+    # one stops them first (and runs their cleanup, also when they are not running); see launcher.up
+    conflicts: tuple[str, ...] = ()
     ready_timeout: float = 90.0  # seconds from start to healthy
 
     def launch(self, state: SandboxState) -> Launch:

@@ -3,6 +3,9 @@
 Healthy once its queue-proxy metrics endpoint answers, which it opens only after the first list of
 InferenceServices succeeded. Model servers and routers are its children (same process group), so stopping
 the service stops them.
+
+Cannot run beside the real KServe manager (service ``kserve-controller``): starting this one stops that one and
+removes its webhook configurations (see :attr:`sandbox.services.base.Service.conflicts`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sandbox.state import SandboxState, ServiceRecord
 class KServe(Service):
     name = "kserve"
     needs = ("kube-apiserver", "prometheus")
+    conflicts = ("kserve-controller",)  # the real KServe manager: one InferenceService controller at a time
     ready_timeout = 60.0
 
     def launch(self, state: SandboxState) -> Launch:

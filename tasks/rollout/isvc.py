@@ -19,9 +19,15 @@ def get_isvc(dyn: DynamicClient, namespace: str, name: str) -> dict[str, Any]:
 
 
 def deployment_mode(isvc: dict[str, Any]) -> str:
-    """``Serverless`` or ``RawDeployment`` from annotation ``serving.kserve.io/deploymentMode`` (``Standard``
-    is v0.20's name for RawDeployment; no annotation means Serverless, KServe's default)."""
-    value = ((isvc.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION, "Serverless")
+    """``Serverless`` or ``RawDeployment``, decided as KServe v0.20 decides it (``GetDeploymentMode`` in
+    ``pkg/controller/v1beta1/inferenceservice/utils``): ``status.deploymentMode`` first (recorded at the first
+    reconcile; a later annotation change does not switch modes), then annotation
+    ``serving.kserve.io/deploymentMode``, else Serverless (the release's ``inferenceservice-config`` default).
+    ``Standard`` is v0.20's name for RawDeployment, ``Knative`` for Serverless; KServe's defaulting webhook
+    rewrites ``RawDeployment``/``Serverless`` to those and writes the annotation when the configured default is
+    ``Standard``."""
+    value = (isvc.get("status") or {}).get("deploymentMode") or \
+        ((isvc.get("metadata") or {}).get("annotations") or {}).get(MODE_ANNOTATION, "Serverless")
     return "RawDeployment" if value in ("RawDeployment", "Standard") else "Serverless"
 
 

@@ -1,0 +1,3 @@
+from sandbox.gateway.server import main
+
+main()
