@@ -6,6 +6,8 @@
 #   coredns                   (coredns/: github.com/coredns/coredns with the plugins a cluster DNS needs)
 #   metrics-server            (go install sigs.k8s.io/metrics-server at the pinned version)
 #   fake-gcs-server           (go install at the pinned version)
+#   prometheus-operator, prometheus-config-reloader
+#                             (prometheus-operator/: the operator module and its two sub-modules at one version)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,8 @@ coredns_version=$(grep -oE 'github.com/coredns/coredns v[0-9.]+' "$here/coredns/
 fake_gcs_version=v1.56.1
 metrics_server_version=v0.8.0
 kuberay_version=v1.6.2
+prometheus_operator_version=$(grep -oE 'github.com/prometheus-operator/prometheus-operator v[0-9.]+' \
+  "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
 
 build_k8s() {  # $@ = command names under k8s/cmd; the missing ones are built in one go build (shared packages)
   local missing=() name
@@ -84,6 +88,24 @@ build_kuberay() {  # the KubeRay operator (ray-operator module), as released
   mv "$tmp/ray-operator" "$out"; rmdir "$tmp"
 }
 
+build_prometheus_operator() {  # the operator and its config-reloader, one go build (shared packages)
+  local v=$prometheus_operator_version
+  [ -x "$bin/prometheus-operator-$v" ] && [ -x "$bin/prometheus-config-reloader-$v" ] && return 0
+  echo "building prometheus-operator and prometheus-config-reloader $v (first time only; a few minutes)" >&2
+  # upstream's Makefile sets the version through prometheus/common (the operator stamps it on what it creates)
+  local ldflags="-s -w -X github.com/prometheus/common/version.Version=${v#v}"
+  ldflags+=" -X github.com/prometheus/common/version.Revision=$v -X github.com/prometheus/common/version.Branch=HEAD"
+  local tmp; tmp=$(mktemp -d "$bin/.prometheus-operator-build.XXXXXX")
+  # pkg/client v0.89.0 is served by the proxy but missing from sum.golang.org (404): go.sum in the wrapper pins it
+  (cd "$here/prometheus-operator" && GONOSUMDB=github.com/prometheus-operator/prometheus-operator/pkg/client \
+    go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator \
+    github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader)
+  mv "$tmp/operator" "$bin/prometheus-operator-$v"
+  mv "$tmp/prometheus-config-reloader" "$bin/prometheus-config-reloader-$v"
+  rmdir "$tmp"
+}
+
 control_plane=(kube-controller-manager kube-scheduler kube-proxy)
 case "${1:-all}" in
   kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy) build_k8s "$1" ;;
@@ -93,7 +115,8 @@ case "${1:-all}" in
   metrics-server) build_metrics_server ;;
   fake-gcs-server) build_fake_gcs ;;
   kuberay-operator) build_kuberay ;;
+  prometheus-operator|prometheus-config-reloader) build_prometheus_operator ;;
   all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server]" >&2; exit 2 ;;
+       build_coredns; build_metrics_server; build_prometheus_operator ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|prometheus-operator]" >&2; exit 2 ;;
 esac

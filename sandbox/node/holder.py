@@ -106,6 +106,8 @@ def build_root(c, layers, files, applets):
     for path in c.get("paths", []):
         if os.path.isdir(path):
             bind(path, os.path.join(root, path.lstrip("/")), True)
+    for dst, src in c.get("binds", {}).items():  # single files an image has at a fixed path (its ENTRYPOINT)
+        bind(src, os.path.join(root, dst.lstrip("/")), True)
     for d in ("proc", "sys"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)

@@ -1,0 +1,13 @@
+//go:build tools
+
+// Package tools pins the Prometheus Operator release the sandbox runs. The operator's own go.mod replaces
+// its two sub-modules (pkg/apis/monitoring, pkg/client) with local directories, so `go install ...@v0.89.0`
+// is refused; this wrapper requires the three modules at the same published version instead, and
+// build.sh builds cmd/operator and cmd/prometheus-config-reloader from it. The blank imports only keep
+// `go mod tidy` from dropping the requirements (a main package cannot be imported for real).
+package tools
+
+import (
+	_ "github.com/prometheus-operator/prometheus-operator/cmd/operator"
+	_ "github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader"
+)
