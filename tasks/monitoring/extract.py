@@ -38,6 +38,7 @@ MODULES = {
     # KubeRay v1.6.2's and the Prometheus Operator v0.89.0's go.mod (controller-runtime registers its Go and
     # process collectors, pkg/internal/controller/metrics/metrics.go)
     "client_golang": ("github.com/prometheus/client_golang", "v1.23.2"),
+    "prometheus-operator": ("github.com/prometheus-operator/prometheus-operator", "v0.89.0"),  # configs/crds.yaml
 }
 #: the newest runtime/metrics set client_golang v1.23.2 generated (prometheus/go_collector_metrics_go124_test.go)
 GO_RUNTIME_SET = "go124"
@@ -216,6 +217,24 @@ def cadvisor() -> dict[str, Any]:
     }
 
 
+def prometheus_operator() -> dict[str, Any]:
+    """The Prometheus Operator's own metrics: its instruments under ``pkg/`` and ``internal/`` and the
+    ``prometheus_operator_build_info`` that ``internal/metrics.NewRegistry("prometheus_operator")`` registers
+    (prometheus/common's version collector). Its Go and process series are in the ``go-runtime`` component."""
+    root = module_dir("prometheus-operator")
+    files = sorted(p for d in ("pkg", "internal") for p in (root / d).rglob("*.go") if not p.name.endswith("_test.go"))
+    metrics = _go_instruments(files)
+    metrics["prometheus_operator_build_info"] = "gauge"
+    version = MODULES["prometheus-operator"][1]
+    return {
+        "component": "prometheus-operator",
+        "version": f"prometheus-operator {version}",
+        "sources": [f"{MODULES['prometheus-operator'][0]}@{version} pkg/**/*.go, internal/**/*.go, "
+                    "internal/metrics/metrics.go (build_info)"],
+        "metrics": metrics,
+    }
+
+
 def _runtime_metric_kinds() -> dict[str, str]:
     """runtime/metrics name -> ``Kind...`` from the Go toolchain's own ``src/runtime/metrics/description.go``."""
     goroot = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
@@ -277,7 +296,7 @@ def kaiops() -> dict[str, Any]:
     }
 
 
-EXTRACTORS = (kuberay, ray, kserve, knative, cadvisor, go_runtime, kaiops)
+EXTRACTORS = (kuberay, ray, kserve, knative, cadvisor, prometheus_operator, go_runtime, kaiops)
 
 
 def extract() -> dict[str, Any]:
