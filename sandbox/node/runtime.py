@@ -294,7 +294,7 @@ class PodWorker(threading.Thread):
             kind = "dir" if "emptyDir" in v and (v["emptyDir"] or {}).get("medium") != "Memory" else "tmpfs"
             if not any(k in v for k in ("emptyDir", "configMap", "secret", "projected", "downwardAPI")):
                 kind = "unsupported"
-            vols[v["name"]] = {"kind": kind, "path": str(self.dir / "volumes" / v["name"])}
+            vols[v["name"]] = {"kind": kind, "path": str(self.dir / "volumes" / v["name"]), "empty": "emptyDir" in v}
         containers = {}
         for c in self.ctrs:
             mounts = []
@@ -303,7 +303,10 @@ class PodWorker(threading.Thread):
                 if v is None or v["kind"] == "unsupported":
                     continue
                 src = v["path"] + ("/" + m["subPath"] if m.get("subPath") else "")
-                mounts.append({"src": src, "dst": m["mountPath"], "ro": bool(m.get("readOnly"))})
+                mount = {"src": src, "dst": m["mountPath"], "ro": bool(m.get("readOnly"))}
+                if m.get("subPath"):  # made before the volume is filled: a key of an object volume is a file
+                    mount["missing"] = "dir" if v["kind"] == "dir" or v.get("empty") else "file"
+                mounts.append(mount)
             containers[c.name] = {"root": str(self.dir / "roots" / c.name), "rootfs": c.image.rootfs,
                                   "paths": list(c.image.paths), "hide": list(c.image.hide), "mounts": mounts,
                                   "binds": dict(c.image.binds)}
