@@ -6,8 +6,9 @@
 #   coredns                   (coredns/: github.com/coredns/coredns with the plugins a cluster DNS needs)
 #   metrics-server            (go install sigs.k8s.io/metrics-server at the pinned version)
 #   fake-gcs-server           (go install at the pinned version)
-#   prometheus-operator, prometheus-config-reloader
-#                             (prometheus-operator/: the operator module and its two sub-modules at one version)
+#   prometheus-operator, prometheus-config-reloader, prometheus
+#                             (prometheus-operator/: the operator module and its two sub-modules at one version;
+#                             Prometheus from github.com/prometheus/prometheus at the version the operator requires)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,11 @@ metrics_server_version=v0.8.0
 kuberay_version=v1.6.2
 prometheus_operator_version=$(grep -oE 'github.com/prometheus-operator/prometheus-operator v[0-9.]+' \
   "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
+# Prometheus's Go module versions are v0.3MM.P for release v3.MM.P (v0.309.1 = v3.9.1)
+prometheus_module_version=$(grep -oE 'github.com/prometheus/prometheus v0\.3[0-9]+\.[0-9]+' \
+  "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
+prometheus_minor=${prometheus_module_version#v0.3}; prometheus_minor=${prometheus_minor%%.*}
+prometheus_version=v3.$((10#$prometheus_minor)).${prometheus_module_version##*.}
 
 build_k8s() {  # $@ = command names under k8s/cmd; the missing ones are built in one go build (shared packages)
   local missing=() name
@@ -106,6 +112,18 @@ build_prometheus_operator() {  # the operator and its config-reloader, one go bu
   rmdir "$tmp"
 }
 
+build_prometheus() {  # the Prometheus server the operator's Pods run (all service discovery plugins, no UI assets)
+  local out="$bin/prometheus-$prometheus_version"
+  [ -x "$out" ] && return 0
+  echo "building prometheus $prometheus_version (first time only; several minutes)" >&2
+  local ldflags="-s -w -X github.com/prometheus/common/version.Version=${prometheus_version#v}"
+  ldflags+=" -X github.com/prometheus/common/version.Revision=$prometheus_module_version"
+  ldflags+=" -X github.com/prometheus/common/version.Branch=HEAD"
+  (cd "$here/prometheus-operator" && GONOSUMDB=github.com/prometheus-operator/prometheus-operator/pkg/client \
+    go build -trimpath -ldflags "$ldflags" -o "$out.tmp" github.com/prometheus/prometheus/cmd/prometheus) \
+    && mv "$out.tmp" "$out"
+}
+
 control_plane=(kube-controller-manager kube-scheduler kube-proxy)
 case "${1:-all}" in
   kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy) build_k8s "$1" ;;
@@ -116,7 +134,8 @@ case "${1:-all}" in
   fake-gcs-server) build_fake_gcs ;;
   kuberay-operator) build_kuberay ;;
   prometheus-operator|prometheus-config-reloader) build_prometheus_operator ;;
+  prometheus) build_prometheus ;;
   all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server; build_prometheus_operator ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|prometheus-operator]" >&2; exit 2 ;;
+       build_coredns; build_metrics_server; build_prometheus_operator; build_prometheus ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|prometheus-operator|prometheus]" >&2; exit 2 ;;
 esac

@@ -20,19 +20,19 @@ own Deployment (``example/rbac/prometheus-operator/prometheus-operator-deploymen
 configuration off) and a loopback ``--web.listen-address`` (healthy = ``/healthz`` answers).
 
 Once healthy it applies the ``Prometheus`` object :data:`PROMETHEUS_NAME` (:func:`prometheus_object`): every
-ServiceMonitor, PodMonitor, Probe and PrometheusRule of every namespace selected, ``version`` = the Debian
-``prometheus`` binary's (the operator writes configuration for that version; the image catalog
+ServiceMonitor, PodMonitor, Probe and PrometheusRule of every namespace selected, ``version`` = the Prometheus
+built by ``build.sh`` from ``github.com/prometheus/prometheus`` at the version the operator's go.mod requires
+(v0.309.1 = v3.9.1; the operator writes configuration for that version). The image catalog
 ``sandbox/node/images.yaml`` runs that binary for ``quay.io/prometheus/prometheus:*`` and the config-reloader
-built from the same module for ``quay.io/prometheus-operator/prometheus-config-reloader:*``). The Pod is reached
+built from the operator module for ``quay.io/prometheus-operator/prometheus-config-reloader:*``. Debian's
+``prometheus`` 2.42 cannot be used there: it is built without Kubernetes service discovery and refuses the
+generated configuration ("field kubernetes_sd_configs not found in type config.ScrapeConfig"). The Pod is reached
 on its Pod IP (:func:`prometheus_url`); the sandbox's own file-discovery Prometheus (service ``prometheus``) is
 separate and unchanged.
 """
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +88,6 @@ def crd_objects(module: Path) -> list[dict[str, Any]]:
     """The CRDs of :data:`EXTRA_CRDS` as the module ships them."""
     return [yaml.safe_load((module / "example" / "prometheus-operator-crd" / name).read_text())
             for name in EXTRA_CRDS]
-
-
-def debian_prometheus_version(text: str | None = None) -> str:
-    """``v<major>.<minor>.<patch>`` of the ``prometheus`` on PATH (``prometheus --version``; ``text`` for tests).
-
-    Raises:
-        FileNotFoundError: no ``prometheus`` on PATH (``make setup`` installs the Debian package).
-        ValueError: the version line has no ``version X.Y.Z``.
-    """
-    if text is None:
-        exe = shutil.which("prometheus")
-        if exe is None:
-            raise FileNotFoundError("prometheus not on PATH; run `make setup` (installs the Debian package)")
-        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
-        text = done.stdout + done.stderr
-    m = re.search(r"version (\d+\.\d+\.\d+)", text)
-    if m is None:
-        raise ValueError(f"cannot read a version from `prometheus --version`: {text[:200]!r}")
-    return "v" + m.group(1)
 
 
 def prometheus_object(version: str, name: str = PROMETHEUS_NAME, namespace: str = NAMESPACE) -> dict[str, Any]:
@@ -234,5 +215,5 @@ class PrometheusOperator(Service):
     def after_ready(self, state: SandboxState, record: ServiceRecord) -> None:
         from tasks import kube
 
-        kube.apply(kube.connect(str(state.kubeconfig)), prometheus_object(debian_prometheus_version()),
+        kube.apply(kube.connect(str(state.kubeconfig)), prometheus_object(binary_version("prometheus")),
                    field_manager=FIELD_MANAGER, force=True)

@@ -58,24 +58,19 @@ def test_prometheus_object_selects_everything_at_the_given_version() -> None:
         assert spec[f"{kind}Selector"] == {} and spec[f"{kind}NamespaceSelector"] == {}
 
 
-def test_debian_version_line_is_read() -> None:
-    text = "prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5+deb12u1)\n"
-    assert po.debian_prometheus_version(text) == "v2.42.0"
-    with pytest.raises(ValueError, match="cannot read a version"):
-        po.debian_prometheus_version("prometheus, unknown")
-
-
 def test_service_is_registered_after_what_its_pod_needs() -> None:
     order = list(SERVICES)
     service = SERVICES["prometheus-operator"]
     assert all(order.index(n) < order.index("prometheus-operator") for n in service.needs)
     assert binary_version("prometheus-operator") == binary_version("prometheus-config-reloader") == "v0.89.0"
+    assert binary_version("prometheus") == "v3.9.1"  # github.com/prometheus/prometheus v0.309.1
 
 
-def test_catalog_runs_debian_prometheus_and_the_reloader_built_from_the_same_module() -> None:
+def test_catalog_runs_the_built_prometheus_and_the_reloader_built_from_the_same_module() -> None:
     entries = podlogic.load_catalog()
-    prom = podlogic.resolve_image("quay.io/prometheus/prometheus:v2.42.0", entries, VALUES)
-    assert prom.rootfs == "host" and prom.entrypoint == ("/bin/prometheus",) and prom.working_dir == "/prometheus"
+    prom = podlogic.resolve_image(f"quay.io/prometheus/prometheus:{binary_version('prometheus')}", entries, VALUES)
+    assert prom.entrypoint == ("/bin/prometheus",) and prom.working_dir == "/prometheus"
+    assert prom.binds == {"/bin/prometheus": f"/b/prometheus-{binary_version('prometheus')}"}
     version = binary_version("prometheus-config-reloader")
     reloader = podlogic.resolve_image(f"quay.io/prometheus-operator/prometheus-config-reloader:{version}",
                                       entries, VALUES)
