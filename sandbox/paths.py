@@ -52,6 +52,17 @@ def binary_version(command: str) -> str:
             parts = line.split()
             if "github.com/coredns/coredns" in parts:
                 return parts[parts.index("github.com/coredns/coredns") + 1]
+    if command in ("prometheus-operator", "prometheus-config-reloader", "prometheus"):
+        module = "github.com/prometheus/prometheus" if command == "prometheus" else \
+            "github.com/prometheus-operator/prometheus-operator"
+        for line in (BUILD_DIR / "prometheus-operator" / "go.mod").read_text().splitlines():
+            parts = line.split()
+            if module in parts:
+                version = parts[parts.index(module) + 1]
+                if command == "prometheus":  # module v0.3MM.P is release v3.MM.P (build.sh names it so)
+                    minor, patch = version.removeprefix("v0.3").split(".")
+                    return f"v3.{int(minor)}.{patch}"
+                return version
     variables = {"fake-gcs-server": "fake_gcs_version=", "metrics-server": "metrics_server_version=",
                  "kuberay-operator": "kuberay_version="}
     if command in variables:

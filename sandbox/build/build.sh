@@ -10,6 +10,9 @@
 #                             (kserve/: github.com/kserve/kserve as a dependency, its release's replace lines;
 #                             `all` builds the manager only)
 #   kserve-python             (kserve-python.sh: KServe's sklearnserver and storage-initializer environments)
+#   prometheus-operator, prometheus-config-reloader, prometheus
+#                             (prometheus-operator/: the operator module and its two sub-modules at one version;
+#                             Prometheus from github.com/prometheus/prometheus at the version the operator requires)
 # A binary already in the cache is never rebuilt. Nothing here is written into the repository.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +28,13 @@ fake_gcs_version=v1.56.1
 metrics_server_version=v0.8.0
 kuberay_version=v1.6.2
 kserve_release=$(cat "$here/kserve/RELEASE")
+prometheus_operator_version=$(grep -oE 'github.com/prometheus-operator/prometheus-operator v[0-9.]+' \
+  "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
+# Prometheus's Go module versions are v0.3MM.P for release v3.MM.P (v0.309.1 = v3.9.1)
+prometheus_module_version=$(grep -oE 'github.com/prometheus/prometheus v0\.3[0-9]+\.[0-9]+' \
+  "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
+prometheus_minor=${prometheus_module_version#v0.3}; prometheus_minor=${prometheus_minor%%.*}
+prometheus_version=v3.$((10#$prometheus_minor)).${prometheus_module_version##*.}
 
 build_k8s() {  # $@ = command names under k8s/cmd; the missing ones are built in one go build (shared packages)
   local missing=() name
@@ -105,6 +115,36 @@ build_kserve() {  # $@ = kserve commands (manager localmodel localmodelnode); th
   rmdir "$tmp"
 }
 
+build_prometheus_operator() {  # the operator and its config-reloader, one go build (shared packages)
+  local v=$prometheus_operator_version
+  [ -x "$bin/prometheus-operator-$v" ] && [ -x "$bin/prometheus-config-reloader-$v" ] && return 0
+  echo "building prometheus-operator and prometheus-config-reloader $v (first time only; a few minutes)" >&2
+  # upstream's Makefile sets the version through prometheus/common (the operator stamps it on what it creates)
+  local ldflags="-s -w -X github.com/prometheus/common/version.Version=${v#v}"
+  ldflags+=" -X github.com/prometheus/common/version.Revision=$v -X github.com/prometheus/common/version.Branch=HEAD"
+  local tmp; tmp=$(mktemp -d "$bin/.prometheus-operator-build.XXXXXX")
+  # pkg/client v0.89.0 is served by the proxy but missing from sum.golang.org (404): go.sum in the wrapper pins it
+  (cd "$here/prometheus-operator" && GONOSUMDB=github.com/prometheus-operator/prometheus-operator/pkg/client \
+    go build -trimpath -ldflags "$ldflags" -o "$tmp/" \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator \
+    github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader)
+  mv "$tmp/operator" "$bin/prometheus-operator-$v"
+  mv "$tmp/prometheus-config-reloader" "$bin/prometheus-config-reloader-$v"
+  rmdir "$tmp"
+}
+
+build_prometheus() {  # the Prometheus server the operator's Pods run (all service discovery plugins, no UI assets)
+  local out="$bin/prometheus-$prometheus_version"
+  [ -x "$out" ] && return 0
+  echo "building prometheus $prometheus_version (first time only; several minutes)" >&2
+  local ldflags="-s -w -X github.com/prometheus/common/version.Version=${prometheus_version#v}"
+  ldflags+=" -X github.com/prometheus/common/version.Revision=$prometheus_module_version"
+  ldflags+=" -X github.com/prometheus/common/version.Branch=HEAD"
+  (cd "$here/prometheus-operator" && GONOSUMDB=github.com/prometheus-operator/prometheus-operator/pkg/client \
+    go build -trimpath -ldflags "$ldflags" -o "$out.tmp" github.com/prometheus/prometheus/cmd/prometheus) \
+    && mv "$out.tmp" "$out"
+}
+
 control_plane=(kube-controller-manager kube-scheduler kube-proxy)
 case "${1:-all}" in
   kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy) build_k8s "$1" ;;
@@ -116,8 +156,11 @@ case "${1:-all}" in
   kuberay-operator) build_kuberay ;;
   kserve-manager|kserve-localmodel|kserve-localmodelnode) build_kserve "${1#kserve-}" ;;
   kserve) build_kserve manager localmodel localmodelnode ;;
-  all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server; build_kserve manager; "$here/kserve-python.sh" ;;
   kserve-python) "$here/kserve-python.sh" ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|kserve-python]" >&2; exit 2 ;;
+  prometheus-operator|prometheus-config-reloader) build_prometheus_operator ;;
+  prometheus) build_prometheus ;;
+  all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
+       build_coredns; build_metrics_server; build_kserve manager; "$here/kserve-python.sh"
+       build_prometheus_operator; build_prometheus ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|kserve-python|prometheus-operator|prometheus]" >&2; exit 2 ;;
 esac

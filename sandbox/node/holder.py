@@ -106,6 +106,8 @@ def build_root(c, layers, files, applets):
     for path in c.get("paths", []):
         if os.path.isdir(path):
             bind(path, os.path.join(root, path.lstrip("/")), True)
+    for dst, src in c.get("binds", {}).items():  # single files an image has at a fixed path (its ENTRYPOINT)
+        bind(src, os.path.join(root, dst.lstrip("/")), True)
     for d in ("proc", "sys"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     mount("proc", os.path.join(root, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -115,6 +117,12 @@ def build_root(c, layers, files, applets):
         write(os.path.join(root, "etc", name), text)
     for m in c.get("mounts", []):
         dst = os.path.join(root, m["dst"].lstrip("/"))
+        if m.get("missing") and not os.path.lexists(m["src"]):  # a subPath the volume does not hold yet
+            if m["missing"] == "dir":
+                os.makedirs(m["src"], exist_ok=True)
+            else:  # filled in place by the agent after this (same inode, so the bind shows it)
+                os.makedirs(os.path.dirname(m["src"]), exist_ok=True)
+                open(m["src"], "a").close()
         bind(m["src"], dst, m.get("ro", False))
 
 

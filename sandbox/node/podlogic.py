@@ -38,6 +38,7 @@ class Image:
     cmd: tuple[str, ...] = ()
     working_dir: str = "/"
     env: dict[str, str] = field(default_factory=dict)
+    binds: dict[str, str] = field(default_factory=dict)  # path in the image -> host file bound read-only there
 
 
 def placeholders() -> dict[str, str]:
@@ -86,6 +87,7 @@ def resolve_image(ref: str, entries: list[dict[str, Any]], values: dict[str, str
                 hide=tuple(e.get("hide", [])), entrypoint=tuple(fill(p) for p in e.get("entrypoint", [])),
                 cmd=tuple(fill(p) for p in e.get("cmd", [])), working_dir=e.get("workingDir", "/"),
                 env={k: fill(str(v)) for k, v in (e.get("env") or {}).items()},
+                binds={dst: fill(str(src)) for dst, src in (e.get("binds") or {}).items()},
             )
     raise CatalogError(f'Failed to pull image "{ref}": image is not in the sandbox image catalog {path} '
                        "(the sandbox node runs catalog images only; add an entry there)")

@@ -38,6 +38,9 @@ log = logging.getLogger("kaiops.node")
 HERE = Path(__file__).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RUNTIME = "kaiops-node"
+# configMap/secret volumes are re-read this often and changed keys replaced atomically (rename), as the kubelet
+# updates them on its sync loop (there: sync period 1 min + cache TTL; a subPath mount keeps the old content)
+OBJECT_VOLUME_REFRESH_SECONDS = 5.0
 
 
 def now() -> str:
@@ -113,6 +116,7 @@ class PodWorker(threading.Thread):
         self.reason: str | None = None
         self.image_pull_failures = 0
         self.token_refresh_at = float("inf")
+        self.objects_refresh_at = time.monotonic() + OBJECT_VOLUME_REFRESH_SECONDS
 
     # ------------------------------------------------------------------------------------------ events
 
@@ -290,7 +294,7 @@ class PodWorker(threading.Thread):
             kind = "dir" if "emptyDir" in v and (v["emptyDir"] or {}).get("medium") != "Memory" else "tmpfs"
             if not any(k in v for k in ("emptyDir", "configMap", "secret", "projected", "downwardAPI")):
                 kind = "unsupported"
-            vols[v["name"]] = {"kind": kind, "path": str(self.dir / "volumes" / v["name"])}
+            vols[v["name"]] = {"kind": kind, "path": str(self.dir / "volumes" / v["name"]), "empty": "emptyDir" in v}
         containers = {}
         for c in self.ctrs:
             mounts = []
@@ -299,9 +303,13 @@ class PodWorker(threading.Thread):
                 if v is None or v["kind"] == "unsupported":
                     continue
                 src = v["path"] + ("/" + m["subPath"] if m.get("subPath") else "")
-                mounts.append({"src": src, "dst": m["mountPath"], "ro": bool(m.get("readOnly"))})
+                mount = {"src": src, "dst": m["mountPath"], "ro": bool(m.get("readOnly"))}
+                if m.get("subPath"):  # made before the volume is filled: a key of an object volume is a file
+                    mount["missing"] = "dir" if v["kind"] == "dir" or v.get("empty") else "file"
+                mounts.append(mount)
             containers[c.name] = {"root": str(self.dir / "roots" / c.name), "rootfs": c.image.rootfs,
-                                  "paths": list(c.image.paths), "hide": list(c.image.hide), "mounts": mounts}
+                                  "paths": list(c.image.paths), "hide": list(c.image.hide), "mounts": mounts,
+                                  "binds": dict(c.image.binds)}
         hostname = self.pod["spec"].get("hostname") or self.name_
         files = {"hosts": podlogic.etc_hosts(self.pod, self.pod_ip),
                  "resolv.conf": podlogic.resolv_conf(self.pod, self.agent.addresses.dns_ip),
@@ -339,6 +347,25 @@ class PodWorker(threading.Thread):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
                 path.chmod(fmode)
+
+    def _refresh_object_volumes(self) -> None:
+        """Bring configMap and secret volumes up to date: changed or new keys are written to a temporary file and
+        renamed over the old one (a reader never sees half a file). Unlike the kubelet, a key removed from the
+        object stays in the volume (nothing is deleted here: the volume is reached through /proc/<pid>/root,
+        which :mod:`sandbox.fsguard` would resolve to the host path). A missing object leaves the volume as is."""
+        for v in self.pod["spec"].get("volumes") or []:
+            if "configMap" not in v and "secret" not in v:
+                continue
+            target = self._in_pod(str(self.dir / "volumes" / v["name"]))
+            for rel, (data, fmode) in self._object_files(v).items():
+                path = target / rel
+                if path.is_file() and path.read_bytes() == data:
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.kaiops-tmp")
+                tmp.write_bytes(data)
+                tmp.chmod(fmode)
+                tmp.replace(path)
 
     def _object_files(self, src: dict, default_mode: int | None = None) -> dict[str, tuple[bytes, int]]:
         kind = "configMap" if "configMap" in src else "secret"
@@ -396,6 +423,10 @@ class PodWorker(threading.Thread):
             self.token_refresh_at = float("inf")
             with contextlib.suppress(Exception):
                 self._fill_volumes()
+        if time.monotonic() >= self.objects_refresh_at:
+            self.objects_refresh_at = time.monotonic() + OBJECT_VOLUME_REFRESH_SECONDS
+            with contextlib.suppress(Exception):
+                self._refresh_object_volumes()
         inits = [c for c in self.ctrs if c.init]
         for c in inits:
             sidecar = c.spec.get("restartPolicy") == "Always"

@@ -18,6 +18,7 @@ from sandbox.services.net import Net
 from sandbox.services.node import Node
 from sandbox.services.prefect import PrefectServer
 from sandbox.services.prometheus import Prometheus
+from sandbox.services.prometheus_operator import PrometheusOperator
 from sandbox.services.ray import RayHead
 from sandbox.services.s3 import MotoS3
 from sandbox.services.scheduler import KubeScheduler
@@ -26,7 +27,8 @@ SERVICES: dict[str, Service] = {
     s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(), Node(),
                         KubeProxy(), CoreDns(), MetricsServer(),
                         Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
-                        MlflowServer(), KubeRay(), KServe(), LocalModel(), Gateway(), KServeController())
+                        MlflowServer(), KubeRay(), KServe(), LocalModel(), Gateway(), KServeController(),
+                        PrometheusOperator())
 }
 
 __all__ = ["SERVICES", "Service"]

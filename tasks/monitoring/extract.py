@@ -35,7 +35,13 @@ MODULES = {
     "otelhttp": ("go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", "v0.64.0"),  # Knative's go.mod
     "otel": ("go.opentelemetry.io/otel", "v1.39.0"),  # Knative's go.mod (semconv v1.37.0 httpconv)
     "cadvisor": ("github.com/google/cadvisor", "v0.53.0"),  # k8s.io/kubernetes v1.35.4's go.mod (kubelet)
+    # KubeRay v1.6.2's and the Prometheus Operator v0.89.0's go.mod (controller-runtime registers its Go and
+    # process collectors, pkg/internal/controller/metrics/metrics.go)
+    "client_golang": ("github.com/prometheus/client_golang", "v1.23.2"),
+    "prometheus-operator": ("github.com/prometheus-operator/prometheus-operator", "v0.89.0"),  # configs/crds.yaml
 }
+#: the newest runtime/metrics set client_golang v1.23.2 generated (prometheus/go_collector_metrics_go124_test.go)
+GO_RUNTIME_SET = "go124"
 
 
 def module_dir(key: str) -> Path:
@@ -211,6 +217,66 @@ def cadvisor() -> dict[str, Any]:
     }
 
 
+def prometheus_operator() -> dict[str, Any]:
+    """The Prometheus Operator's own metrics: its instruments under ``pkg/`` and ``internal/`` and the
+    ``prometheus_operator_build_info`` that ``internal/metrics.NewRegistry("prometheus_operator")`` registers
+    (prometheus/common's version collector). Its Go and process series are in the ``go-runtime`` component."""
+    root = module_dir("prometheus-operator")
+    files = sorted(p for d in ("pkg", "internal") for p in (root / d).rglob("*.go") if not p.name.endswith("_test.go"))
+    metrics = _go_instruments(files)
+    metrics["prometheus_operator_build_info"] = "gauge"
+    version = MODULES["prometheus-operator"][1]
+    return {
+        "component": "prometheus-operator",
+        "version": f"prometheus-operator {version}",
+        "sources": [f"{MODULES['prometheus-operator'][0]}@{version} pkg/**/*.go, internal/**/*.go, "
+                    "internal/metrics/metrics.go (build_info)"],
+        "metrics": metrics,
+    }
+
+
+def _runtime_metric_kinds() -> dict[str, str]:
+    """runtime/metrics name -> ``Kind...`` from the Go toolchain's own ``src/runtime/metrics/description.go``."""
+    goroot = subprocess.run(["go", "env", "GOROOT"], capture_output=True, text=True, check=True).stdout.strip()
+    text = (Path(goroot) / "src/runtime/metrics/description.go").read_text()
+    return {m[1]: m[2] for m in re.finditer(r'Name:\s*"([^"]+)",.*?Kind:\s*(Kind\w+)', text, re.S)}
+
+
+def go_runtime() -> dict[str, Any]:
+    """client_golang's Go and process collectors, which every Go component here registers (controller-runtime
+    with ``WithGoCollectorRuntimeMetrics(MetricsAll)``: all runtime/metrics too).
+
+    Names: ``go_collector.go`` (base + ``go_memstats_*``), ``process_collector.go`` and the runtime/metrics set
+    client_golang generated for :data:`GO_RUNTIME_SET` (a binary built with a newer Go may export a few more).
+    Types: ``go_gc_duration_seconds`` is a summary; a runtime/metrics name is a histogram when the toolchain's
+    ``description.go`` says ``KindFloat64Histogram``, a counter when it ends in ``_total``, else a gauge.
+    """
+    root = module_dir("client_golang") / "prometheus"
+    go = (root / "go_collector.go").read_text()
+    metrics: dict[str, str] = {name: "gauge" for name in re.findall(r'NewDesc\(\s*"(go_[a-z0-9_]+)"', go)}
+    for name in re.findall(r'memstatNamespace\("([a-z0-9_]+)"\)', go):
+        metrics[f"go_memstats_{name}"] = "counter" if name.endswith("_total") else "gauge"
+    metrics["go_gc_duration_seconds"] = "summary"
+    process = (root / "process_collector.go").read_text()
+    for name in re.findall(r'ns\+"(process_[a-z0-9_]+)"', process):
+        metrics[name] = "counter" if name.endswith("_total") else "gauge"
+    runtime_set = (root / f"go_collector_metrics_{GO_RUNTIME_SET}_test.go").read_text()
+    kinds = _runtime_metric_kinds()
+    for runtime_name, name in re.findall(r'"(/[^"]+)":\s*"(go_[a-z0-9_]+)"', runtime_set):
+        kind = "histogram" if kinds.get(runtime_name) == "KindFloat64Histogram" else \
+            "counter" if name.endswith("_total") else "gauge"
+        metrics[name] = kind
+    version = MODULES["client_golang"][1]
+    return {
+        "component": "go-runtime",
+        "version": f"client_golang {version} (runtime/metrics set {GO_RUNTIME_SET})",
+        "sources": [f"{MODULES['client_golang'][0]}@{version} prometheus/go_collector.go, "
+                    f"prometheus/process_collector.go, prometheus/go_collector_metrics_{GO_RUNTIME_SET}_test.go",
+                    "the Go toolchain's src/runtime/metrics/description.go (metric kinds)"],
+        "metrics": metrics,
+    }
+
+
 def kaiops() -> dict[str, Any]:
     """kaiops's own series (tasks/backup/metrics.py), produced by running its writer into a temp directory."""
     from tasks.backup import metrics as backup_metrics
@@ -230,7 +296,7 @@ def kaiops() -> dict[str, Any]:
     }
 
 
-EXTRACTORS = (kuberay, ray, kserve, knative, cadvisor, kaiops)
+EXTRACTORS = (kuberay, ray, kserve, knative, cadvisor, prometheus_operator, go_runtime, kaiops)
 
 
 def extract() -> dict[str, Any]:

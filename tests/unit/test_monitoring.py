@@ -120,12 +120,18 @@ def test_metric_names_skip_functions_labels_and_strings() -> None:
 def test_catalogue_covers_every_component_and_version() -> None:
     names = {c.name: c for c in catalogue.components()}
     assert set(names) == {"kuberay-operator", "ray", "kserve-model-server", "knative-queue-proxy", "cadvisor",
-                          "kaiops"}
+                          "prometheus-operator", "go-runtime", "kaiops"}
     assert "kuberay v1.6.2" in names["kuberay-operator"].version and "v0.48.1" in names["knative-queue-proxy"].version
     assert {"kuberay_cluster_info", "controller_runtime_reconcile_total"} <= set(names["kuberay-operator"].metrics)
     assert names["knative-queue-proxy"].metrics["kn_serving_invocation_duration_seconds"] == "histogram"
     assert names["kserve-model-server"].metrics["request_predict_seconds"] == "histogram"
-    assert catalogue.size() > 300
+    assert catalogue.size() > 500
+    assert {"prometheus_operator_reconcile_errors_total", "prometheus_operator_build_info"} <= set(
+        names["prometheus-operator"].metrics)
+    go = names["go-runtime"].metrics  # client_golang v1.23.2's Go and process collectors
+    assert go["go_gc_duration_seconds"] == "summary" and go["go_goroutines"] == "gauge"
+    assert go["go_memstats_alloc_bytes_total"] == "counter" and go["go_sched_latencies_seconds"] == "histogram"
+    assert go["process_cpu_seconds_total"] == "counter" and "process_network_receive_bytes_total" in go
 
 
 def test_every_target_cites_its_source_and_identifies_by_its_own_labels() -> None:
