@@ -26,6 +26,7 @@ from tasks.ray_jobs import smoke_entrypoint, tail
 from tasks.ray_provision import (
     dashboard_url,
     diagnosis_text,
+    keep_autoscaler_state,
     only_stale_generation,
     pod_problems,
     readiness_gaps,
@@ -58,6 +59,10 @@ def test_render_converts_sizes_to_integer_bytes_and_keeps_replicas() -> None:
     assert (cpu["replicas"], cpu["minReplicas"], cpu["maxReplicas"]) == (2, 2, 20)
     assert json.loads(gpu["rayStartParams"]["resources"].strip("'")) == {"a100": 1.0}
     assert gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert gpu["template"]["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                       "effect": "NoSchedule"}]
+    assert "nodeSelector" not in cpu["template"]["spec"] and "tolerations" not in cpu["template"]["spec"]
     assert manifest["spec"]["enableInTreeAutoscaling"] is True
     assert manifest["spec"]["upgradeStrategy"] == {"type": "Recreate"}
 
@@ -141,6 +146,36 @@ def test_a_crashed_head_is_a_gap_though_state_and_provisioned_stay() -> None:
                                      "message": ""}
     gaps = readiness_gaps(rc)
     assert "HeadPodReady is False (ContainersNotReady: -)" in gaps and "0/1 workers ready" in gaps
+
+
+def _autoscaled(live_replicas: int, managers: dict[str, dict]) -> tuple[dict, dict]:
+    manifest = render_ray_cluster(load_cluster_config(CLUSTERS / "production-example.yaml"))
+    live = copy.deepcopy(manifest)
+    live["spec"]["workerGroupSpecs"][0]["replicas"] = live_replicas
+    live["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = {"workersToDelete": ["w-1"]}
+    live["metadata"]["managedFields"] = [{"manager": m, "fieldsV1": f} for m, f in managers.items()]
+    return manifest, live
+
+
+def test_an_autoscaling_cluster_keeps_the_autoscalers_replicas_and_takes_back_only_that_list() -> None:
+    kaiops = {"f:spec": {"f:enableInTreeAutoscaling": {}, "f:headGroupSpec": {}}}
+    # as seen on KubeRay v1.6.2 + Ray 2.60: the autoscaler's JSON patch owns the whole (atomic) list
+    autoscaler = {"f:spec": {"f:workerGroupSpecs": {}}}
+    operator = {"f:status": {"f:state": {}}}
+    manifest, live = _autoscaled(7, {"kaiops": kaiops, "python-requests": autoscaler, "kuberay-operator": operator})
+    out, force = keep_autoscaler_state(manifest, live)
+    assert force
+    assert out["spec"]["workerGroupSpecs"][0]["replicas"] == 7
+    assert out["spec"]["workerGroupSpecs"][0]["scaleStrategy"] == {"workersToDelete": ["w-1"]}
+    assert manifest["spec"]["workerGroupSpecs"][0]["replicas"] == 2  # the rendered manifest is not changed
+    assert same_object(live, out)  # nothing else differs: a re-provision is `unchanged`
+    someone = {"f:spec": {"f:workerGroupSpecs": {}, "f:headGroupSpec": {}}}  # also owns other spec fields
+    assert keep_autoscaler_state(*_autoscaled(7, {"kaiops": kaiops, "kubectl-edit": someone}))[1] is False
+    assert keep_autoscaler_state(*_autoscaled(7, {"kaiops": kaiops}))[1] is False  # nobody else: no force
+    assert keep_autoscaler_state(manifest, None) == (manifest, False)
+    fixed = copy.deepcopy(manifest)
+    fixed["spec"]["enableInTreeAutoscaling"] = False
+    assert keep_autoscaler_state(fixed, live) == (fixed, False)  # autoscaling off: kaiops owns replicas
 
 
 def test_plan_helpers() -> None:
