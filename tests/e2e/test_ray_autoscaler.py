@@ -135,7 +135,7 @@ def _wait(what: str, check, timeout_s: float) -> float:
 def test_an_autoscaling_cluster_is_ready_with_the_autoscaler_sidecar_and_no_worker(cluster) -> None:
     from flows.provision import provision_ray_cluster
 
-    summary = provision_ray_cluster(str(cluster["path"]), timeout_s=600)
+    summary = provision_ray_cluster(str(cluster["path"]), timeout_s=900)
     cluster["timings"]["provision_to_ready_s"] = summary["seconds"]
     print(f"autoscaling cluster: provision to ready and smoke {summary['seconds']} s")
     assert summary["ok"] and summary["decision"] == "created" and summary["state"] == "ready"
