@@ -19,7 +19,7 @@ import yaml
 
 from tasks import kube
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]  # a Ray head takes minutes to start on a loaded machine
 NAMESPACE = "ray-autoscale"
 GPU_NODE = "kaiops-gpu-0"  # sandbox/node/nodes.yaml: nvidia.com/gpu: 2, tainted nvidia.com/gpu=present:NoSchedule
 IDLE_TIMEOUT_S = 15

@@ -16,7 +16,7 @@ import yaml
 
 from tasks import kube
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]  # a Ray head takes minutes to start on a loaded machine
 NAMESPACE = "ray-drill"
 SECRET = "redis-password"
 
