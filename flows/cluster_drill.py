@@ -67,7 +67,8 @@ def head_failure_drill(config_path: ConfigPath, yes: bool = False, dry_run: bool
     head_ready = time.monotonic() - started
     rp.wait_until(kubeconfig, cfg.name, cfg.namespace, max(1.0, deadline - time.time()))
     cluster_ready = time.monotonic() - started
-    probed = rd.probe_actor(kubeconfig, cfg.name, cfg.namespace, deadline)
+    want = sum(1 for p in before.values() if p["type"] == "worker")
+    probed = rd.probe_actor(kubeconfig, cfg.name, cfg.namespace, deadline, cleanup=True, want_workers=want)
     answered = time.monotonic() - started
     workers = rd.worker_outcomes(before, rd.cluster_pods(kubeconfig, cfg.name, cfg.namespace))
     actor = rd.actor_outcome(planted, probed)

@@ -181,9 +181,11 @@ def plant_actor(dashboard: str, token: str, timeout_s: float = 240.0) -> dict[st
 
 @task(cache_policy=NO_CACHE)
 def probe_actor(kubeconfig: str | None, name: str, namespace: str, deadline: float,
-                cleanup: bool = True) -> dict[str, Any]:
-    """Ask the (new) head for the detached actor, retrying until its Job Submission API answers or
-    ``deadline`` (``time.time()``) passes; kill the actor afterwards when ``cleanup``.
+                cleanup: bool = True, want_workers: int = 0) -> dict[str, Any]:
+    """Ask the (new) head for the detached actor, retrying until its Job Submission API answers with
+    ``want_workers`` alive Ray worker nodes, or ``deadline`` (``time.time()``) passes; kill the actor afterwards
+    when ``cleanup``. (Without GCS fault tolerance a worker Pod stays Ready for a while after its raylet lost the
+    GCS, and only then restarts: the Pods alone say "recovered" too early.)
 
     Returns:
         The actor's answer plus ``workers`` (alive Ray worker nodes), or ``{"error": ...}``.
@@ -195,8 +197,12 @@ def probe_actor(kubeconfig: str | None, name: str, namespace: str, deadline: flo
             result = run_job(dashboard_url(obj), _entrypoint(_PROBE, ACTOR, "1" if cleanup else "0", RAY_NAMESPACE),
                              timeout=max(10.0, min(180.0, deadline - time.time())))
             if result.succeeded:
-                return _result_line(result.logs)
-            last = f"{result.status}: {result.message}"
+                answer = _result_line(result.logs)
+                if answer.get("workers", 0) >= want_workers or "error" not in answer or time.time() >= deadline:
+                    return answer
+                last = f"{answer.get('workers', 0)} of {want_workers} Ray workers joined the new head"
+            else:
+                last = f"{result.status}: {result.message}"
         except Exception as exc:  # the new head's API not up yet, or its address not in the status yet
             last = f"{type(exc).__name__}: {exc}"
         progress(f"drill: the new head does not answer yet ({last[:200]})")
