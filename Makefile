@@ -33,11 +33,11 @@ $(STAMP): $(UV) requirements.lock pyproject.toml
 binaries:
 	sandbox/build/build.sh all
 
-prometheus:  # Debian packages prometheus, nftables (kube-proxy's nftables mode), busybox-static (the node's busybox image)
-	@{ command -v prometheus && command -v nft && test -x /bin/busybox; } >/dev/null || { \
-	  echo "installing Debian packages prometheus nftables busybox-static"; \
+prometheus:  # Debian packages prometheus, nftables (kube-proxy's nftables mode), busybox-static (the node's busybox image), redis-server (GCS fault tolerance)
+	@{ command -v prometheus && command -v nft && test -x /bin/busybox && command -v redis-server; } >/dev/null || { \
+	  echo "installing Debian packages prometheus nftables busybox-static redis-server"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get install -y -q prometheus nftables busybox-static >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus nftables busybox-static; }; }
+	  $$SUDO apt-get install -y -q prometheus nftables busybox-static redis-server >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q prometheus nftables busybox-static redis-server; }; }
 
 chromium:  # headless browser for tests/e2e/test_prefect_ui.py (Debian packages chromium + chromium-driver)
 	@command -v chromium >/dev/null || { \

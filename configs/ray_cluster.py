@@ -193,6 +193,32 @@ class HeadGroup(BaseModel):
     labels: LabelMap = Field(default_factory=dict, description="Extra labels on the head pod")
 
 
+class Toleration(BaseModel):
+    """A Pod toleration (core/v1 ``Toleration``), e.g. for the ``nvidia.com/gpu`` taint of GPU nodes."""
+
+    model_config = _STRICT
+    key: str | None = Field(None, max_length=253, pattern=_LABEL_KEY,
+                            description="Taint key to tolerate (empty with operator Exists: every taint)")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists (any value) or Equal (`value`)")
+    value: str | None = Field(None, max_length=63, description="Taint value (operator Equal)")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate (empty: every effect)")
+    toleration_seconds: int | None = Field(None, alias="tolerationSeconds", ge=0, le=86400 * 365,
+                                           description="With NoExecute: seconds the Pod stays after the taint")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value (remove value, or use operator Equal)")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds applies only to effect NoExecute")
+        return self
+
+    def as_manifest(self) -> dict[str, Any]:
+        """The toleration as a Pod spec item (unset fields left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
 class WorkerGroup(BaseModel):
     """One worker group: identical Ray worker pods, scaled between min and max."""
 
@@ -207,6 +233,12 @@ class WorkerGroup(BaseModel):
     ray_start_params: RayStartParams = Field(default_factory=RayStartParams, alias="rayStartParams",
                                              description="`ray start` parameters of the workers")
     labels: LabelMap = Field(default_factory=dict, description="Extra labels on the worker pods")
+    node_selector: LabelMap = Field(default_factory=dict, alias="nodeSelector",
+                                    description="Node labels the worker Pods require, e.g. "
+                                                "{nvidia.com/gpu.present: 'true'} for GPU nodes")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16,
+                                          description="Taints the worker Pods tolerate, e.g. "
+                                                      "{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}")
 
     @model_validator(mode="after")
     def _bounds(self) -> WorkerGroup:
@@ -232,6 +264,41 @@ class Autoscaling(BaseModel):
     )
 
 
+class SecretKey(BaseModel):
+    """A key of a Secret in the cluster's namespace (``secretKeyRef``)."""
+
+    model_config = _STRICT
+    name: str = Field(description="Secret name (in the RayCluster's namespace)", min_length=1, max_length=253,
+                      pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(description="Key in the Secret's data", min_length=1, max_length=253,
+                     pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class GcsFaultTolerance(BaseModel):
+    """KubeRay ``spec.gcsFaultToleranceOptions`` (v1.3+): the head's GCS keeps its tables in an external Redis,
+    so a new head Pod takes over the cluster (workers, detached actors) instead of starting a new one."""
+
+    model_config = _STRICT
+    redis_address: str = Field(alias="redisAddress", min_length=3, max_length=255, pattern=r"^[^\s]+:[0-9]{1,5}$",
+                               description="host:port of the Redis, e.g. redis.redis.svc.cluster.local:6379")
+    redis_password_secret: SecretKey | None = Field(
+        None, alias="redisPasswordSecret", description="The Secret key holding the Redis password (never inline)")
+    external_storage_namespace: str | None = Field(
+        None, alias="externalStorageNamespace", max_length=253, pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Redis key namespace (KubeRay default: the RayCluster's UID, so a re-created cluster "
+                    "starts empty)")
+
+    def as_manifest(self) -> dict[str, Any]:
+        """``spec.gcsFaultToleranceOptions`` as KubeRay's CRD spells it."""
+        out: dict[str, Any] = {"redisAddress": self.redis_address}
+        if self.redis_password_secret:
+            out["redisPassword"] = {"valueFrom": {"secretKeyRef": {"name": self.redis_password_secret.name,
+                                                                   "key": self.redis_password_secret.key}}}
+        if self.external_storage_namespace:
+            out["externalStorageNamespace"] = self.external_storage_namespace
+        return out
+
+
 class RayClusterConfig(BaseModel):
     """One Ray cluster in one environment."""
 
@@ -247,6 +314,9 @@ class RayClusterConfig(BaseModel):
     upgrade_strategy: UpgradeStrategy = Field(UpgradeStrategy.recreate, alias="upgradeStrategy",
                                               description="What KubeRay does with running pods on a spec change")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="In-tree autoscaling")
+    gcs_fault_tolerance: GcsFaultTolerance | None = Field(
+        None, alias="gcsFaultTolerance", description="Keep the GCS in an external Redis so a head failure loses "
+                                                     "no worker or detached actor (kaiops cluster drill proves it)")
     labels: LabelMap = Field(default_factory=dict, description="Labels on the RayCluster")
     head: HeadGroup = Field(description="The head group")
     worker_groups: list[WorkerGroup] = Field(default_factory=list, alias="workerGroups", max_length=32,

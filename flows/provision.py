@@ -75,13 +75,19 @@ def _report(title: str, summary: dict[str, Any], diff: str = "") -> None:
 def _converge(cfg: RayClusterConfig, manifest: dict[str, Any], kubeconfig: str | None, dry_run: bool,
               field_manager: str = rp.kube.FIELD_MANAGER) -> tuple[rp.Plan, dict[str, Any] | None]:
     """Plan, then apply only when the plan changes something. Returns the plan and the live object after."""
-    plan = rp.plan_apply(kubeconfig, manifest, field_manager)
+    force = False
+    if field_manager == rp.kube.FIELD_MANAGER:  # the autoscaler's replicas are kept (KubeRay's atomic list)
+        manifest, force = rp.keep_autoscaler_state(manifest, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace))
+        if force:
+            print(f"{cfg.namespace}/{cfg.name}: the Ray autoscaler owns spec.workerGroupSpecs (one atomic list in "
+                  "KubeRay's CRD); keeping its replicas and workersToDelete, taking the list back")
+    plan = rp.plan_apply(kubeconfig, manifest, field_manager, force)
     if plan.diff:
         print(plan.diff)
     if dry_run or plan.decision is rp.Decision.unchanged:
         print(f"{cfg.namespace}/{cfg.name}: {'dry run, ' if dry_run else ''}{plan.decision.value}")
         return plan, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace)
-    obj = rp.apply_manifest(kubeconfig, manifest, field_manager)
+    obj = rp.apply_manifest(kubeconfig, manifest, field_manager, force)
     rp.record_event(kubeconfig, obj, f"Kaiops{plan.decision.value.capitalize()}",
                     f"kaiops {plan.decision.value} the RayCluster (generation {obj['metadata'].get('generation')})")
     return plan, obj

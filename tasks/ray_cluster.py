@@ -48,6 +48,11 @@ def _worker(cfg: RayClusterConfig, group: WorkerGroup) -> dict[str, Any]:
         "rayStartParams": group.ray_start_params.as_params(),
         "template": _template(group.labels, _container("ray-worker", cfg.image, group.resources, ports=False)),
     }
+    pod = spec["template"]["spec"]
+    if group.node_selector:
+        pod["nodeSelector"] = dict(group.node_selector)
+    if group.tolerations:
+        pod["tolerations"] = [t.as_manifest() for t in group.tolerations]
     if group.suspend:
         spec["suspend"] = True
     return spec
@@ -79,6 +84,8 @@ def render_ray_cluster(cfg: RayClusterConfig, *, suspend: bool | None = None) ->
             "idleTimeoutSeconds": cfg.autoscaling.idle_timeout_seconds,
             "upscalingMode": cfg.autoscaling.upscaling_mode,
         }
+    if cfg.gcs_fault_tolerance is not None:
+        spec["gcsFaultToleranceOptions"] = cfg.gcs_fault_tolerance.as_manifest()
     if suspend is not None:
         spec["suspend"] = suspend
     labels = {**cfg.labels, **MANAGED_BY, "kaiops.dev/environment": cfg.environment.value}

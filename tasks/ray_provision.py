@@ -23,6 +23,7 @@ and ``desiredWorkerReplicas`` workers must be Running and Ready.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import time
 from dataclasses import asdict, dataclass
@@ -245,6 +246,60 @@ def suspended_gaps(obj: dict[str, Any]) -> list[str]:
     return gaps
 
 
+AUTOSCALED_LIST = "workerGroupSpecs"
+
+
+def _spec_owners(live: dict[str, Any], mine: tuple[str, ...]) -> dict[str, set[str]]:
+    """Field managers other than ``mine`` and the operator's status writer, with the top-level ``spec`` keys
+    each owns (from ``metadata.managedFields``)."""
+    owners: dict[str, set[str]] = {}
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        manager = entry.get("manager") or ""
+        spec = ((entry.get("fieldsV1") or entry.get("fields_v1") or {}).get("f:spec")) or {}
+        keys = {k[2:] for k in spec if k.startswith("f:")}
+        if manager not in mine and keys:
+            owners.setdefault(manager, set()).update(keys)
+    return owners
+
+
+def keep_autoscaler_state(manifest: dict[str, Any], live: dict[str, Any] | None,
+                          mine: tuple[str, ...] = (kube.FIELD_MANAGER, SUSPEND_MANAGER)) -> tuple[dict[str, Any], bool]:
+    """What kaiops applies to an autoscaling cluster, and whether it must take ``spec.workerGroupSpecs`` back.
+
+    KubeRay v1.6.2's CRD leaves ``workerGroupSpecs`` without ``x-kubernetes-list-type``, so server-side apply
+    treats the whole list as one atomic field; the Ray autoscaler (``ray kuberay-autoscaler``, a JSON patch of
+    ``/spec/workerGroupSpecs/<i>/replicas`` and ``.../scaleStrategy/workersToDelete``, field manager
+    ``python-requests``) then owns all of it, and the next apply by kaiops is a conflict on
+    ``.spec.workerGroupSpecs``. So, when ``spec.enableInTreeAutoscaling`` is on and the cluster exists, each
+    group keeps the live ``replicas`` and ``scaleStrategy`` (the autoscaler's decisions), and the list is
+    taken back (``force``) only when nobody but kaiops owns any other ``spec`` field.
+
+    Args:
+        manifest: the rendered RayCluster (not changed; a copy is returned).
+        live: the RayCluster as read (with ``managedFields``), or None when it does not exist.
+        mine: kaiops's own field managers.
+
+    Returns:
+        ``(manifest to apply, force)``; force is True only when another manager owns ``workerGroupSpecs`` and
+        nothing else of ``spec``.
+    """
+    if not live or not (manifest.get("spec") or {}).get("enableInTreeAutoscaling"):
+        return manifest, False
+    out = copy.deepcopy(manifest)
+    live_groups = {g.get("groupName"): g for g in (live.get("spec") or {}).get(AUTOSCALED_LIST) or []}
+    for group in out["spec"].get(AUTOSCALED_LIST) or []:
+        current = live_groups.get(group["groupName"])
+        if current is None:
+            continue
+        if "replicas" in current:
+            group["replicas"] = current["replicas"]
+        if current.get("scaleStrategy"):
+            group["scaleStrategy"] = copy.deepcopy(current["scaleStrategy"])
+    owners = _spec_owners(live, mine)
+    force = bool(owners) and all(keys == {AUTOSCALED_LIST} for keys in owners.values())
+    return out, force
+
+
 def _comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
     if not obj:
         return {}
@@ -312,8 +367,11 @@ def read_cluster(kubeconfig: str | None, name: str, namespace: str) -> dict[str,
 
 
 @task(cache_policy=NO_CACHE, **io_retries(3, 2))
-def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: str = kube.FIELD_MANAGER) -> Plan:
+def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: str = kube.FIELD_MANAGER,
+               force: bool = False) -> Plan:
     """Server-side dry-run ``manifest`` and compare with the live object (nothing is written).
+
+    ``force``: take conflicting fields (only as :func:`keep_autoscaler_state` decides).
 
     Raises:
         PermanentError: the server refused the object (schema, RBAC, conflict with another manager).
@@ -325,7 +383,7 @@ def plan_apply(kubeconfig: str | None, manifest: dict[str, Any], field_manager: 
     except kube.NotFound:
         live = None
     try:
-        planned = kube.apply(dyn, manifest, field_manager=field_manager, dry_run=True)
+        planned = kube.apply(dyn, manifest, field_manager=field_manager, dry_run=True, force=force)
     except kube.NotFound:  # the namespace does not exist yet: show the client-side rendering
         planned = manifest
     if same_object(live, planned):
@@ -349,9 +407,10 @@ def ensure_namespace(kubeconfig: str | None, namespace: str) -> bool:
 
 @task(cache_policy=NO_CACHE, **io_retries(3, 2))
 def apply_manifest(kubeconfig: str | None, manifest: dict[str, Any],
-                   field_manager: str = kube.FIELD_MANAGER) -> dict[str, Any]:
-    """Server-side apply (strict field validation, conflicts surfaced); return the object as stored."""
-    return kube.apply(kube.connect(kubeconfig), manifest, field_manager=field_manager)
+                   field_manager: str = kube.FIELD_MANAGER, force: bool = False) -> dict[str, Any]:
+    """Server-side apply (strict field validation, conflicts surfaced unless ``force``); return the object as
+    stored."""
+    return kube.apply(kube.connect(kubeconfig), manifest, field_manager=field_manager, force=force)
 
 
 @task(cache_policy=NO_CACHE)

@@ -130,7 +130,7 @@ def commands(s: Scratch) -> list[Command]:
                  "--output": out}),
         *[Command(["cluster", verb], {"ARG:0": cluster, "--dry-run": "<flag>"},
                   {"ARG:0": cfg, "--timeout": FLOATS, "--output": out})
-          for verb in ("suspend", "resume", "upgrade", "teardown")],
+          for verb in ("suspend", "resume", "upgrade", "teardown", "drill")],
         Command(["deploy"], {"--file": str(REPO / "deployments/prefect.yaml"), "--releases": releases,
                              "--dry-run": "<flag>"},
                 {"--file": cfg, "--releases": ["", str(s.root / "missing"), str(s.a_file), str(s.dir)],

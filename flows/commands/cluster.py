@@ -1,4 +1,4 @@
-"""``kaiops provision CONFIG`` and ``kaiops cluster scale|suspend|resume|upgrade|teardown CONFIG``.
+"""``kaiops provision CONFIG`` and ``kaiops cluster scale|suspend|resume|upgrade|teardown|drill CONFIG``.
 
 Each runs the matching flow of :mod:`flows.provision` and prints its summary. ``--dry-run`` shows the
 server-side dry-run diff and changes nothing. A failed readiness wait prints the diagnosis and exits 1.
@@ -146,3 +146,25 @@ def teardown(
 
     summary = teardown_ray_cluster(str(config), yes=yes, dry_run=dry_run, timeout_s=timeout)
     _show(summary, output, f"teardown {summary['cluster']}")
+
+
+@app.command()
+def drill(
+    config: Path = ConfigArg,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the head Pod is deleted."),
+    dry_run: bool = DryRun,
+    timeout: float = typer.Option(900.0, "--timeout", help="Seconds for the recovery.", min=1, max=7200),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Head-failure drill: delete the head Pod, measure recovery, report what survived (exit 1 when a
+    fault-tolerant cluster lost a worker or its detached actor)."""
+    if not yes and not dry_run:
+        from tasks.errors import InputError
+
+        raise InputError("<cli>", "--yes", f"the drill deletes the head Pod of the RayCluster of {config}",
+                         "pass --yes to confirm, or --dry-run to see which Pod")
+    _prepare(config, timeout)
+    from flows.cluster_drill import head_failure_drill
+
+    summary = head_failure_drill(str(config), yes=yes, dry_run=dry_run, timeout_s=timeout)
+    _show(summary, output, f"head-failure drill {summary['cluster']}")

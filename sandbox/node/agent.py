@@ -47,7 +47,7 @@ MANAGED = "app.kubernetes.io/managed-by=kaiops-sandbox"
 # host service -> (Service name in kaiops-sandbox, Service port, port role in the state file or None: the first)
 HOST_SERVICES = {
     "s3": ("s3", 80, None), "gcs": ("gcs", 4443, None), "prometheus": ("prometheus", 9090, None),
-    "prefect": ("prefect", 4200, None), "mlflow": ("mlflow", 5000, None),
+    "prefect": ("prefect", 4200, None), "mlflow": ("mlflow", 5000, None), "redis": ("redis", 6379, None),
 }
 
 

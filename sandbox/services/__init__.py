@@ -11,6 +11,7 @@ from sandbox.services.kserve import KServe
 from sandbox.services.kserve_controller import KServeController
 from sandbox.services.kube_proxy import KubeProxy
 from sandbox.services.kuberay import KubeRay
+from sandbox.services.kuberay_redis import Redis
 from sandbox.services.localmodel import LocalModel
 from sandbox.services.metrics_server import MetricsServer
 from sandbox.services.mlflow import MlflowServer
@@ -27,8 +28,8 @@ SERVICES: dict[str, Service] = {
     s.name: s for s in (Etcd(), Net(), KubeApiserver(), KubeControllerManager(), KubeScheduler(), Node(),
                         KubeProxy(), CoreDns(), MetricsServer(),
                         Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
-                        MlflowServer(), KubeRay(), KServe(), LocalModel(), Gateway(), KServeController(),
-                        PrometheusOperator())
+                        MlflowServer(), Redis(), KubeRay(), KServe(), LocalModel(), Gateway(),
+                        KServeController(), PrometheusOperator())
 }
 
 __all__ = ["SERVICES", "Service"]

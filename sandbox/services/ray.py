@@ -1,7 +1,7 @@
 """A real local Ray head (``ray start --head --block``); the Job Submission API is on its dashboard port.
 
-Every Ray port is chosen free on 127.0.0.1, so several heads (this one and the ones the KubeRay emulation
-starts) live side by side. Usage statistics are off: nothing leaves the machine.
+Every Ray port is chosen free on 127.0.0.1, so several sandbox instances' heads live side by side.
+Usage statistics are off: nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -18,15 +18,12 @@ from sandbox.state import SandboxState, ServiceRecord
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
 
 
-def ray_head_launch(
-    temp_dir: Path, num_cpus: int = 1, extra: list[str] | None = None, ports: dict[str, int] | None = None
-) -> Launch:
+def ray_head_launch(temp_dir: Path, num_cpus: int = 1, ports: dict[str, int] | None = None) -> Launch:
     """Return how to start a blocking Ray head on free loopback ports.
 
     Args:
         temp_dir: Ray's session directory root (keep the path short: Ray's socket paths must fit 107 bytes).
         num_cpus: logical CPUs the head advertises.
-        extra: more ``ray start`` flags (e.g. from a RayCluster's ``rayStartParams``).
         ports: ports to use for ``gcs``, ``dashboard``, ``client``, ``metrics`` (others: free ones).
 
     Returns:
@@ -50,7 +47,6 @@ def ray_head_launch(
         f"--object-manager-port={free_port()}",
         f"--num-cpus={num_cpus}",
         f"--temp-dir={temp_dir}",
-        *(extra or []),
     ]
     # Job entrypoints run `python ...` from PATH: make that the interpreter Ray itself runs on.
     # A RAY_ADDRESS exported in the caller's shell (e.g. by `kaiops sandbox env`) must not point this head's

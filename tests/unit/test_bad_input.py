@@ -96,7 +96,7 @@ def test_corpus_covers_every_command():
 
 def _flow_cases():
     """(flow, good parameters, parameter, bad value) for every flow parameter that takes user input."""
-    from flows import backup, fleet, provision, publish, rollout, warmup
+    from flows import backup, cluster_drill, fleet, provision, publish, rollout, warmup
 
     cluster = "configs/clusters/sandbox.yaml"
     bad_seconds = [0, -1, math.nan, math.inf, "abc", None]
@@ -121,6 +121,7 @@ def _flow_cases():
                  (provision.suspend_ray_cluster, {"config_path": cluster}, "timeout_s", seconds),
                  (provision.resume_ray_cluster, {"config_path": cluster}, "timeout_s", seconds),
                  (provision.teardown_ray_cluster, {"config_path": cluster}, "timeout_s", seconds),
+                 (cluster_drill.head_failure_drill, {"config_path": cluster, "yes": True}, "timeout_s", seconds),
                  *[(f, {}, "timeout", seconds) for f in (backup.restore_drill, fleet.fleet_drill)
                    if seconds is not None]]  # None: the policy's own timeout
     for replicas in (-1, 1001, "²", 1.5, None):

@@ -1,10 +1,10 @@
-"""Ray cluster config, rendering, KubeRay flag conversion and status computation, as pure functions."""
+"""Ray cluster config, rendering and readiness against the status the real KubeRay operator writes, as pure
+functions."""
 
 from __future__ import annotations
 
 import base64
 import copy
-import datetime as dt
 import json
 import shlex
 from pathlib import Path
@@ -18,8 +18,6 @@ from configs.ray_cluster import (
     parse_quantity,
     quantity_value,
 )
-from sandbox.kuberay import startparams
-from sandbox.kuberay.status import HeadObservation, calculate_status, differs, group_desired_replicas
 from tasks import crds
 from tasks.errors import InputError, PermanentError
 from tasks.manifests import validate_documents
@@ -28,6 +26,7 @@ from tasks.ray_jobs import smoke_entrypoint, tail
 from tasks.ray_provision import (
     dashboard_url,
     diagnosis_text,
+    keep_autoscaler_state,
     only_stale_generation,
     pod_problems,
     readiness_gaps,
@@ -37,7 +36,6 @@ from tasks.ray_provision import (
 
 pytestmark = pytest.mark.unit
 CLUSTERS = Path(__file__).resolve().parents[2] / "configs" / "clusters"
-NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 # --- config ---------------------------------------------------------------------------------------------
@@ -61,6 +59,10 @@ def test_render_converts_sizes_to_integer_bytes_and_keeps_replicas() -> None:
     assert (cpu["replicas"], cpu["minReplicas"], cpu["maxReplicas"]) == (2, 2, 20)
     assert json.loads(gpu["rayStartParams"]["resources"].strip("'")) == {"a100": 1.0}
     assert gpu["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert gpu["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert gpu["template"]["spec"]["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                                       "effect": "NoSchedule"}]
+    assert "nodeSelector" not in cpu["template"]["spec"] and "tolerations" not in cpu["template"]["spec"]
     assert manifest["spec"]["enableInTreeAutoscaling"] is True
     assert manifest["spec"]["upgradeStrategy"] == {"type": "Recreate"}
 
@@ -121,43 +123,6 @@ def test_quantities() -> None:
         parse_quantity("8GB")
 
 
-# --- KubeRay ray start flags ------------------------------------------------------------------------------
-def test_convert_param_map_follows_kuberay() -> None:
-    flags = startparams.convert_param_map(
-        {"num-cpus": "2", "disable-usage-stats": "True", "log-color": "false", "no-monitor": "false",
-         "include-dashboard": "true"}
-    )
-    assert shlex.split(flags) == ["--disable-usage-stats", "--include-dashboard=true", "--log-color=false",
-                                  "--num-cpus=2"]
-
-
-def test_complete_params_adds_what_kuberay_sets() -> None:
-    out = startparams.complete_params({"block": "false"}, {"limits": {"cpu": "1500m", "memory": "2Gi",
-                                                                      "nvidia.com/gpu": "1"}})
-    assert out["block"] == "true"  # KubeRay forces it
-    assert out["num-cpus"] == "2"  # Quantity.Value() rounds up
-    assert out["memory"] == str(2 * 2**30)
-    assert out["num-gpus"] == "1"
-    assert out["dashboard-host"] == "0.0.0.0"
-    assert out["metrics-export-port"] == "8080"
-    assert out["dashboard-agent-listen-port"] == "52365"
-    assert startparams.complete_params({}, {"requests": {"cpu": "3"}})["num-cpus"] == "3"  # request fallback
-
-
-def test_sandbox_flags_drop_port_params_and_keep_wrong_values() -> None:
-    extra, cpus, dropped = startparams.sandbox_flags(
-        {"port": "6379", "dashboard-host": "0.0.0.0", "num-cpus": "abc", "resources": '\'{"a": 1}\'',
-         "no-such-flag": "1"},
-        {"limits": {"cpu": "1", "memory": "1Gi"}},
-    )
-    assert dropped == ["dashboard-host", "port"]
-    assert "--num-cpus=abc" in extra  # ray start must fail on it, as in a pod
-    assert "--no-such-flag=1" in extra
-    assert '--resources={"a": 1}' in extra  # bash quote removal
-    assert cpus == 1
-    assert not any(f.startswith(("--port=", "--dashboard-host=", "--block")) for f in extra)
-
-
 # --- status -----------------------------------------------------------------------------------------------
 def _cluster(**spec_changes) -> dict:
     manifest = render_ray_cluster(load_cluster_config(CLUSTERS / "sandbox.yaml"))
@@ -166,103 +131,51 @@ def _cluster(**spec_changes) -> dict:
     return manifest
 
 
-PORTS = {"dashboard": 1, "gcs-server": 2, "client": 3, "metrics": 4, "serve": 5}
-
-
-def test_group_desired_replicas_clamps_like_kuberay() -> None:
-    assert group_desired_replicas({"replicas": 9, "minReplicas": 0, "maxReplicas": 4}) == 4
-    assert group_desired_replicas({"replicas": 0, "minReplicas": 2, "maxReplicas": 4}) == 2
-    assert group_desired_replicas({"minReplicas": 5, "maxReplicas": 3}) == 3
-    assert group_desired_replicas({"replicas": 2, "minReplicas": 0, "maxReplicas": 4, "suspend": True}) == 0
-    assert group_desired_replicas({"replicas": 2, "maxReplicas": 4, "numOfHosts": 2}) == 4
-
-
-def test_status_while_head_starts_then_ready() -> None:
-    rc = _cluster()
-    starting = calculate_status(rc, HeadObservation(exists=True, pod_name="p", ports=PORTS), NOW)
-    assert "state" not in starting
-    conds = {c["type"]: c for c in starting["conditions"]}
-    assert conds["HeadPodReady"]["reason"] == "ContainersNotReady"
-    assert conds["RayClusterProvisioned"]["reason"] == "RayClusterPodsProvisioning"
-    assert starting["readyWorkerReplicas"] == 0 and starting["desiredWorkerReplicas"] == 1
-    rc["status"] = starting
-    ready = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS,
-                                                 ready_workers=1), NOW + dt.timedelta(seconds=5))
-    conds = {c["type"]: c for c in ready["conditions"]}
-    assert ready["state"] == "ready"
-    assert conds["HeadPodReady"]["reason"] == "HeadPodRunningAndReady"
-    assert conds["RayClusterProvisioned"]["reason"] == "AllPodRunningAndReadyFirstTime"
-    assert conds["RayClusterProvisioned"]["lastTransitionTime"] == "2026-01-01T00:00:05Z"
-    assert ready["endpoints"]["dashboard"] == "1"
-    assert ready["head"] == {"podIP": "127.0.0.1", "podName": "p", "serviceIP": "127.0.0.1",
-                             "serviceName": "kaiops-sandbox-head-svc"}
-    assert (ready["desiredCPU"], ready["desiredMemory"], ready["desiredGPU"]) == ("750m", "3Gi", "0")
-    assert (ready["minWorkerReplicas"], ready["maxWorkerReplicas"], ready["observedGeneration"]) == (0, 4, 1)
-    assert readiness_gaps({**rc, "status": ready}) == []
-
-
-def test_status_after_head_crash_keeps_state_and_provisioned() -> None:
-    rc = _cluster()
-    rc["status"] = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS,
-                                                        ready_workers=1), NOW)
-    crashed = calculate_status(rc, HeadObservation(exists=True, pod_name="p", ports=PORTS,
-                                                   not_ready_message="ray start exited with code 2"), NOW)
-    conds = {c["type"]: c for c in crashed["conditions"]}
-    assert crashed["state"] == "ready"  # KubeRay never resets state
-    assert conds["RayClusterProvisioned"]["status"] == "True"  # sticky
-    assert conds["HeadPodReady"]["status"] == "False"
-    assert "exited with code 2" in conds["HeadPodReady"]["message"]
-    gaps = readiness_gaps({**rc, "status": crashed})
-    assert any("HeadPodReady is False" in g for g in gaps) and any("0/1 workers" in g for g in gaps)
-
-
-def test_suspend_goes_through_suspending_to_suspended_and_back() -> None:
-    rc = _cluster()
-    rc["status"] = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS,
-                                                        ready_workers=1), NOW)
-    rc["spec"]["suspend"] = True
-    suspending = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS,
-                                                      ready_workers=1), NOW)
-    assert {c["type"]: c["status"] for c in suspending["conditions"]}["RayClusterSuspending"] == "True"
-    rc["status"] = suspending
-    suspended = calculate_status(rc, HeadObservation(), NOW)
-    conds = {c["type"]: c for c in suspended["conditions"]}
-    assert suspended["state"] == "suspended"
-    assert conds["RayClusterSuspended"]["status"] == "True"
-    assert conds["RayClusterSuspending"]["status"] == "False"
-    assert conds["RayClusterProvisioned"]["message"] == "RayCluster has been suspended"
-    assert conds["HeadPodReady"]["reason"] == "HeadPodNotFound"
-    rc["status"], rc["spec"]["suspend"] = suspended, False
-    resumed = calculate_status(rc, HeadObservation(exists=True, pod_name="q", ports=PORTS), NOW)
-    assert {c["type"]: c["status"] for c in resumed["conditions"]}["RayClusterSuspended"] == "False"
-
-
-def test_replica_failure_set_and_removed() -> None:
-    rc = _cluster()
-    failed = calculate_status(rc, HeadObservation(create_error="failed to create head Pod: boom"), NOW)
-    cond = next(c for c in failed["conditions"] if c["type"] == "ReplicaFailure")
-    assert (cond["status"], cond["reason"]) == ("True", "FailedCreateHeadPod")
-    rc["status"] = failed
-    ok = calculate_status(rc, HeadObservation(exists=True, pod_name="p", ports=PORTS), NOW)
-    assert not any(c["type"] == "ReplicaFailure" for c in ok["conditions"])
-
-
-def test_differs_ignores_last_update_time_only() -> None:
-    rc = _cluster()
-    a = calculate_status(rc, HeadObservation(exists=True, pod_name="p", ports=PORTS), NOW)
-    rc["status"] = a
-    b = calculate_status(rc, HeadObservation(exists=True, pod_name="p", ports=PORTS), NOW + dt.timedelta(hours=1))
-    assert not differs(a, b)
-    c = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS), NOW)
-    assert differs(a, c)
-
-
 def test_readiness_requires_observed_generation() -> None:
-    rc = _cluster()
-    rc["status"] = calculate_status(rc, HeadObservation(exists=True, ready=True, pod_name="p", ports=PORTS,
-                                                        ready_workers=1), NOW)
-    rc["metadata"]["generation"] = 2
-    assert readiness_gaps(rc) == ["status is for generation 1, the spec is at 2"]
+    rc = _ready_cluster()
+    rc["metadata"]["generation"] = 3
+    assert readiness_gaps(rc) == ["status is for generation 2, the spec is at 3"]
+
+
+def test_a_crashed_head_is_a_gap_though_state_and_provisioned_stay() -> None:
+    """KubeRay v1.6.2 keeps ``state: ready`` and ``RayClusterProvisioned`` True after the head Pod fails its
+    readiness (sticky); ``HeadPodReady`` mirrors the Pod's Ready condition."""
+    rc = _ready_cluster()
+    rc["status"]["readyWorkerReplicas"] = 0
+    rc["status"]["conditions"][0] = {"type": "HeadPodReady", "status": "False", "reason": "ContainersNotReady",
+                                     "message": ""}
+    gaps = readiness_gaps(rc)
+    assert "HeadPodReady is False (ContainersNotReady: -)" in gaps and "0/1 workers ready" in gaps
+
+
+def _autoscaled(live_replicas: int, managers: dict[str, dict]) -> tuple[dict, dict]:
+    manifest = render_ray_cluster(load_cluster_config(CLUSTERS / "production-example.yaml"))
+    live = copy.deepcopy(manifest)
+    live["spec"]["workerGroupSpecs"][0]["replicas"] = live_replicas
+    live["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = {"workersToDelete": ["w-1"]}
+    live["metadata"]["managedFields"] = [{"manager": m, "fieldsV1": f} for m, f in managers.items()]
+    return manifest, live
+
+
+def test_an_autoscaling_cluster_keeps_the_autoscalers_replicas_and_takes_back_only_that_list() -> None:
+    kaiops = {"f:spec": {"f:enableInTreeAutoscaling": {}, "f:headGroupSpec": {}}}
+    # as seen on KubeRay v1.6.2 + Ray 2.60: the autoscaler's JSON patch owns the whole (atomic) list
+    autoscaler = {"f:spec": {"f:workerGroupSpecs": {}}}
+    operator = {"f:status": {"f:state": {}}}
+    manifest, live = _autoscaled(7, {"kaiops": kaiops, "python-requests": autoscaler, "kuberay-operator": operator})
+    out, force = keep_autoscaler_state(manifest, live)
+    assert force
+    assert out["spec"]["workerGroupSpecs"][0]["replicas"] == 7
+    assert out["spec"]["workerGroupSpecs"][0]["scaleStrategy"] == {"workersToDelete": ["w-1"]}
+    assert manifest["spec"]["workerGroupSpecs"][0]["replicas"] == 2  # the rendered manifest is not changed
+    assert same_object(live, out)  # nothing else differs: a re-provision is `unchanged`
+    someone = {"f:spec": {"f:workerGroupSpecs": {}, "f:headGroupSpec": {}}}  # also owns other spec fields
+    assert keep_autoscaler_state(*_autoscaled(7, {"kaiops": kaiops, "kubectl-edit": someone}))[1] is False
+    assert keep_autoscaler_state(*_autoscaled(7, {"kaiops": kaiops}))[1] is False  # nobody else: no force
+    assert keep_autoscaler_state(manifest, None) == (manifest, False)
+    fixed = copy.deepcopy(manifest)
+    fixed["spec"]["enableInTreeAutoscaling"] = False
+    assert keep_autoscaler_state(fixed, live) == (fixed, False)  # autoscaling off: kaiops owns replicas
 
 
 def test_plan_helpers() -> None:
