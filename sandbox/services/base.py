@@ -99,3 +99,40 @@ class ControllerService(Service):
     def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
         health = self.health_file(state)
         return health.exists() and health.read_text().strip() == str(record.pid)
+
+
+def token_kubeconfig(admin_kubeconfig: Path, out: Path, user: str, token: str, *, server: str | None = None,
+                     namespace: str | None = None) -> Path:
+    """Write (atomically, mode 0600) a kubeconfig for a ServiceAccount: the admin kubeconfig's cluster and CA,
+    ``server`` instead of its address when given (a process inside the node network), and bearer ``token``.
+
+    Args:
+        admin_kubeconfig: the sandbox's admin kubeconfig (its first cluster is used).
+        out: where to write.
+        user: the user (and context) name, e.g. the ServiceAccount's name.
+        token: a TokenRequest token of that ServiceAccount.
+        server: ``https://host:port`` to use instead of the admin kubeconfig's.
+        namespace: the context's default namespace, if any.
+
+    Returns:
+        ``out``.
+    """
+    import yaml
+
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = dict(admin["clusters"][0]["cluster"])
+    if server:
+        cluster["server"] = server
+    context: dict[str, str] = {"cluster": "sandbox", "user": user}
+    if namespace:
+        context["namespace"] = namespace
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "sandbox", "cluster": cluster}],
+              "users": [{"name": user, "user": {"token": token}}],
+              "contexts": [{"name": user, "context": context}],
+              "current-context": user}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.chmod(0o600)
+    tmp.replace(out)
+    return out

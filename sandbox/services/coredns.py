@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from sandbox.paths import binary
 from sandbox.services.apiserver import node_network
-from sandbox.services.base import Launch, Service, http_ok
+from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 NAMESPACE = "kube-system"
@@ -122,17 +120,8 @@ class CoreDns(Service):
         token = _install(str(state.kubeconfig), net.gateway, net.dns_ip)
         home = self.data_dir(state)
         api_port = state.services["kube-apiserver"].ports["https"]
-        admin = yaml.safe_load(state.kubeconfig.read_text())
-        cluster = {**admin["clusters"][0]["cluster"], "server": f"https://{net.host_ip}:{api_port}"}
-        kubeconfig = home / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": cluster}],
-            "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-            "contexts": [{"name": "coredns", "context": {"cluster": "sandbox", "user": SERVICE_ACCOUNT}}],
-            "current-context": "coredns",
-        }, sort_keys=False))
-        kubeconfig.chmod(0o600)
+        kubeconfig = token_kubeconfig(state.kubeconfig, home / "kubeconfig", SERVICE_ACCOUNT, token,
+                                      server=f"https://{net.host_ip}:{api_port}")
         conf = home / "Corefile"
         conf.write_text(corefile(str(kubeconfig), net.gateway, net.node_ip))
         cmd = ["ip", "netns", "exec", net.netns, str(binary("coredns")), "-conf", str(conf)]

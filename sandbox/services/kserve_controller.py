@@ -29,14 +29,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sandbox.kserve_upstream import release
 from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki, issue_serving_cert
 from sandbox.procs import free_port
 from sandbox.services.apiserver import node_network
-from sandbox.services.base import Launch, Service, http_ok
+from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 log = logging.getLogger("sandbox.services.kserve_controller")
@@ -82,22 +80,6 @@ def _token(kubeconfig: str) -> str:
         audiences=[], expiration_seconds=TOKEN_SECONDS))
     return api.create_namespaced_service_account_token(release.MANAGER_SA, release.NAMESPACE, body).status.token
 
-
-def write_kubeconfig(admin_kubeconfig: Path, server: str, token: str, out: Path) -> Path:
-    """A kubeconfig with the admin kubeconfig's CA, ``server`` and the ServiceAccount ``token`` (mode 0600)."""
-    admin = yaml.safe_load(admin_kubeconfig.read_text())
-    cluster = {**admin["clusters"][0]["cluster"], "server": server}
-    config = {"apiVersion": "v1", "kind": "Config",
-              "clusters": [{"name": "sandbox", "cluster": cluster}],
-              "users": [{"name": release.MANAGER_SA, "user": {"token": token}}],
-              "contexts": [{"name": "kserve", "context": {"cluster": "sandbox", "user": release.MANAGER_SA,
-                                                          "namespace": release.NAMESPACE}}],
-              "current-context": "kserve"}
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.chmod(0o600)
-    tmp.replace(out)
-    return out
 
 
 def remove_webhooks(kubeconfig: str) -> list[str]:
@@ -145,8 +127,9 @@ class KServeController(Service):
         before, self._hooks = _objects(state, net.node_ip)
         _apply(str(state.kubeconfig), before)
         api_port = state.services["kube-apiserver"].ports["https"]
-        kubeconfig = write_kubeconfig(state.kubeconfig, f"https://{net.host_ip}:{api_port}",
-                                      _token(str(state.kubeconfig)), home / "kubeconfig")
+        kubeconfig = token_kubeconfig(state.kubeconfig, home / "kubeconfig", release.MANAGER_SA,
+                                      _token(str(state.kubeconfig)), server=f"https://{net.host_ip}:{api_port}",
+                                      namespace=release.NAMESPACE)
         tmpdir = home / "tmp"
         certs = tmpdir / "k8s-webhook-server" / "serving-certs"  # controller-runtime's default CertDir
         svc = f"{release.WEBHOOK_SERVICE}.{release.NAMESPACE}.svc"

@@ -23,7 +23,7 @@ import yaml
 from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki
 from sandbox.services.apiserver import node_network
-from sandbox.services.base import Launch, Service, http_ok
+from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
 from sandbox.services.controller_manager import loopback_tls
 from sandbox.state import SandboxState, ServiceRecord
 
@@ -97,16 +97,7 @@ class MetricsServer(Service):
         objects = release_objects(module_dir(binary_version("metrics-server"))) + endpoint_objects(net.host_ip, port)
         token = _install(str(state.kubeconfig), objects)
         home = self.data_dir(state)
-        admin = yaml.safe_load(state.kubeconfig.read_text())
-        kubeconfig = home / "kubeconfig"
-        kubeconfig.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": admin["clusters"][0]["cluster"]}],
-            "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-            "contexts": [{"name": SERVICE_ACCOUNT, "context": {"cluster": "sandbox", "user": SERVICE_ACCOUNT}}],
-            "current-context": SERVICE_ACCOUNT,
-        }, sort_keys=False))
-        kubeconfig.chmod(0o600)
+        kubeconfig = token_kubeconfig(state.kubeconfig, home / "kubeconfig", SERVICE_ACCOUNT, token)
         pki = Pki(state.dir / "pki")
         cmd = [
             str(binary("metrics-server")),

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from sandbox.paths import binary, binary_version, go_module_dir
-from sandbox.services.base import Launch, Service, http_ok
+from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 MODULE = "github.com/prometheus-operator/prometheus-operator"
@@ -141,24 +141,6 @@ def install(kubeconfig: str, version: str) -> list[str]:
     return done
 
 
-def operator_kubeconfig(admin_kubeconfig: Path, token: str, out: Path) -> Path:
-    """Write a kubeconfig for the operator: the admin kubeconfig's server and CA, the ServiceAccount's token."""
-    admin = yaml.safe_load(admin_kubeconfig.read_text())
-    cluster = admin["clusters"][0]
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [cluster],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": SERVICE_ACCOUNT, "context": {"cluster": cluster["name"], "user": SERVICE_ACCOUNT,
-                                                           "namespace": NAMESPACE}}],
-        "current-context": SERVICE_ACCOUNT,
-    }
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    tmp.chmod(0o600)
-    tmp.replace(out)
-    return out
-
 
 def prometheus_url(kubeconfig: str, name: str = PROMETHEUS_NAME, namespace: str = NAMESPACE) -> str | None:
     """``http://<Pod IP>:9090`` of the operator's Prometheus Pod ``prometheus-<name>-0`` once it is Ready, else None.
@@ -192,8 +174,8 @@ class PrometheusOperator(Service):
     def launch(self, state: SandboxState) -> Launch:
         version = binary_version("prometheus-operator")
         install(str(state.kubeconfig), version)
-        kubeconfig = operator_kubeconfig(state.kubeconfig, _token(str(state.kubeconfig)),
-                                         self.data_dir(state) / "kubeconfig")
+        kubeconfig = token_kubeconfig(state.kubeconfig, self.data_dir(state) / "kubeconfig", SERVICE_ACCOUNT,
+                                      _token(str(state.kubeconfig)), namespace=NAMESPACE)
         port = self.port(state, "http")
         cmd = [
             str(binary("prometheus-operator")),

@@ -99,3 +99,26 @@ def test_emit_json_and_yaml_are_machine_readable(capsys) -> None:
     emit(rows, OutputFormat.table, title="t")
     out = capsys.readouterr().out
     assert "etcd" in out and "extra" in out
+
+
+def test_token_kubeconfig_keeps_the_admin_ca_and_swaps_user_and_server(tmp_path) -> None:
+    import stat
+
+    import yaml
+
+    from sandbox.services.base import token_kubeconfig
+
+    admin = tmp_path / "admin.yaml"
+    admin.write_text(yaml.safe_dump({"clusters": [{"name": "x", "cluster": {
+        "server": "https://127.0.0.1:6443", "certificate-authority-data": "Q0E="}}]}))
+    out = token_kubeconfig(admin, tmp_path / "kc", "kuberay-operator", "tok", server="https://10.200.1.1:6443",
+                           namespace="kuberay-system")
+    config = yaml.safe_load(out.read_text())
+    assert config["clusters"][0]["cluster"] == {"server": "https://10.200.1.1:6443",
+                                                 "certificate-authority-data": "Q0E="}
+    assert config["users"] == [{"name": "kuberay-operator", "user": {"token": "tok"}}]
+    assert config["contexts"][0]["context"]["namespace"] == "kuberay-system"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    plain = yaml.safe_load(token_kubeconfig(admin, tmp_path / "kc2", "sa", "t").read_text())
+    assert plain["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+    assert "namespace" not in plain["contexts"][0]["context"]
