@@ -111,8 +111,10 @@ def test_rolling_update_replaces_pods_one_by_one(core: client.CoreV1Api, apps: c
     # maxUnavailable 0 / maxSurge 1, i.e. one at a time: never fewer than 3 Ready, never more than 4 Pods
     assert min(s[0] for s in samples) >= 3, samples
     assert max(s[1] for s in samples) <= 4, samples
+    # the sampler stops after the Deployment reports the rollout done, so its last sample may predate the last
+    # old Pod's deletion (CI saw 1); that none is left afterwards is `not new & old` above
     olds = [s[2] for s in samples]
-    assert olds[0] == 3 and olds[-1] == 0
+    assert olds[0] == 3
     assert olds == sorted(olds, reverse=True), olds  # old Pods only leave
 
 
