@@ -136,3 +136,20 @@ def token_kubeconfig(admin_kubeconfig: Path, out: Path, user: str, token: str, *
     tmp.chmod(0o600)
     tmp.replace(out)
     return out
+
+
+#: Lifetime of the ServiceAccount tokens the sandbox's operators run with: a sandbox lives for hours.
+TOKEN_SECONDS = 7 * 24 * 3600
+
+
+def service_account_token(kubeconfig: str, name: str, namespace: str, seconds: int = TOKEN_SECONDS) -> str:
+    """A TokenRequest token (``seconds`` long, default audiences) for ServiceAccount ``namespace/name``, requested
+    with the admin ``kubeconfig``; what a Pod's projected ``kube-api-access`` volume would hold."""
+    from kubernetes import client
+
+    from tasks import kube
+
+    api = client.CoreV1Api(kube.connect(kubeconfig).client)
+    body = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
+                                                                              expiration_seconds=seconds))
+    return str(api.create_namespaced_service_account_token(name, namespace, body).status.token)

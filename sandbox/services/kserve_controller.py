@@ -34,11 +34,10 @@ from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki, issue_serving_cert
 from sandbox.procs import free_port
 from sandbox.services.apiserver import node_network
-from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
+from sandbox.services.base import Launch, Service, http_ok, service_account_token, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 log = logging.getLogger("sandbox.services.kserve_controller")
-TOKEN_SECONDS = 7 * 24 * 3600
 
 
 def kserve_release() -> str:
@@ -69,16 +68,6 @@ def _apply(kubeconfig: str, objects: list[dict[str, Any]]) -> None:
     for obj in objects:
         kube.apply(dyn, obj, field_manager=release.FIELD_MANAGER, force=True)
 
-
-def _token(kubeconfig: str) -> str:
-    from kubernetes import client
-
-    from tasks import kube
-
-    api = client.CoreV1Api(kube.connect(kubeconfig).client)
-    body = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-        audiences=[], expiration_seconds=TOKEN_SECONDS))
-    return api.create_namespaced_service_account_token(release.MANAGER_SA, release.NAMESPACE, body).status.token
 
 
 
@@ -127,9 +116,9 @@ class KServeController(Service):
         before, self._hooks = _objects(state, net.node_ip)
         _apply(str(state.kubeconfig), before)
         api_port = state.services["kube-apiserver"].ports["https"]
-        kubeconfig = token_kubeconfig(state.kubeconfig, home / "kubeconfig", release.MANAGER_SA,
-                                      _token(str(state.kubeconfig)), server=f"https://{net.host_ip}:{api_port}",
-                                      namespace=release.NAMESPACE)
+        token = service_account_token(str(state.kubeconfig), release.MANAGER_SA, release.NAMESPACE)
+        kubeconfig = token_kubeconfig(state.kubeconfig, home / "kubeconfig", release.MANAGER_SA, token,
+                                      server=f"https://{net.host_ip}:{api_port}", namespace=release.NAMESPACE)
         tmpdir = home / "tmp"
         certs = tmpdir / "k8s-webhook-server" / "serving-certs"  # controller-runtime's default CertDir
         svc = f"{release.WEBHOOK_SERVICE}.{release.NAMESPACE}.svc"

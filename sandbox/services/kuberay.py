@@ -22,14 +22,13 @@ import yaml
 
 from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.procs import free_port
-from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
+from sandbox.services.base import Launch, Service, http_ok, service_account_token, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 MODULE = "github.com/ray-project/kuberay/ray-operator"
 NAMESPACE = "kuberay-system"
 SERVICE_ACCOUNT = "kuberay-operator"
 FIELD_MANAGER = "kaiops-sandbox"
-TOKEN_SECONDS = 7 * 24 * 3600  # a sandbox lives for hours; the token outlives it
 # config/rbac/kustomization.yaml: the labels kustomize adds to every object, and the files it lists
 LABELS = {"app.kubernetes.io/component": "kuberay-operator", "app.kubernetes.io/name": "kuberay"}
 
@@ -63,16 +62,6 @@ def rbac_objects(module: Path, namespace: str = NAMESPACE) -> list[dict[str, Any
     return objects
 
 
-def _token(kubeconfig: str) -> str:
-    from kubernetes import client
-
-    from tasks import kube
-
-    api = client.CoreV1Api(kube.connect(kubeconfig).client)
-    body = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-        audiences=[], expiration_seconds=TOKEN_SECONDS))
-    return api.create_namespaced_service_account_token(SERVICE_ACCOUNT, NAMESPACE, body).status.token
-
 
 def install_rbac(kubeconfig: str, version: str) -> list[str]:
     """Server-side apply the namespace and the release's RBAC; return ``kind/name`` of what was applied."""
@@ -97,8 +86,9 @@ class KubeRay(Service):
     def launch(self, state: SandboxState) -> Launch:
         version = binary_version("kuberay-operator")
         install_rbac(str(state.kubeconfig), version)
-        kubeconfig = token_kubeconfig(state.kubeconfig, self.data_dir(state) / "kubeconfig", SERVICE_ACCOUNT,
-                                      _token(str(state.kubeconfig)), namespace=NAMESPACE)
+        token = service_account_token(str(state.kubeconfig), SERVICE_ACCOUNT, NAMESPACE)
+        kubeconfig = token_kubeconfig(state.kubeconfig, self.data_dir(state) / "kubeconfig", SERVICE_ACCOUNT, token,
+                                      namespace=NAMESPACE)
         metrics = self.port(state, "metrics")
         probe = self.port(state, "probe")
         while probe == metrics:  # two free_port() calls can return the same port

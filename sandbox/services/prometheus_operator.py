@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from sandbox.paths import binary, binary_version, go_module_dir
-from sandbox.services.base import Launch, Service, http_ok, token_kubeconfig
+from sandbox.services.base import Launch, Service, http_ok, service_account_token, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
 
 MODULE = "github.com/prometheus-operator/prometheus-operator"
@@ -48,7 +48,6 @@ SERVICE_ACCOUNT = "prometheus-operator"
 PROMETHEUS_SERVICE_ACCOUNT = "prometheus"
 PROMETHEUS_NAME = "sandbox"
 FIELD_MANAGER = "kaiops-sandbox"
-TOKEN_SECONDS = 7 * 24 * 3600  # a sandbox lives for hours; the token outlives it
 SCRAPE_INTERVAL = "5s"  # the Prometheus object's scrape and rule evaluation interval
 # example/rbac/: the files of the operator's and of Prometheus's own RBAC (the Deployment, Service and
 # ServiceMonitor of the operator and the example Prometheus object are left out: the operator runs on the host)
@@ -115,16 +114,6 @@ def prometheus_object(version: str, name: str = PROMETHEUS_NAME, namespace: str 
     }
 
 
-def _token(kubeconfig: str) -> str:
-    from kubernetes import client
-
-    from tasks import kube
-
-    api = client.CoreV1Api(kube.connect(kubeconfig).client)
-    body = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-        audiences=[], expiration_seconds=TOKEN_SECONDS))
-    return api.create_namespaced_service_account_token(SERVICE_ACCOUNT, NAMESPACE, body).status.token
-
 
 def install(kubeconfig: str, version: str) -> list[str]:
     """Server-side apply the namespace, :data:`EXTRA_CRDS` and the release's RBAC; return ``kind/name`` applied."""
@@ -174,8 +163,9 @@ class PrometheusOperator(Service):
     def launch(self, state: SandboxState) -> Launch:
         version = binary_version("prometheus-operator")
         install(str(state.kubeconfig), version)
-        kubeconfig = token_kubeconfig(state.kubeconfig, self.data_dir(state) / "kubeconfig", SERVICE_ACCOUNT,
-                                      _token(str(state.kubeconfig)), namespace=NAMESPACE)
+        token = service_account_token(str(state.kubeconfig), SERVICE_ACCOUNT, NAMESPACE)
+        kubeconfig = token_kubeconfig(state.kubeconfig, self.data_dir(state) / "kubeconfig", SERVICE_ACCOUNT, token,
+                                      namespace=NAMESPACE)
         port = self.port(state, "http")
         cmd = [
             str(binary("prometheus-operator")),
