@@ -2,7 +2,7 @@
 
 ``configs/clusters/<environment>.yaml`` is typed by :class:`RayClusterConfig` (unknown keys refused, every
 field described and bounded). :func:`load_cluster_config` reads a file and turns every validation error into
-an :class:`~tasks.errors.InputError` naming the file, the field path and the fix. ``tasks.ray_cluster`` renders
+an :class:`~tasks.errors.InputError` naming the file, the field path and the fix. ``tasks.ray.manifest`` renders
 the model to a KubeRay ``RayCluster``; :func:`json_schema` is what editors use (``configs/schemas/``).
 
 Kubernetes quantities (``500m``, ``2``, ``8Gi``, ``1.5G``) are parsed here by :func:`parse_quantity`, after

@@ -5,8 +5,8 @@ Runbook: the cluster must be ready -> plant a detached actor on a worker (its st
 -> note the Pods -> delete the head Pod -> KubeRay creates a new one -> wait until it is Ready, then until the
 whole cluster is ready again -> ask the new head for the actor -> compare. With ``gcsFaultTolerance`` in the
 config (KubeRay ``gcsFaultToleranceOptions``, Redis) every worker and the actor must survive, or the drill
-fails; without it the drill passes on recovery alone and lists the losses. All I/O is in :mod:`tasks.ray_drill`
-and :mod:`tasks.ray_provision`.
+fails; without it the drill passes on recovery alone and lists the losses. All I/O is in :mod:`tasks.ray.drill`
+and :mod:`tasks.ray.provision`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from configs.inputs import ConfigPath, Seconds
-from tasks import ray_drill as rd
-from tasks import ray_provision as rp
 from tasks.errors import InputError
+from tasks.ray import drill as rd
+from tasks.ray import provision as rp
+from tasks.ray.status import dashboard_url
 
 
 @flow(name="ray-head-failure-drill", log_prints=True)
@@ -38,7 +39,7 @@ def head_failure_drill(config_path: ConfigPath, yes: bool = False, dry_run: bool
     Returns:
         ``{"cluster", "fault_tolerant", "head": {"deleted", "new"}, "recovery_s": {"head_ready",
         "cluster_ready", "actor_answered"}, "workers": {pod: outcome}, "actor": outcome, "lost": [...],
-        "passed", "ok"}``; outcomes are :class:`tasks.ray_drill.Outcome` values.
+        "passed", "ok"}``; outcomes are :class:`tasks.ray.drill.Outcome` values.
 
     Raises:
         InputError: ``yes`` not given (nothing changed), or the cluster does not exist.
@@ -58,7 +59,7 @@ def head_failure_drill(config_path: ConfigPath, yes: bool = False, dry_run: bool
     if dry_run:
         summary.update(head={"would_delete": (obj.get("status") or {}).get("head", {}).get("podName")}, ok=True)
         return summary
-    planted = rd.plant_actor(rp.dashboard_url(obj), secrets.token_hex(8))
+    planted = rd.plant_actor(dashboard_url(obj), secrets.token_hex(8))
     before = rd.cluster_pods(kubeconfig, cfg.name, cfg.namespace)
     started, deadline = time.monotonic(), time.time() + timeout_s
     deleted = rd.delete_head_pod(kubeconfig, cfg.name, cfg.namespace)

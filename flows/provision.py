@@ -3,7 +3,7 @@
 Each flow body reads as the runbook: load the config -> render -> validate -> plan (server-side dry run, diff
 against the live object) -> apply only when the plan changes something -> watch until ready -> smoke job ->
 report. Running any of them twice changes nothing the second time; ``dry_run=True`` shows the diff and stops.
-All Kubernetes and HTTP work is in :mod:`tasks.ray_provision`.
+All Kubernetes and HTTP work is in :mod:`tasks.ray.provision`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.inputs import ConfigPath, K8sName, Replicas, Seconds
 from configs.ray_cluster import RayClusterConfig
-from tasks import ray_provision as rp
 from tasks.errors import InputError, PermanentError
-from tasks.ray_cluster import API_VERSION, KIND
+from tasks.ray import provision as rp
+from tasks.ray.manifest import API_VERSION, KIND
+from tasks.ray.plan import SUSPEND_MANAGER, Decision, Plan, keep_autoscaler_state
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -28,7 +29,7 @@ def _conditions(obj: dict[str, Any] | None) -> dict[str, str]:
             or []}
 
 
-def _summary(cfg: RayClusterConfig, decision: rp.Decision, obj: dict[str, Any] | None, started: float,
+def _summary(cfg: RayClusterConfig, decision: Decision, obj: dict[str, Any] | None, started: float,
              **extra: Any) -> dict[str, Any]:
     status = (obj or {}).get("status") or {}
     endpoints = status.get("endpoints") or {}
@@ -73,18 +74,18 @@ def _report(title: str, summary: dict[str, Any], diff: str = "") -> None:
 
 
 def _converge(cfg: RayClusterConfig, manifest: dict[str, Any], kubeconfig: str | None, dry_run: bool,
-              field_manager: str = rp.kube.FIELD_MANAGER) -> tuple[rp.Plan, dict[str, Any] | None]:
+              field_manager: str = rp.kube.FIELD_MANAGER) -> tuple[Plan, dict[str, Any] | None]:
     """Plan, then apply only when the plan changes something. Returns the plan and the live object after."""
     force = False
     if field_manager == rp.kube.FIELD_MANAGER:  # the autoscaler's replicas are kept (KubeRay's atomic list)
-        manifest, force = rp.keep_autoscaler_state(manifest, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace))
+        manifest, force = keep_autoscaler_state(manifest, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace))
         if force:
             print(f"{cfg.namespace}/{cfg.name}: the Ray autoscaler owns spec.workerGroupSpecs (one atomic list in "
                   "KubeRay's CRD); keeping its replicas and workersToDelete, taking the list back")
     plan = rp.plan_apply(kubeconfig, manifest, field_manager, force)
     if plan.diff:
         print(plan.diff)
-    if dry_run or plan.decision is rp.Decision.unchanged:
+    if dry_run or plan.decision is Decision.unchanged:
         print(f"{cfg.namespace}/{cfg.name}: {'dry run, ' if dry_run else ''}{plan.decision.value}")
         return plan, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace)
     obj = rp.apply_manifest(kubeconfig, manifest, field_manager, force)
@@ -138,7 +139,7 @@ def provision_ray_cluster(config_path: ConfigPath, dry_run: bool = False, timeou
         rp.ensure_namespace(kubeconfig, cfg.namespace)
     plan, obj = _converge(cfg, manifest, kubeconfig, dry_run)
     if dry_run:
-        summary = _summary(cfg, rp.Decision.planned, obj, started, would=plan.decision.value, diff=plan.diff,
+        summary = _summary(cfg, Decision.planned, obj, started, would=plan.decision.value, diff=plan.diff,
                            ok=True)
         _report(f"Ray cluster {cfg.name}: dry run", summary, plan.diff)
         return summary
@@ -201,7 +202,7 @@ def scale_ray_cluster(config_path: ConfigPath, group: K8sName, replicas: Replica
     plan, obj = _converge(cfg, manifest, kubeconfig, dry_run)
     if not dry_run:
         obj = rp.wait_until(kubeconfig, cfg.name, cfg.namespace, timeout_s)
-    summary = _summary(cfg, rp.Decision.planned if dry_run else plan.decision, obj, started, group=group,
+    summary = _summary(cfg, Decision.planned if dry_run else plan.decision, obj, started, group=group,
                        replicas=replicas, diff=plan.diff, ok=True)
     _report(f"Ray cluster {cfg.name}: scale {group} to {replicas}", summary, plan.diff)
     return summary
@@ -219,14 +220,14 @@ def _set_suspend(config_path: str, suspend: bool, dry_run: bool, timeout_s: floa
     if rp.read_cluster(kubeconfig, cfg.name, cfg.namespace) is None:
         raise InputError(config_path, "name", f"RayCluster {cfg.namespace}/{cfg.name} does not exist",
                          "provision it first: kaiops provision " + config_path)
-    plan, obj = _converge(cfg, _suspend_manifest(cfg, suspend), kubeconfig, dry_run, rp.SUSPEND_MANAGER)
+    plan, obj = _converge(cfg, _suspend_manifest(cfg, suspend), kubeconfig, dry_run, SUSPEND_MANAGER)
     result = None
     if not dry_run:
         if suspend:
             obj = rp.wait_until(kubeconfig, cfg.name, cfg.namespace, timeout_s, want="suspended")
         else:
             obj, result = _ready_and_smoke(cfg, kubeconfig, timeout_s, smoke)
-    summary = _summary(cfg, rp.Decision.planned if dry_run else plan.decision, obj, started, diff=plan.diff,
+    summary = _summary(cfg, Decision.planned if dry_run else plan.decision, obj, started, diff=plan.diff,
                        smoke=result, ok=result is None or result["succeeded"])
     _report(f"Ray cluster {cfg.name}: {'suspend' if suspend else 'resume'}", summary, plan.diff)
     return summary
@@ -261,7 +262,7 @@ def teardown_ray_cluster(config_path: ConfigPath, yes: bool = False, dry_run: bo
                          "pass --yes (yes=True) to confirm, or --dry-run to see what would go")
     live = rp.read_cluster(kubeconfig, cfg.name, cfg.namespace)
     if dry_run or live is None:
-        decision = rp.Decision.planned if dry_run and live is not None else rp.Decision.absent
+        decision = Decision.planned if dry_run and live is not None else Decision.absent
         summary = _summary(cfg, decision, live, started, ok=True)
         _report(f"Ray cluster {cfg.name}: teardown ({decision.value})", summary)
         return summary

@@ -10,8 +10,9 @@ import httpx
 from kubernetes import client as k8s
 from prefect import task
 
-from tasks import kube, ray_jobs
+from tasks import kube
 from tasks.crds import load_crds
+from tasks.ray import jobs as ray_jobs
 
 
 @task(name="check-kubernetes")

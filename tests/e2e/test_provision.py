@@ -45,7 +45,7 @@ def _live(cluster: dict) -> dict:
 
 
 def _pods(cluster: dict, node_type: str | None = None) -> list[dict]:
-    from tasks.ray_provision import list_pods
+    from tasks.ray.diagnose import list_pods
 
     pods = list_pods(cluster["kubeconfig"], cluster["raw"]["name"], NAMESPACE)
     return [p for p in pods if node_type is None or p["metadata"]["labels"].get("ray.io/node-type") == node_type]
@@ -136,8 +136,9 @@ def test_suspend_deletes_the_pods_and_resume_brings_them_back(cluster) -> None:
 
 
 def test_a_smoke_job_that_cannot_be_scheduled_fails_in_time_with_its_message(cluster, capsys) -> None:
-    from tasks.ray_jobs import JobTimeout
-    from tasks.ray_provision import dashboard_url, smoke_job
+    from tasks.ray.jobs import JobTimeout
+    from tasks.ray.provision import smoke_job
+    from tasks.ray.status import dashboard_url
 
     started = time.monotonic()
     with pytest.raises(JobTimeout) as failed:
@@ -155,7 +156,7 @@ def test_a_smoke_job_that_cannot_be_scheduled_fails_in_time_with_its_message(clu
 
 def test_a_job_that_cannot_be_scheduled_on_the_sandbox_head_fails_in_time(sandbox, capsys) -> None:
     """The same timeout path against the sandbox's own Ray head (no operator involved)."""
-    from tasks.ray_jobs import JobTimeout, smoke_test
+    from tasks.ray.jobs import JobTimeout, smoke_test
 
     started = time.monotonic()
     with pytest.raises(JobTimeout, match="Job has not started yet"):
@@ -166,8 +167,8 @@ def test_a_job_that_cannot_be_scheduled_on_the_sandbox_head_fails_in_time(sandbo
 
 def test_wrong_ray_start_parameter_shows_the_crash_and_its_log(cluster) -> None:
     from configs.ray_cluster import load_cluster_config
-    from tasks.ray_cluster import render_ray_cluster
-    from tasks.ray_provision import ProvisionTimeout, wait_until
+    from tasks.ray.manifest import render_ray_cluster
+    from tasks.ray.provision import ProvisionTimeout, wait_until
 
     dyn = kube.connect(cluster["kubeconfig"])
     manifest = render_ray_cluster(load_cluster_config(cluster["path"]))
@@ -195,8 +196,8 @@ def test_wrong_ray_start_parameter_shows_the_crash_and_its_log(cluster) -> None:
 
 def test_an_unschedulable_gpu_group_shows_the_scheduler_reason(cluster) -> None:
     from configs.ray_cluster import load_cluster_config
-    from tasks.ray_cluster import render_ray_cluster
-    from tasks.ray_provision import ProvisionTimeout, wait_until
+    from tasks.ray.manifest import render_ray_cluster
+    from tasks.ray.provision import ProvisionTimeout, wait_until
 
     dyn = kube.connect(cluster["kubeconfig"])
     manifest = render_ray_cluster(load_cluster_config(cluster["path"]))

@@ -80,7 +80,7 @@ def _live(cluster: dict) -> dict:
 
 
 def _workers(cluster: dict, group: str) -> list[dict]:
-    from tasks.ray_provision import list_pods
+    from tasks.ray.diagnose import list_pods
 
     return [p for p in list_pods(cluster["kubeconfig"], cluster["raw"]["name"], NAMESPACE)
             if p["metadata"]["labels"].get("ray.io/group") == group
@@ -92,7 +92,7 @@ def _ready(pod: dict) -> bool:
 
 
 def _dashboard(cluster: dict) -> str:
-    from tasks.ray_provision import dashboard_url
+    from tasks.ray.status import dashboard_url
 
     return dashboard_url(_live(cluster))
 
@@ -117,7 +117,7 @@ def ray_status_nodes(text: str) -> dict[str, dict[str, int]]:
 
 
 def _ray_status(cluster: dict) -> str:
-    from tasks.ray_jobs import run_job
+    from tasks.ray.jobs import run_job
 
     result = run_job(_dashboard(cluster), "ray status", timeout=120)
     assert result.succeeded, result
@@ -150,7 +150,7 @@ def test_an_autoscaling_cluster_is_ready_with_the_autoscaler_sidecar_and_no_work
 
 
 def test_pending_tasks_scale_the_cpu_group_up_and_idle_workers_away(cluster) -> None:
-    from tasks.ray_jobs import run_job
+    from tasks.ray.jobs import run_job
 
     done: dict = {}
     started = time.monotonic()
@@ -197,7 +197,7 @@ def test_provision_again_keeps_what_the_autoscaler_decided(cluster) -> None:
 def test_a_gpu_task_scales_the_gpu_group_onto_the_gpu_node(cluster) -> None:
     import json
 
-    from tasks.ray_jobs import run_job
+    from tasks.ray.jobs import run_job
 
     started = time.monotonic()
     result = run_job(_dashboard(cluster), _entrypoint(GPU_TASK), timeout=600)

@@ -53,7 +53,7 @@ def test_ray_job_submission_runs_a_real_job(sandbox) -> None:
 
 
 def test_smoke_job_runs_on_the_cluster_it_is_given_whatever_ray_address_says(sandbox, monkeypatch) -> None:
-    from tasks.ray_jobs import smoke_test
+    from tasks.ray.jobs import smoke_test
 
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:9")  # a shell pointed at another cluster
     result = smoke_test(sandbox["RAY_ADDRESS"], timeout=180)

@@ -20,7 +20,7 @@ from configs.backup import BackupPolicy
 from configs.ray_cluster import load_cluster_config
 from tasks import kube
 from tasks.backup import steps
-from tasks.ray_cluster import render_ray_cluster
+from tasks.ray.manifest import render_ray_cluster
 from tasks.rollout.state import Phase, RolloutRecord, iso
 from tests.sandbox_env import exported
 

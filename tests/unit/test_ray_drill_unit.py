@@ -1,4 +1,4 @@
-"""The head-failure drill's judgement (tasks.ray_drill), as pure functions over Pod and actor dicts."""
+"""The head-failure drill's judgement (tasks.ray.drill), as pure functions over Pod and actor dicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from configs.ray_cluster import RayClusterConfig
 from tasks.errors import InputError
-from tasks.ray_drill import _PLANT, _PROBE, Outcome, _entrypoint, actor_outcome, pod_view, verdict, worker_outcomes
+from tasks.ray.drill import _PLANT, _PROBE, Outcome, _entrypoint, actor_outcome, pod_view, verdict, worker_outcomes
 
 pytestmark = pytest.mark.unit
 

@@ -21,18 +21,11 @@ from configs.ray_cluster import (
 from tasks import crds
 from tasks.errors import InputError, PermanentError
 from tasks.manifests import validate_documents
-from tasks.ray_cluster import render_ray_cluster
-from tasks.ray_jobs import smoke_entrypoint, tail
-from tasks.ray_provision import (
-    dashboard_url,
-    diagnosis_text,
-    keep_autoscaler_state,
-    only_stale_generation,
-    pod_problems,
-    readiness_gaps,
-    same_object,
-    spec_diff,
-)
+from tasks.ray.diagnose import diagnosis_text
+from tasks.ray.jobs import smoke_entrypoint, tail
+from tasks.ray.manifest import render_ray_cluster
+from tasks.ray.plan import keep_autoscaler_state, same_object, spec_diff
+from tasks.ray.status import dashboard_url, only_stale_generation, pod_problems, readiness_gaps
 
 pytestmark = pytest.mark.unit
 CLUSTERS = Path(__file__).resolve().parents[2] / "configs" / "clusters"

@@ -29,8 +29,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import kube
 from tasks.errors import PermanentError
-from tasks.ray_jobs import progress, run_job
-from tasks.ray_provision import NODE_TYPE_LABEL, _pod_ready, _terminating, dashboard_url, list_pods
+from tasks.ray.diagnose import list_pods
+from tasks.ray.jobs import progress, run_job
+from tasks.ray.status import NODE_TYPE_LABEL, dashboard_url, pod_ready, terminating
 
 ACTOR = "kaiops-drill-keeper"
 RAY_NAMESPACE = "kaiops-drill"
@@ -105,14 +106,14 @@ def pod_view(pods: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{pod name: {uid, type, restarts, ready}} of the cluster's live (not terminating) Pods."""
     out = {}
     for p in pods:
-        if _terminating(p):
+        if terminating(p):
             continue
         statuses = (p.get("status") or {}).get("containerStatuses") or []
         ray_container = next((s for s in statuses if s.get("name") in ("ray-head", "ray-worker")),
                              statuses[0] if statuses else {})
         out[p["metadata"]["name"]] = {"uid": p["metadata"].get("uid"),
                                       "type": (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL),
-                                      "restarts": int(ray_container.get("restartCount") or 0), "ready": _pod_ready(p)}
+                                      "restarts": int(ray_container.get("restartCount") or 0), "ready": pod_ready(p)}
     return out
 
 
@@ -228,7 +229,7 @@ def delete_head_pod(kubeconfig: str | None, name: str, namespace: str) -> dict[s
         PermanentError: the cluster has no running head Pod.
     """
     pods = [p for p in list_pods(kubeconfig, name, namespace)
-            if (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "head" and not _terminating(p)]
+            if (p["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "head" and not terminating(p)]
     if len(pods) != 1:
         raise PermanentError(f"drill: RayCluster {namespace}/{name} has {len(pods)} head Pods, want 1")
     head = pods[0]
@@ -250,8 +251,8 @@ def wait_new_head(kubeconfig: str | None, name: str, namespace: str, old_uid: st
     while time.monotonic() < deadline:
         for p in list_pods(kubeconfig, name, namespace):
             labels = p["metadata"].get("labels") or {}
-            if labels.get(NODE_TYPE_LABEL) == "head" and p["metadata"]["uid"] != old_uid and _pod_ready(p) \
-                    and not _terminating(p):
+            if labels.get(NODE_TYPE_LABEL) == "head" and p["metadata"]["uid"] != old_uid and pod_ready(p) \
+                    and not terminating(p):
                 return str(p["metadata"]["name"])
         time.sleep(1)
     raise PermanentError(f"drill: no new head Pod of {namespace}/{name} Running and Ready after {timeout_s:.0f}s")

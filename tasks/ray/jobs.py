@@ -146,7 +146,7 @@ def run_job(address: str, entrypoint: str, timeout: float = 300.0, poll: float =
     return JobResult(job_id, info["status"], round(time.monotonic() - started, 3), logs, info.get("message") or "")
 
 
-def _call(http: httpx.Client, method: str, url: str, address: str, **kwargs) -> dict:
+def _call(http: httpx.Client, method: str, url: str, address: str, **kwargs: Any) -> dict[str, Any]:
     try:
         resp = http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
@@ -155,7 +155,8 @@ def _call(http: httpx.Client, method: str, url: str, address: str, **kwargs) -> 
         raise TemporaryError(f"Ray Job Submission API at {address}: HTTP {resp.status_code}: {resp.text[:300]}")
     if resp.status_code >= 400:
         raise PermanentError(f"Ray Job Submission API at {address}: HTTP {resp.status_code}: {resp.text[:300]}")
-    return resp.json()
+    body: dict[str, Any] = resp.json()
+    return body
 
 
 def smoke_test(address: str, timeout: float = 300.0, workers: int = 0,
