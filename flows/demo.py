@@ -11,7 +11,10 @@ The story, one section per job (each section's summary, with ``ok``, lands in ``
 6. ``release`` — register a version in MLflow; its webhook starts the ``release`` flow, start to finish.
 7. ``backup`` — back up what the demo made (Secrets encrypted) and drill the restore.
 
-A section that fails is reported as failed; the next sections still run.
+A section that fails is reported as failed; the next sections still run. The demo's own tasks are in
+:mod:`tasks.demo`; the sandbox-side helpers it calls (serving and loading the InferenceService, the MLflow
+release) are ``sandbox/kserve/demo.py`` and ``sandbox/release_demo.py`` (besides the ``kaiops sandbox``
+commands, the only sandbox code ``flows/`` imports).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def ray_section() -> dict:
 def models_section(state: dict) -> dict:
     from flows.publish import publish_model
     from flows.warmup import warmup_model
-    from tasks.storage.tasks import ensure_bucket, train_iris_models_task, wire_s3_credentials, write_isvc_manifest
+    from tasks.demo.setup import ensure_bucket, train_iris_models_task, wire_s3_credentials, write_isvc_manifest
 
     trained = train_iris_models_task(os.path.join(_out(), "models", "iris"))
     state["trained"] = trained

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import flow
 
 from configs.inputs import Namespace
-from tasks.kserve_credentials import Severity
+from tasks.kserve.credentials import Severity
 from tasks.storage.tasks import (
     check_bucket_task,
     download_and_verify_task,

@@ -1,7 +1,7 @@
 """One predictor revision = the storage-initializer step + a real KServe model server process.
 
-:func:`storage_initialize` runs KServe's own download code (``tasks.storage_initializer.download``) with the
-InferenceService's credentials resolved as KServe resolves them (``tasks.kserve_credentials``), after refusing
+:func:`storage_initialize` runs KServe's own download code (``tasks.kserve.storage_initializer.download``) with the
+InferenceService's credentials resolved as KServe resolves them (``tasks.kserve.resolve``), after refusing
 any endpoint that is not on loopback (the sandbox never contacts another address). :func:`start_server`
 starts ``python -m sandbox.kserve.modelserver`` — a :class:`kserve.Model` that loads a scikit-learn
 ``model.joblib`` / ``model.pkl`` / ``model.pickle`` the way KServe's ``sklearnserver`` looks for it — in the
@@ -66,8 +66,8 @@ def storage_initialize(dyn: Any, isvc: dict[str, Any], dest: Path) -> list[str]:
     Raises:
         StorageInitError: the download failed (KServe's message) or would leave loopback.
     """
-    from tasks.kserve_credentials import read_and_resolve
-    from tasks.storage_initializer import DownloadError, download
+    from tasks.kserve.resolve import read_and_resolve
+    from tasks.kserve.storage_initializer import DownloadError, download
 
     try:
         _, creds = read_and_resolve(dyn, isvc)

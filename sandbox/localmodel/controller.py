@@ -13,9 +13,10 @@ from typing import Any
 
 from kubernetes.dynamic.exceptions import ApiException
 
-from tasks import kserve_credentials as kc
 from tasks import kube
-from tasks.storage_initializer import DownloadError, download
+from tasks.kserve import credentials
+from tasks.kserve import resolve as kc
+from tasks.kserve.storage_initializer import DownloadError, download
 
 log = logging.getLogger("sandbox.localmodel")
 API = "serving.kserve.io/v1alpha1"
@@ -136,7 +137,7 @@ class Controller:
             with self.lock:
                 self.busy.discard(name)
 
-    def _credentials(self, name: str, spec: dict[str, Any]) -> kc.StorageCredentials:
+    def _credentials(self, name: str, spec: dict[str, Any]) -> credentials.StorageCredentials:
         """What the download Job in ``kserve-localmodel-jobs`` would get for this cache."""
         sa_name = spec.get("serviceAccountName") or "default"
         model: dict[str, Any] = {"storageUri": spec.get("sourceModelUri", "")}

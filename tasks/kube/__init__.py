@@ -9,7 +9,7 @@ API errors into kaiops's two roots (:func:`translate`: 5xx/timeouts are ``Tempor
 ``PermanentError``, :class:`NotFound`, :class:`ApplyConflict`).
 
 What it is not: no knowledge of RayClusters or InferenceServices (``tasks.ray_*``, ``tasks.rollout``,
-``tasks.kserve_credentials`` build on it), no Prefect, no retries (the I/O tasks above retry temporary errors
+``tasks.kserve.resolve`` build on it), no Prefect, no retries (the I/O tasks above retry temporary errors
 with :func:`tasks.errors.io_retries`).
 
 Modules: ``client`` (connect, discovery), ``errors`` (translation), ``verbs``, ``wait`` (conditions and

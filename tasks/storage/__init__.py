@@ -7,8 +7,8 @@ A version exists for a reader only when its ``manifest.json`` exists (:func:`lis
 over boto3 / google-cloud-storage / the file system with one shape (:class:`.layout.ObjectStore`) and one error
 mapping each; :class:`.bucket.Bucket` addresses one bucket by key (what backups use); :mod:`.publisher` is the
 upload logic (no Prefect here), the Prefect tasks live in :mod:`.tasks`. Not here: the backup format
-(:mod:`tasks.backup.store`), KServe credential resolution (:mod:`tasks.kserve_credentials`) and the
-storage-initializer download (:mod:`tasks.storage_initializer`).
+(:mod:`tasks.backup.store`), KServe credential resolution (:mod:`tasks.kserve.resolve`) and the
+storage-initializer download (:mod:`tasks.kserve.storage_initializer`).
 """
 
 from tasks.storage.layout import ObjectInfo, ObjectStore, StorageUri, parse_uri

@@ -9,7 +9,6 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.errors import PermanentError, io_retries
-from tasks.storage.layout import parse_uri
 from tasks.storage.progress import Fanout, PrefectProgress, RichProgress
 from tasks.storage.publisher import PublishResult, publish
 from tasks.storage.stores import check_force_needed, make_store  # noqa: F401  (moved there: no Prefect import)
@@ -60,12 +59,12 @@ def resolve_storage_credentials(target: str, namespace: str | None) -> tuple[dic
     (``$KUBECONFIG``) when one is configured.
 
     Returns:
-        (InferenceService dict, :class:`tasks.kserve_credentials.StorageCredentials`).
+        (InferenceService dict, :class:`tasks.kserve.credentials.StorageCredentials`).
     """
     import os
     from pathlib import Path
 
-    from tasks import kserve_credentials as kc
+    from tasks.kserve import resolve as kc
     from tasks.storage.warmup import load_manifest_file
 
     if Path(target).is_file():
@@ -121,14 +120,14 @@ def ensure_local_model_cache(name: str, storage_uri: str, model_bytes: int, node
     """Create the LocalModelNodeGroup (if missing) and LocalModelCache, then watch until every node copy is
     ``NodeDownloaded`` (or one is ``NodeDownloadError``). Returns ``{name, nodeStatus, copies, ok}``."""
     from tasks import kube
-    from tasks.manifests import validate_documents
-    from tasks.manifests.findings import has_errors
-    from tasks.storage.warmup import (
+    from tasks.kserve.manifests import (
         cache_downloaded,
         cache_failed,
         local_model_cache_manifest,
         local_model_node_group_manifest,
     )
+    from tasks.manifests import validate_documents
+    from tasks.manifests.findings import has_errors
 
     dyn = kube.connect()
     docs = [local_model_cache_manifest(name, storage_uri, model_bytes, [node_group], service_account)]
@@ -156,65 +155,3 @@ def warmup_report(report: Any) -> str:
     md = markdown(report)
     create_markdown_artifact(md, key=artifact_key(f"warmup-{report.isvc}"), description="warmup")
     return md
-
-
-# --------------------------------------------------------------------------------------------------- demo
-
-
-@task(name="train-iris-models")
-def train_iris_models_task(out_dir: str) -> list[dict[str, Any]]:
-    """Train iris v1..v3 into ``out_dir``; ``[{version, path, accuracy, description}]``."""
-    from tasks.demo_models import train_iris_models
-
-    return [{"version": m.version, "path": str(m.path), "accuracy": round(m.accuracy, 3),
-             "description": m.description} for m in train_iris_models(out_dir)]
-
-
-@task(name="ensure-bucket", **_IO)
-def ensure_bucket(uri: str) -> None:
-    """Create the bucket of ``uri`` when missing (sandbox/demo only)."""
-    store = make_store(uri)
-    store.create_bucket(parse_uri(uri).bucket)
-
-
-@task(name="wire-s3-credentials", **_IO)
-def wire_s3_credentials(namespaces: list[str], service_account: str, secret: str) -> list[str]:
-    """Apply Namespace + Secret (KServe key names and s3-* annotations for ``$AWS_ENDPOINT_URL``) + ServiceAccount
-    in each namespace, from the standard AWS_* environment; returns the object refs applied (no values)."""
-    import os
-
-    from tasks import kube
-    from tasks.storage.warmup import s3_wiring_manifests
-
-    dyn = kube.connect()
-    applied = []
-    for ns in namespaces:
-        docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
-        docs += s3_wiring_manifests(ns, service_account, secret, endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-                                    access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
-                                    secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
-                                    region=os.environ.get("AWS_DEFAULT_REGION"))
-        for doc in docs:
-            kube.apply(dyn, doc)
-            applied.append(kube.object_ref(doc))
-    return applied
-
-
-@task(name="write-isvc-manifest")
-def write_isvc_manifest(path: str, name: str, namespace: str, storage_uri: str, service_account: str) -> str:
-    """Write an InferenceService manifest for a published model to ``path`` (validated offline first)."""
-    from pathlib import Path
-
-    import yaml
-
-    from tasks.manifests import validate_documents
-    from tasks.manifests.findings import has_errors
-    from tasks.storage.warmup import inference_service_manifest
-
-    doc = inference_service_manifest(name, namespace, storage_uri, service_account)
-    findings = validate_documents([doc], path)
-    if has_errors(findings):
-        raise PermanentError("; ".join(f.message for f in findings))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path

@@ -237,7 +237,7 @@ def test_warmup_credentials_agree_with_the_pod_kserve_created(kdyn, namespace: s
     really injected into the storage-initializer of the Ready InferenceService: every variable kaiops resolves is
     in the Pod with the same value, and the Pod has no storage variable kaiops misses."""
     from tasks import kube
-    from tasks.kserve_credentials import read_and_resolve
+    from tasks.kserve.resolve import read_and_resolve
 
     _, creds = read_and_resolve(kdyn, "iris", namespace=NS)
     assert creds.ok, creds.problems

@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from tasks import kube
-from tasks.kserve_credentials import ProblemKind
-from tasks.storage import publish
-from tasks.storage.warmup import (
+from tasks.kserve.credentials import ProblemKind
+from tasks.kserve.manifests import (
     LOCALMODEL_JOB_NAMESPACE,
     inference_service_manifest,
     s3_wiring_manifests,
 )
+from tasks.storage import publish
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def world(sandbox, dyn, tmp_path_factory):
     """A bucket with iris v1 published, a namespace with SA+Secret, the same wiring in the localmodel job ns."""
-    from tasks.demo_models import train_iris_models
+    from tasks.demo.models import train_iris_models
     from tasks.storage.s3 import S3Store
 
     tag = uuid.uuid4().hex[:6]
@@ -77,7 +77,7 @@ def test_tampered_object_is_caught(world) -> None:
     from flows.warmup import warmup_model
 
     store, bucket = world["store"], world["bucket"]
-    from tasks.demo_models import train_iris_models
+    from tasks.demo.models import train_iris_models
 
     models = train_iris_models(Path(world["dir"]) / "t")
     publish(models[1].path, f"s3://{bucket}/iris/v9", store, model_format="sklearn")

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.kserve_credentials import (
-    CredentialConfig,
-    CredentialSource,
-    ProblemKind,
-    StorageKind,
-    resolve,
-)
+from tasks.kserve.credentials import CredentialConfig, CredentialSource, ProblemKind, StorageKind
+from tasks.kserve.resolve import resolve
 
 pytestmark = pytest.mark.unit
 

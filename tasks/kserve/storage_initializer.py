@@ -17,8 +17,10 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tasks.errors import PermanentError, TemporaryError
+from tasks.kserve.credentials import StorageCredentials
 
 _CHILD = r"""
 import json, os, sys, time, traceback
@@ -68,7 +70,7 @@ class DownloadError(PermanentError):
 def download(
     storage_uri: str,
     dest_dir: str | Path,
-    env: Mapping[str, str] | object,
+    env: Mapping[str, str] | StorageCredentials,
     *,
     files: Mapping[str, bytes] | None = None,
     extra_env: Mapping[str, str] | None = None,
@@ -80,7 +82,7 @@ def download(
         storage_uri: ``s3://bucket/prefix``, ``gs://bucket/prefix`` (anything kserve-storage accepts).
         dest_dir: destination directory (created).
         env: the storage-initializer environment: a mapping, or a
-            :class:`tasks.kserve_credentials.StorageCredentials` (its ``env`` and ``files`` are used).
+            :class:`tasks.kserve.credentials.StorageCredentials` (its ``env`` and ``files`` are used).
         files: in-container path -> content for mounted Secret files (merged with ``env.files``).
         extra_env: variables a real pod gets from elsewhere (e.g. ``STORAGE_EMULATOR_HOST`` for the sandbox GCS).
         timeout: seconds before the child is killed.
@@ -92,8 +94,10 @@ def download(
         DownloadError: KServe raised; the message is KServe's (e.g. "Failed to fetch model. No model found in ...").
         TemporaryError: the child timed out.
     """
-    base_env = dict(getattr(env, "env", env))  # StorageCredentials or mapping
-    mounted = dict(getattr(env, "files", {}) or {})
+    if isinstance(env, Mapping):
+        base_env, mounted = dict(env), {}
+    else:
+        base_env, mounted = dict(env.env), dict(env.files or {})
     mounted.update(files or {})
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -126,14 +130,15 @@ def download(
     return DownloadResult(files=listed, bytes=total, seconds=float(report.get("seconds", 0.0)))
 
 
-def _last_json(text: str) -> dict:
+def _last_json(text: str) -> dict[str, Any]:
     for line in reversed(text.splitlines()):
         line = line.strip()
         if line.startswith("{"):
             try:
-                return json.loads(line)
+                found: dict[str, Any] = json.loads(line)
             except ValueError:
                 continue
+            return found
     return {}
 
 
