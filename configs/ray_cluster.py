@@ -5,15 +5,13 @@ field described and bounded). :func:`load_cluster_config` reads a file and turns
 an :class:`~tasks.errors.InputError` naming the file, the field path and the fix. ``tasks.ray.manifest`` renders
 the model to a KubeRay ``RayCluster``; :func:`json_schema` is what editors use (``configs/schemas/``).
 
-Kubernetes quantities (``500m``, ``2``, ``8Gi``, ``1.5G``) are parsed here by :func:`parse_quantity`, after
-``k8s.io/apimachinery/pkg/api/resource`` (binary suffixes Ki..Ei, decimal n/u/m/k/M/G/T/P/E, exponents).
+Kubernetes quantities (``500m``, ``8Gi``) are read by :mod:`configs.quantity`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,51 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.fields import FieldInfo
 
 from configs.loading import load_model
+from configs.quantity import parse_quantity, quantity_text, quantity_value
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "ray-cluster.schema.json"
-
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal(10**3),
-            "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15),
-            "E": Decimal(10**18)}  # fmt: skip
-_QUANTITY = re.compile(r"^([+-]?[0-9]*\.?[0-9]+)((?:[eE][+-]?[0-9]+)|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-
-
-def parse_quantity(value: str | int | float) -> Decimal:
-    """Return the value of a Kubernetes quantity (``"500m"`` -> 0.5, ``"8Gi"`` -> 8589934592).
-
-    Raises:
-        ValueError: ``value`` is not a quantity (e.g. ``"8GB"``, ``"two"``, negative).
-    """
-    text = str(value).strip()
-    match = _QUANTITY.match(text)
-    if not match:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity (examples: 500m, 2, 512Mi, 8Gi, 1G)")
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        base = Decimal(number)
-    except InvalidOperation as exc:  # pragma: no cover - the regex already checked the shape
-        raise ValueError(f"{value!r} is not a number") from exc
-    if suffix in _BINARY:
-        result = base * _BINARY[suffix]
-    elif suffix[:1] in "eE" and suffix:
-        result = base * (Decimal(10) ** int(suffix[1:]))
-    else:
-        result = base * _DECIMAL[suffix]
-    if result < 0:
-        raise ValueError(f"{value!r} is negative")
-    return result
-
-
-def quantity_value(value: str | int | float) -> int:
-    """The integer a Kubernetes ``Quantity.Value()`` returns: the quantity rounded up (``"500m"`` -> 1)."""
-    q = parse_quantity(value)
-    return int(q.to_integral_value(rounding="ROUND_CEILING"))
-
-
-def _quantity(text: str) -> str:
-    parse_quantity(text)
-    return text
 
 
 class Environment(StrEnum):
@@ -112,7 +68,7 @@ class Resources(BaseModel):
     def _is_quantity(cls, value: str) -> str:
         if parse_quantity(value) <= 0:
             raise ValueError(f"{value!r} must be more than zero")
-        return _quantity(value)
+        return quantity_text(value)
 
 
 class RayStartParams(BaseModel):

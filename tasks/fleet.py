@@ -153,7 +153,7 @@ def cluster_namespaces(requested: list[str], kubeconfig: str | None = None) -> t
     from tasks import kube
     from tasks.backup.scratch import is_scratch
 
-    items = kube.resource_for(kube.connect(kubeconfig), "v1", "Namespace").get().to_dict().get("items", [])
+    items = kube.list_objects(kube.connect(kubeconfig), "v1", "Namespace")
     active = [i["metadata"]["name"] for i in items
               if (i.get("status") or {}).get("phase") != "Terminating" and not is_scratch(i)]
     if not requested:
@@ -221,10 +221,9 @@ def inventory(namespace: str, kubeconfig: str | None = None) -> dict[str, Any]:
             return row
         for api_version, kind in INVENTORY_KINDS:
             try:
-                resource = kube.resource_for(dyn, api_version, kind)
-            except kube.NotFound:
+                items = kube.list_objects(dyn, api_version, kind, namespace)
+            except kube.NotFound:  # the kind is not served (its CRD is not installed)
                 continue
-            items = resource.get(namespace=namespace).to_dict().get("items", [])
             names = sorted(i["metadata"]["name"] for i in items)
             if kind == "ConfigMap":
                 names = [n for n in names if n != "kube-root-ca.crt"]

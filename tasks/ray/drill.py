@@ -233,8 +233,9 @@ def delete_head_pod(kubeconfig: str | None, name: str, namespace: str) -> dict[s
     if len(pods) != 1:
         raise PermanentError(f"drill: RayCluster {namespace}/{name} has {len(pods)} head Pods, want 1")
     head = pods[0]
-    kube.resource_for(kube.connect(kubeconfig), "v1", "Pod").delete(name=head["metadata"]["name"],
-                                                                    namespace=namespace)
+    if not kube.delete(kube.connect(kubeconfig), "v1", "Pod", head["metadata"]["name"], namespace):
+        raise PermanentError(f"drill: head Pod {namespace}/{head['metadata']['name']} was gone before the drill "
+                             "deleted it")
     annotations = head["metadata"].get("annotations") or {}
     return {"pod": head["metadata"]["name"], "uid": head["metadata"]["uid"],
             "fault_tolerant": annotations.get(FT_ANNOTATION) == "true"}

@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from configs.ray_cluster import (
-    SCHEMA_PATH,
-    json_schema,
-    load_cluster_config,
-    parse_quantity,
-    quantity_value,
-)
+from configs.quantity import parse_quantity, quantity_value
+from configs.ray_cluster import SCHEMA_PATH, json_schema, load_cluster_config
 from tasks import crds
 from tasks.errors import InputError, PermanentError
 from tasks.manifests import validate_documents
