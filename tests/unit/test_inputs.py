@@ -1,4 +1,4 @@
-"""The input parsers of ``configs/inputs.py`` and the registry payload parser: tables of bad values and
+"""The input parsers of ``configs/inputs/`` and the registry payload parser: tables of bad values and
 Hypothesis properties (they never raise anything but their own refusal; what they accept, KServe's storage
 initializer and ``int()`` accept the same way; the receiver never answers 5xx for what it was sent)."""
 
