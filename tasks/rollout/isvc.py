@@ -52,3 +52,26 @@ def traffic(isvc: dict[str, Any]) -> dict[str, int]:
 def list_isvcs(dyn: DynamicClient, namespace: str | None = None) -> list[dict[str, Any]]:
     """Every InferenceService (all namespaces unless ``namespace``)."""
     return kube.list_objects(dyn, ISVC_API, ISVC_KIND, namespace)
+
+
+ISVC_CRD = "inferenceservices.serving.kserve.io"
+
+
+def crd_has_canary_list(crd: dict[str, Any]) -> bool:
+    """True when an InferenceService CRD's ``v1beta1`` schema has ``spec.canary`` (KServe v0.20.0 added
+    ``spec.canary[]``, ``CanarySpec`` in ``pkg/apis/serving/v1beta1/inference_service.go``). Older releases'
+    schemas lack it, and the apiserver prunes a field the schema does not declare, so a ``spec.canary`` sent to
+    them is dropped without an error."""
+    for version in (crd.get("spec") or {}).get("versions") or []:
+        if version.get("name") != "v1beta1":
+            continue
+        spec = ((((version.get("schema") or {}).get("openAPIV3Schema") or {}).get("properties") or {})
+                .get("spec") or {})
+        return "canary" in (spec.get("properties") or {})
+    return False
+
+
+def installed_canary_list(dyn: DynamicClient) -> bool:
+    """Does the installed KServe release know ``spec.canary[]``? Read from the cluster's InferenceService CRD
+    (:func:`crd_has_canary_list`). Raises :class:`tasks.kube.NotFound` when KServe's CRD is not installed."""
+    return crd_has_canary_list(kube.get(dyn, "apiextensions.k8s.io/v1", "CustomResourceDefinition", ISVC_CRD))

@@ -32,7 +32,7 @@ from tasks.metrics import (
 )
 from tasks.rollout import record as record_io
 from tasks.rollout.isvc import deployment_mode, get_isvc, list_isvcs, storage_uri
-from tasks.rollout.readiness import RevisionFailed, wait_revision
+from tasks.rollout.readiness import RevisionFailed
 from tasks.rollout.report import write_report
 from tasks.rollout.routing import Routing, routing_for
 from tasks.rollout.state import (
@@ -110,7 +110,8 @@ def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: s
         parse_storage_uri(storage_uri, source="<parameter>", field="storage_uri")
     dyn = _dyn()
     isvc = get_isvc(dyn, namespace, name)
-    routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
+    routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file,
+                way=policy.gateway.way.value)
     return deployment_mode(isvc)
 
 
@@ -157,7 +158,7 @@ def acquire_lease(namespace: str, name: str, holder: str, policy: CanaryPolicy, 
 def _routing(dyn: Any, namespace: str, name: str, policy: CanaryPolicy) -> tuple[dict[str, Any], Routing]:
     isvc = get_isvc(dyn, namespace, name)
     return isvc, routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-",
-                                      policy.gateway.scale_down_delay_seconds)
+                             policy.gateway.scale_down_delay_seconds, way=policy.gateway.way.value)
 
 
 def _ours(holder: str, ttl: float):
@@ -208,14 +209,13 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
     assert record is not None
     isvc, routing = _routing(dyn, namespace, name, policy)
     deadline = parse_time(record.started).timestamp() + policy.ready_deadline_seconds
-    target_ns, target_name, percent = routing.ready_target(record)
+    target_ns, target_name, _ = routing.ready_target(record)
     failure = ""
     while True:
         remaining = deadline - time.time()
         chunk = min(max(remaining, 1.0), policy.lease_seconds / 3)
         try:
-            previous = record.previous_revision if target_name == name else ""
-            wait_revision(dyn, target_ns, target_name, previous, percent, chunk)
+            routing.wait_canary(record, chunk)
             break
         except RevisionFailed as exc:
             if "deadline" not in str(exc) or remaining <= chunk:
