@@ -284,6 +284,17 @@ def test_the_way_is_picked_from_the_installed_release(kdyn, isvcs) -> None:
         routing_for(kdyn, isvc, "RawDeployment", gw, "p.yaml")
 
 
+def test_sandbox_load_goes_through_the_gateway_with_the_isvc_host(env, isvcs) -> None:
+    """``kaiops sandbox load``: ``iris-rollout-std.example.com`` resolves nowhere, so the requests go to the
+    gateway with that ``Host`` and the real sklearnserver answers every one."""
+    done = subprocess.run([KAIOPS, "sandbox", "load", ONE, "-n", NS, "--rps", "5", "--duration", "4", "-o", "json"],
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    got = json.loads(done.stdout)
+    assert got["host"] == f"{ONE}-{NS}.example.com" and got["via"] == env["KAIOPS_GATEWAY_URL"], got
+    assert got["sent"] >= 15 and got["by_code"] == {"200": got["sent"]}, got
+
+
 def test_spec_canary_healthy_canary_is_promoted(env, kdyn, isvcs, policies, tmp_path) -> None:
     from tasks.rollout.isvc import get_isvc
 
