@@ -105,9 +105,16 @@ def wait_deployment_rolled(dyn: DynamicClient, namespace: str, name: str, timeou
     KServe's ``PredictorReady`` (Deployment ``Available``) stays True through a rolling update, while the old
     Pod still serves the old model: a route moved back on ``PredictorReady`` alone sends traffic to it.
 
+    No such Deployment (a predictor that is not one, e.g. a LeaderWorkerSet, or a stand-in without Deployments):
+    returns {} at once, nothing to wait for.
+
     Raises:
         RevisionFailed: not rolled out within ``timeout`` seconds.
     """
+    try:
+        kube.get(dyn, "apps/v1", "Deployment", name, namespace)
+    except kube.NotFound:
+        return {}
     try:
         return kube.wait_for(dyn, "apps/v1", "Deployment", name, deployment_rolled, namespace=namespace,
                              timeout=max(1.0, timeout), what="the Deployment rolled out")

@@ -31,7 +31,7 @@ from tasks.metrics import (
     preflight,
 )
 from tasks.rollout import record as record_io
-from tasks.rollout.isvc import deployment_mode, get_isvc, list_isvcs, storage_uri
+from tasks.rollout.isvc import check_record_not_propagated, deployment_mode, get_isvc, list_isvcs, storage_uri
 from tasks.rollout.readiness import RevisionFailed
 from tasks.rollout.report import write_report
 from tasks.rollout.routing import Routing, routing_for
@@ -95,13 +95,15 @@ def validate_policy(policy_file: str, prometheus_url: str) -> CanaryPolicy:
 @task(name="check-target", **_IO)
 def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: str, storage_uri: str | None) -> str:
     """Refuse before any change: ``storage_uri`` must be one the storage initializer reads, and the
-    InferenceService must exist and run in the policy's mode.
+    InferenceService must exist and run in the policy's mode, and KServe must not copy the rollout record's
+    annotations into the predictor Pods (:func:`tasks.rollout.isvc.check_record_not_propagated`).
 
     Returns:
         the deployment mode.
 
     Raises:
-        InputError: a malformed storage URI (:func:`configs.inputs.parse_storage_uri`) or a mode mismatch.
+        InputError: a malformed storage URI (:func:`configs.inputs.parse_storage_uri`), a mode mismatch, or a
+            KServe configuration that would restart the predictor at every record write.
         NotFound: no such InferenceService.
     """
     if storage_uri is not None:
@@ -110,6 +112,7 @@ def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: s
         parse_storage_uri(storage_uri, source="<parameter>", field="storage_uri")
     dyn = _dyn()
     isvc = get_isvc(dyn, namespace, name)
+    check_record_not_propagated(dyn)
     routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file,
                 way=policy.gateway.way.value)
     return deployment_mode(isvc)

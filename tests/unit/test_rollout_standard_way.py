@@ -142,3 +142,34 @@ def test_canary_entry_verdict_needs_the_current_generation() -> None:
     stale = copy.deepcopy(ready)
     stale["status"]["observedGeneration"] = 2
     assert canary_entry_verdict(stale, "canary") is None
+
+
+def test_record_keys_kserve_would_copy_into_the_pod_template() -> None:
+    """KServe copies InferenceService annotations into the predictor Pod template except the listed keys."""
+    import json
+
+    from tasks.rollout.isvc import propagated_record_keys
+    from tasks.rollout.state import record_annotation_keys
+
+    keys = record_annotation_keys()
+    assert "rollout.kaiops.io/lease-expires" in keys and all(k.startswith("rollout.kaiops.io/") for k in keys)
+    released = {"inferenceService": json.dumps({"resource": {"cpuRequest": "1"}})}  # the release's config
+    assert propagated_record_keys(released, keys) == keys
+    assert propagated_record_keys({}, keys) == keys
+    listed = {"inferenceService": json.dumps({"serviceAnnotationDisallowedList": keys[1:]})}
+    assert propagated_record_keys(listed, keys) == keys[:1]
+    with pytest.raises(ValueError, match="not JSON"):
+        propagated_record_keys({"inferenceService": "{"}, keys)
+
+
+def test_the_sandbox_kserve_config_lists_every_record_key() -> None:
+    import json
+
+    from sandbox.kserve_upstream.release import patch_config
+    from tasks.rollout.isvc import propagated_record_keys
+    from tasks.rollout.state import record_annotation_keys
+
+    data = {"ingress": "{}", "inferenceService": json.dumps({"serviceAnnotationDisallowedList": ["x"]})}
+    out = patch_config(data)
+    assert propagated_record_keys(out, record_annotation_keys()) == []
+    assert json.loads(out["inferenceService"])["serviceAnnotationDisallowedList"][0] == "x"  # kept
