@@ -159,6 +159,14 @@ class CanaryAnalysisSettings(BaseModel):
     alpha: float = Field(0.05, gt=0.0, le=0.2, description="False-rollback budget over all looks (fraction).")
 
 
+class CanaryWay(StrEnum):
+    """How a Standard-mode (RawDeployment) canary is run; traffic is split by kaiops's HTTPRoute either way."""
+
+    AUTO = "auto"  # spec-canary when the installed KServe release has spec.canary[] (v0.20.0 on), else the other
+    SPEC_CANARY = "spec-canary"  # KServe v0.20's spec.canary[] entry: KServe runs the canary Deployment
+    SECOND_INFERENCESERVICE = "second-inferenceservice"  # a second InferenceService <isvc>-canary (any release)
+
+
 class GatewayRef(BaseModel):
     """The Gateway an HTTPRoute attaches to (RawDeployment mode)."""
 
@@ -170,6 +178,12 @@ class GatewayRef(BaseModel):
         30.0, ge=0.0, le=3_600.0,
         description="Seconds the InferenceService the route moved off keeps serving before it is deleted, once "
         "the Gateway accepted the change (as Argo Rollouts' scaleDownDelaySeconds, default 30).",
+    )
+    way: CanaryWay = Field(
+        CanaryWay.AUTO,
+        description="Standard mode: run the canary as KServe's spec.canary[] entry (spec-canary, KServe v0.20.0 "
+        "on; refused on an older release, which would drop the field) or as a second InferenceService; auto "
+        "picks spec-canary when the installed release has it.",
     )
 
 

@@ -14,14 +14,16 @@ def load(
     duration: float = typer.Option(30.0, "--duration", min=1.0, max=3600.0, help="Seconds to run (1..3600)."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Send valid iris predictions at --rps for --duration seconds to the InferenceService's status.url;
-    report answers per HTTP code and per revision, and client-side latency (ms)."""
+    """Send valid iris predictions at --rps for --duration seconds to the InferenceService's status.url (through
+    the sandbox gateway with the URL's host as Host header when that host does not resolve, as KServe's
+    Standard-mode ``<isvc>-<namespace>.example.com`` does not); report answers per HTTP code and per revision,
+    and client-side latency (ms)."""
     from configs.inputs import check_name
 
     check_name(isvc, source="<cli>", field="ISVC")
     check_name(namespace, source="<cli>", field="--namespace")
     from sandbox import launcher
-    from sandbox.kserve.load import run
+    from sandbox.kserve.load import resolves, run, target
     from tasks import kube
     from tasks.errors import InputError
 
@@ -39,5 +41,9 @@ def load(
     if not url:
         raise InputError("ISVC", "status.url", f"InferenceService {namespace}/{isvc} has no URL yet (not ready)",
                          "wait until it is Ready (`kubectl get isvc`)")
-    report = run(url, isvc, rps, duration)
-    emit({"isvc": f"{namespace}/{isvc}", "url": url, **report.summary()}, output, title="load")
+    from urllib.parse import urlparse
+
+    base, host = target(url, env.get("KAIOPS_GATEWAY_URL"), resolves(urlparse(url).hostname or ""))
+    report = run(base, isvc, rps, duration, host=host)
+    via = {"via": base, "host": host} if host else {}
+    emit({"isvc": f"{namespace}/{isvc}", "url": url, **via, **report.summary()}, output, title="load")

@@ -59,11 +59,40 @@ class LoadReport:
                 "p95_ms": round(self.quantile_ms(0.95), 1), "seconds": round(self.seconds, 1)}
 
 
-def predict_once(url: str, model: str, row: list[float], timeout: float = 30.0) -> tuple[int, str, dict]:
-    """POST one v1 ``:predict`` request; return ``(status, revision, body)`` (status 0 when no answer)."""
+def resolves(host: str) -> bool:
+    """True when ``host`` has an address this machine can look up (DNS or /etc/hosts)."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, None)
+        return True
+    except (OSError, UnicodeError):
+        return False
+
+
+def target(url: str, gateway_url: str | None, can_resolve: bool) -> tuple[str, str | None]:
+    """Where to send requests for an InferenceService URL: ``(base URL, Host header or None)``.
+
+    KServe's ``status.url`` in Standard mode is ``http://<isvc>-<namespace>.<ingressDomain>`` (``example.com``
+    by default), a name no DNS knows: then the requests go to the Gateway (``gateway_url``) with that host as
+    ``Host`` header, which is how KServe's HTTPRoute (``hostnames: [<that host>]``) matches them. A URL whose host
+    resolves, or no gateway: the URL itself."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if can_resolve or not gateway_url or not parsed.hostname:
+        return url, None
+    host = parsed.hostname if parsed.port is None else f"{parsed.hostname}:{parsed.port}"
+    return gateway_url.rstrip("/") + (parsed.path.rstrip("/") or ""), host
+
+
+def predict_once(url: str, model: str, row: list[float], timeout: float = 30.0,
+                 host: str | None = None) -> tuple[int, str, dict]:
+    """POST one v1 ``:predict`` request (with ``Host: host`` when given); return ``(status, revision, body)``
+    (status 0 when no answer)."""
     data = json.dumps({"instances": [row]}).encode()
-    req = urllib.request.Request(f"{url}/v1/models/{model}:predict", data=data, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **({"Host": host} if host else {})}
+    req = urllib.request.Request(f"{url}/v1/models/{model}:predict", data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers.get(REVISION_HEADER, ""), json.loads(resp.read() or b"{}")
@@ -73,8 +102,9 @@ def predict_once(url: str, model: str, row: list[float], timeout: float = 30.0) 
         return 0, "", {}
 
 
-def run(url: str, model: str, rps: float, duration: float, workers: int = 16) -> LoadReport:
-    """Send ``rps`` requests per second for ``duration`` seconds to ``url`` (model ``model``).
+def run(url: str, model: str, rps: float, duration: float, workers: int = 16, host: str | None = None) -> LoadReport:
+    """Send ``rps`` requests per second for ``duration`` seconds to ``url`` (model ``model``; ``Host: host``
+    when given, see :func:`target`).
 
     Requests start on a fixed schedule (open loop): a slow server does not lower the offered rate until
     all ``workers`` are busy.
@@ -92,7 +122,7 @@ def run(url: str, model: str, rps: float, duration: float, workers: int = 16) ->
 
     def one(i: int) -> None:
         start = time.monotonic()
-        code, revision, _ = predict_once(url, model, IRIS_ROWS[i % len(IRIS_ROWS)])
+        code, revision, _ = predict_once(url, model, IRIS_ROWS[i % len(IRIS_ROWS)], host=host)
         elapsed = (time.monotonic() - start) * 1000.0
         with lock:
             report.by_code[code] += 1

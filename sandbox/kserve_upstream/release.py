@@ -17,6 +17,10 @@ Sandbox changes (the full list, also in README.md):
 5. ``inferenceservice-config``: ``deploy.defaultDeploymentMode`` = ``Standard`` and ``ingress.enableGatewayApi`` =
    ``true`` with ``ingress.ingressClassName`` = the sandbox gateway's class (what the release's own
    ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets: no Knative here).
+6. ``inferenceservice-config``: ``inferenceService.serviceAnnotationDisallowedList`` gets kaiops's rollout
+   record keys (``rollout.kaiops.io/*``). KServe copies every other InferenceService annotation into the
+   predictor's Pod template, so each record write would restart the predictor Pods; this is the setting a
+   cluster running kaiops rollouts needs, and ``kaiops rollout`` refuses to start without it.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def render(module: Path, kubectl: Path, path: str) -> list[dict[str, Any]]:
 
 
 def patch_config(data: dict[str, str]) -> dict[str, str]:
-    """The ``inferenceservice-config`` data with the sandbox changes (change 5 of this module's docstring)."""
+    """The ``inferenceservice-config`` data with the sandbox changes (changes 5 and 6 of this module's docstring)."""
     out = dict(data)
     deploy = json.loads(out.get("deploy") or "{}")
     deploy["defaultDeploymentMode"] = "Standard"
@@ -67,11 +71,17 @@ def patch_config(data: dict[str, str]) -> dict[str, str]:
     ingress["ingressClassName"] = GATEWAY_CLASS
     ingress["kserveIngressGateway"] = f"{NAMESPACE}/{GATEWAY_NAME}"
     out["ingress"] = json.dumps(ingress, indent=2)
+    from tasks.rollout.state import record_annotation_keys
+
+    isvc = json.loads(out.get("inferenceService") or "{}")
+    keys = list(isvc.get("serviceAnnotationDisallowedList") or [])
+    isvc["serviceAnnotationDisallowedList"] = keys + [k for k in record_annotation_keys() if k not in keys]
+    out["inferenceService"] = json.dumps(isvc, indent=2)
     return out
 
 
 def sandbox_objects(objects: list[dict[str, Any]], webhook_ip: str, ca_pem: bytes) -> list[dict[str, Any]]:
-    """The release objects with the sandbox changes 1-5 (see the module docstring); input left unchanged.
+    """The release objects with the sandbox changes 1-6 (see the module docstring); input left unchanged.
 
     Args:
         objects: what :func:`render` returned for ``config/overlays/standalone/kserve``.

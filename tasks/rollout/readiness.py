@@ -84,3 +84,113 @@ def wait_revision(
     if verdict != "ready":
         raise RevisionFailed(verdict or "unknown")
     return obj
+
+
+def deployment_rolled(dep: dict[str, Any]) -> bool:
+    """True when a Deployment's rollout is complete, as ``kubectl rollout status`` decides it
+    (``DeploymentStatusViewer`` in k8s.io/kubectl ``pkg/polymorphichelpers/rollout_status.go``):
+    ``status.observedGeneration >= metadata.generation``, ``updatedReplicas == spec.replicas``, no old replica
+    left (``status.replicas == updatedReplicas``) and every updated replica available."""
+    spec, status = dep.get("spec") or {}, dep.get("status") or {}
+    want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+    updated = int(status.get("updatedReplicas") or 0)
+    return (int(status.get("observedGeneration") or 0) >= int(dep["metadata"].get("generation") or 0)
+            and updated >= want and int(status.get("replicas") or 0) <= updated
+            and int(status.get("availableReplicas") or 0) >= updated)
+
+
+def wait_deployment_rolled(dyn: DynamicClient, namespace: str, name: str, timeout: float) -> dict[str, Any]:
+    """Wait until Deployment ``name`` has rolled out completely (:func:`deployment_rolled`); return it.
+
+    KServe's ``PredictorReady`` (Deployment ``Available``) stays True through a rolling update, while the old
+    Pod still serves the old model: a route moved back on ``PredictorReady`` alone sends traffic to it.
+
+    No such Deployment (a predictor that is not one, e.g. a LeaderWorkerSet, or a stand-in without Deployments):
+    returns {} at once, nothing to wait for.
+
+    Raises:
+        RevisionFailed: not rolled out within ``timeout`` seconds.
+    """
+    try:
+        kube.get(dyn, "apps/v1", "Deployment", name, namespace)
+    except kube.NotFound:
+        return {}
+    try:
+        return kube.wait_for(dyn, "apps/v1", "Deployment", name, deployment_rolled, namespace=namespace,
+                             timeout=max(1.0, timeout), what="the Deployment rolled out")
+    except TimeoutError as exc:
+        raise RevisionFailed(f"Deployment {namespace}/{name} not rolled out within {timeout:.0f}s: {exc}") from exc
+
+
+def pod_failure(pod: dict[str, Any]) -> str | None:
+    """The first failed container of a Pod, as ``<pod>: <container> <reason> (exit <code>): <message>``, or None.
+
+    Failed: an init container terminated with a non-zero exit code (now or last time), or a container in
+    ``CrashLoopBackOff`` whose last run exited non-zero. ``message`` is the container's termination message
+    (with ``FallbackToLogsOnError``, which KServe sets, the kubelet fills it from the log tail)."""
+    status = pod.get("status") or {}
+    name = pod["metadata"]["name"]
+    for cs in status.get("initContainerStatuses") or []:
+        for term in ((cs.get("state") or {}).get("terminated"), (cs.get("lastState") or {}).get("terminated")):
+            if term and int(term.get("exitCode") or 0) != 0:
+                return _failed(name, cs["name"], term)
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("lastState") or {}).get("terminated")
+        if ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff" and term and \
+                int(term.get("exitCode") or 0) != 0:
+            return _failed(name, cs["name"], term)
+    return None
+
+
+def _failed(pod: str, container: str, term: dict[str, Any]) -> str:
+    tail = " | ".join((term.get("message") or "").strip().splitlines()[-3:])
+    return f"{pod}: {container} {term.get('reason') or 'Error'} (exit {term.get('exitCode')}): {tail}"
+
+
+def canary_entry_verdict(isvc: dict[str, Any], entry: str) -> str | None:
+    """``"ready"`` when KServe's status for the current generation has ``canaryStatuses[name=entry].ready``
+    (``reconcileCanaryDeployments`` sets it once the canary Deployment has an available replica), else None."""
+    status = isvc.get("status") or {}
+    if status.get("observedGeneration") != isvc["metadata"].get("generation"):
+        return None
+    for c in status.get("canaryStatuses") or []:
+        if c.get("name") == entry and c.get("ready"):
+            return "ready"
+    return None
+
+
+def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str, timeout: float,
+                      poll_s: float = 2.0) -> dict[str, Any]:
+    """Poll until the ``spec.canary[]`` entry ``entry`` is ready (:func:`canary_entry_verdict`); return the
+    InferenceService.
+
+    KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
+    canary that cannot load is found on its Pods (:func:`pod_failure`): those of Deployment
+    ``<name>-<entry>-predictor``, by its selector.
+
+    Raises:
+        RevisionFailed: a canary Pod failed (its container's reason, exit code and message), or not ready
+            within ``timeout`` seconds ("deadline" in the message).
+    """
+    import time
+
+    deadline = time.monotonic() + max(1.0, timeout)
+    deployment = f"{name}-{entry}-predictor"
+    while True:
+        isvc = kube.get(dyn, ISVC_API, ISVC_KIND, name, namespace)
+        if canary_entry_verdict(isvc, entry) == "ready":
+            return isvc
+        try:
+            dep = kube.get(dyn, "apps/v1", "Deployment", deployment, namespace)
+        except kube.NotFound:
+            dep = None
+        if dep is not None:
+            labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            for pod in kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=selector) if selector else []:
+                failure = pod_failure(pod)
+                if failure:
+                    raise RevisionFailed(f"canary {deployment} failed: {failure}")
+        if time.monotonic() >= deadline:
+            raise RevisionFailed(f"canary {deployment} not ready within the deadline ({timeout:.0f}s)")
+        time.sleep(poll_s)

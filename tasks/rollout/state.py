@@ -296,3 +296,8 @@ def after_human(record: RolloutRecord, choice: HumanChoice | None, steps: list[i
     if choice is HumanChoice.PROMOTE:
         return record.model_copy(update={"phase": Phase.PROMOTING}), Action.PROMOTE
     return next_step(record, steps)
+
+
+def record_annotation_keys() -> list[str]:
+    """Every annotation key a :class:`RolloutRecord` is written to (``rollout.kaiops.io/<field>``), sorted."""
+    return sorted(PREFIX + name.replace("_", "-") for name in RolloutRecord.model_fields)

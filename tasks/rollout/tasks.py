@@ -31,8 +31,8 @@ from tasks.metrics import (
     preflight,
 )
 from tasks.rollout import record as record_io
-from tasks.rollout.isvc import deployment_mode, get_isvc, list_isvcs, storage_uri
-from tasks.rollout.readiness import RevisionFailed, wait_revision
+from tasks.rollout.isvc import check_record_not_propagated, deployment_mode, get_isvc, list_isvcs, storage_uri
+from tasks.rollout.readiness import RevisionFailed
 from tasks.rollout.report import write_report
 from tasks.rollout.routing import Routing, routing_for
 from tasks.rollout.state import (
@@ -95,13 +95,15 @@ def validate_policy(policy_file: str, prometheus_url: str) -> CanaryPolicy:
 @task(name="check-target", **_IO)
 def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: str, storage_uri: str | None) -> str:
     """Refuse before any change: ``storage_uri`` must be one the storage initializer reads, and the
-    InferenceService must exist and run in the policy's mode.
+    InferenceService must exist and run in the policy's mode, and KServe must not copy the rollout record's
+    annotations into the predictor Pods (:func:`tasks.rollout.isvc.check_record_not_propagated`).
 
     Returns:
         the deployment mode.
 
     Raises:
-        InputError: a malformed storage URI (:func:`configs.inputs.parse_storage_uri`) or a mode mismatch.
+        InputError: a malformed storage URI (:func:`configs.inputs.parse_storage_uri`), a mode mismatch, or a
+            KServe configuration that would restart the predictor at every record write.
         NotFound: no such InferenceService.
     """
     if storage_uri is not None:
@@ -110,7 +112,9 @@ def check_target(namespace: str, name: str, policy: CanaryPolicy, policy_file: s
         parse_storage_uri(storage_uri, source="<parameter>", field="storage_uri")
     dyn = _dyn()
     isvc = get_isvc(dyn, namespace, name)
-    routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file)
+    check_record_not_propagated(dyn)
+    routing_for(dyn, isvc, policy.mode.value, (policy.gateway.name, policy.gateway.namespace), policy_file,
+                way=policy.gateway.way.value)
     return deployment_mode(isvc)
 
 
@@ -157,7 +161,7 @@ def acquire_lease(namespace: str, name: str, holder: str, policy: CanaryPolicy, 
 def _routing(dyn: Any, namespace: str, name: str, policy: CanaryPolicy) -> tuple[dict[str, Any], Routing]:
     isvc = get_isvc(dyn, namespace, name)
     return isvc, routing_for(dyn, isvc, None, (policy.gateway.name, policy.gateway.namespace), "-",
-                                      policy.gateway.scale_down_delay_seconds)
+                             policy.gateway.scale_down_delay_seconds, way=policy.gateway.way.value)
 
 
 def _ours(holder: str, ttl: float):
@@ -208,14 +212,13 @@ def wait_ready(namespace: str, name: str, holder: str, policy: CanaryPolicy) -> 
     assert record is not None
     isvc, routing = _routing(dyn, namespace, name, policy)
     deadline = parse_time(record.started).timestamp() + policy.ready_deadline_seconds
-    target_ns, target_name, percent = routing.ready_target(record)
+    target_ns, target_name, _ = routing.ready_target(record)
     failure = ""
     while True:
         remaining = deadline - time.time()
         chunk = min(max(remaining, 1.0), policy.lease_seconds / 3)
         try:
-            previous = record.previous_revision if target_name == name else ""
-            wait_revision(dyn, target_ns, target_name, previous, percent, chunk)
+            routing.wait_canary(record, chunk)
             break
         except RevisionFailed as exc:
             if "deadline" not in str(exc) or remaining <= chunk:

@@ -76,6 +76,18 @@ class Routing(Protocol):
         """Outside the spec, before the rollback write."""
         return None
 
+    def wait_canary(self, record: RolloutRecord, timeout: float) -> dict[str, Any]:
+        """Wait up to ``timeout`` seconds until the canary serves; return the object waited on.
+
+        Default: KServe's readiness (:func:`tasks.rollout.readiness.wait_revision`) of :meth:`ready_target`'s
+        InferenceService. Raises :class:`tasks.rollout.readiness.RevisionFailed` ("deadline" in the message
+        when only time ran out)."""
+        from tasks.rollout.readiness import wait_revision
+
+        namespace, name, percent = self.ready_target(record)
+        previous = record.previous_revision if name == self.name else ""  # type: ignore[attr-defined]
+        return wait_revision(self.dyn, namespace, name, previous, percent, timeout)  # type: ignore[attr-defined]
+
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         """(namespace, InferenceService name, expected canary percent or None) to wait on for readiness."""
         ...

@@ -12,7 +12,7 @@ from kubernetes.dynamic import DynamicClient
 
 from tasks import kube
 from tasks.rollout.isvc import ISVC_API, ISVC_KIND, MODE_ANNOTATION, storage_uri
-from tasks.rollout.readiness import wait_revision
+from tasks.rollout.readiness import wait_deployment_rolled, wait_revision
 from tasks.rollout.routing.base import Routing, SpecChange
 from tasks.rollout.state import RolloutRecord
 
@@ -20,6 +20,44 @@ ROUTE_API, ROUTE_KIND = "gateway.networking.k8s.io/v1", "HTTPRoute"
 SCALE_DOWN_DELAY_S = 30.0  # Argo Rollouts' scaleDownDelaySeconds default: a route change takes time to propagate
 ROUTE_ACCEPT_TIMEOUT_S = 60.0
 log = logging.getLogger("kaiops.rollout")
+
+
+def rollout_route(namespace: str, name: str, gateway: tuple[str, str], host: str, backends: tuple[str, str],
+                  percent: int) -> dict[str, Any]:
+    """kaiops's HTTPRoute: ``backends`` (stable, canary Service) weighted ``100 - percent`` / ``percent``.
+
+    With ``host`` (the DNS name of the InferenceService's ``status.url``) the route takes that host and matches
+    ``PathPrefix /v1/models`` and ``/v2/models`` (KServe's v1 and v2 inference paths): KServe v0.20's own
+    HTTPRoute ``<isvc>`` for that host matches ``RegularExpression ^/.*$``, and a prefix with more characters
+    wins (Gateway API ``HTTPRouteRule`` precedence), so requests to the InferenceService's own URL are split
+    while anything else on the host stays KServe's. Gateway API ``PathPrefix`` matches whole path elements, so
+    ``/v1/models/<isvc>`` would not match ``/v1/models/<isvc>:predict``. Without ``host`` (an IP, or no URL):
+    no hostnames and one ``/`` rule.
+    """
+    rule: dict[str, Any] = {"backendRefs": [
+        {"name": backends[0], "port": 80, "weight": 100 - percent},
+        {"name": backends[1], "port": 80, "weight": percent},
+    ]}
+    spec: dict[str, Any] = {"parentRefs": [{"name": gateway[0], "namespace": gateway[1]}], "rules": [rule]}
+    if host:
+        spec["hostnames"] = [host]
+        rule["matches"] = [{"path": {"type": "PathPrefix", "value": "/v1/models"}},
+                           {"path": {"type": "PathPrefix", "value": "/v2/models"}}]
+    return {"apiVersion": ROUTE_API, "kind": ROUTE_KIND, "metadata": {"name": name, "namespace": namespace},
+            "spec": spec}
+
+
+def route_host(isvc: dict[str, Any]) -> str:
+    """The DNS host of ``status.url`` ('' when absent or an IP address: Gateway API hostnames exclude IPs)."""
+    import ipaddress
+    from urllib.parse import urlparse
+
+    host = urlparse(str((isvc.get("status") or {}).get("url") or "")).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return ""
+    except ValueError:
+        return host
 
 
 class RawRouting(Routing):
@@ -45,10 +83,10 @@ class RawRouting(Routing):
     mode = "RawDeployment"
 
     def __init__(self, dyn: DynamicClient, namespace: str, name: str, gateway: tuple[str, str],
-                 scale_down_delay_s: float = SCALE_DOWN_DELAY_S) -> None:
+                 scale_down_delay_s: float = SCALE_DOWN_DELAY_S, host: str = "") -> None:
         self.dyn, self.namespace, self.name = dyn, namespace, name
         self.canary_name, self.route_name, self.gateway = f"{name}-canary", f"{name}-rollout", gateway
-        self.scale_down_delay_s = scale_down_delay_s
+        self.scale_down_delay_s, self.host = scale_down_delay_s, host
 
     def revisions(self, isvc: dict[str, Any]) -> tuple[str, str]:
         """(canary, baseline) as the series name them: the predictor Deployments ``<isvc>-predictor`` (raw
@@ -75,25 +113,10 @@ class RawRouting(Routing):
         return None
 
     def _route(self, percent: int) -> dict[str, Any]:
-        return kube.apply(
-            self.dyn,
-            {
-                "apiVersion": ROUTE_API,
-                "kind": ROUTE_KIND,
-                "metadata": {"name": self.route_name, "namespace": self.namespace},
-                "spec": {
-                    "parentRefs": [{"name": self.gateway[0], "namespace": self.gateway[1]}],
-                    "rules": [
-                        {
-                            "backendRefs": [
-                                {"name": f"{self.name}-predictor", "port": 80, "weight": 100 - percent},
-                                {"name": f"{self.canary_name}-predictor", "port": 80, "weight": percent},
-                            ]
-                        }
-                    ],
-                },
-            },
-        )
+        """Apply the route at ``percent`` % to the canary (see :func:`rollout_route`)."""
+        return kube.apply(self.dyn, rollout_route(self.namespace, self.route_name, self.gateway, self.host,
+                                                  (f"{self.name}-predictor", f"{self.canary_name}-predictor"),
+                                                  percent))
 
     def after_start(self, isvc: dict[str, Any], uri: str, percent: int) -> None:
         spec = copy.deepcopy(isvc["spec"])
@@ -130,6 +153,9 @@ class RawRouting(Routing):
         self._route(percent)
 
     def after_promote(self, record: RolloutRecord) -> None:
+        """The stable InferenceService takes the new model; once its Deployment rolled out completely (not
+        just ``PredictorReady``, which stays True while the old Pod serves, :func:`wait_deployment_rolled`), the
+        route moves back to it and the canary InferenceService is deleted after the drain."""
         def change(body: dict[str, Any]) -> dict[str, Any] | None:
             if storage_uri(body) == record.target_storage_uri:
                 return None
@@ -138,6 +164,7 @@ class RawRouting(Routing):
 
         kube.update(self.dyn, ISVC_API, ISVC_KIND, self.name, self.namespace, change)
         wait_revision(self.dyn, self.namespace, self.name, "", None, 300)
+        wait_deployment_rolled(self.dyn, self.namespace, f"{self.name}-predictor", 600)
         self._drain(self._route(0))
         kube.delete(self.dyn, ISVC_API, ISVC_KIND, self.canary_name, self.namespace)
 
