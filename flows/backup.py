@@ -12,6 +12,7 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.utilities.annotations import quote
 
 from configs.backup import DEFAULT_POLICY, BackupPolicy, load_policy
 from configs.inputs import ConfigPath, Namespace, Seconds
@@ -59,34 +60,27 @@ def backup(
         ``{"backup_id", "destination", "counts", "objects", "bytes", "seconds", "missing_kinds", ...}``.
     """
     pol = _policy(policy)
-    key_given = steps.policy_key(pol) is not None
-    exported = steps.export_task(pol, kubeconfig=kubeconfig, include_secrets=key_given)
-    counts: dict[str, int] = {}
-    for obj in exported.objects:
-        counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
-    summary: dict[str, Any] = {
-        "policy": pol.name,
-        "dry_run": dry_run,
-        "counts": dict(sorted(counts.items())),
-        "objects": len(exported.objects),
-        "missing_kinds": exported.missing_kinds,
-        "left_out": exported.left_out,
-        "warnings": exported.warnings,
-        "secrets": "encrypted" if key_given else "excluded (no key)",
-    }
-    for warning in exported.warnings:
-        print(f"warning: {warning}")
-    if not dry_run:
-        try:
-            written = steps.write_task(pol, exported)
+    if dry_run:
+        summary = steps.preview_backup(pol, kubeconfig=kubeconfig)
+    else:
+        try:  # one task: the objects stream from the list pages into the packs, never all in memory
+            written = steps.backup_task(pol, kubeconfig=kubeconfig)
         except KaiopsError:
             steps.backup_metrics_task(pol, success=False, written=None)
             raise
-        summary |= {
+        summary = {
+            "policy": pol.name,
+            "dry_run": False,
+            "counts": written.counts,
+            "objects": written.objects,
+            "missing_kinds": written.missing_kinds,
+            "left_out": written.left_out,
+            "warnings": written.warnings,
+            "secrets": "encrypted" if steps.policy_key(pol) is not None else "excluded (no key)",
             "backup_id": written.backup_id,
             "destination": written.destination,
             "bytes": written.bytes,
-            "seconds": round(exported.seconds + written.seconds, 3),
+            "seconds": written.seconds,
             "encrypted": written.encrypted,
             "layout": pol.layout.value,
             "incremental": written.extra,
@@ -97,12 +91,14 @@ def backup(
         if written.extra.get("incremental_ignored"):
             print(f"policy {pol.name}: incremental ignored: {written.extra['incremental_ignored']}")
         summary["metrics_file"] = steps.backup_metrics_task(pol, success=True, written=written)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}")
     title = "dry run" if dry_run else summary["backup_id"]
     _artifact(
         "backup",
         f"# Backup {pol.name}: {title}\n\n"
         + _table([{"kind": k, "objects": n} for k, n in summary["counts"].items()])
-        + f"\nKinds not served: {', '.join(exported.missing_kinds) or 'none'}\n",
+        + f"\nKinds not served: {', '.join(summary['missing_kinds']) or 'none'}\n",
     )
     return summary
 
@@ -153,11 +149,12 @@ def restore(
     pol = _policy(policy)
     loaded = steps.verify_task(pol, backup_id)
     marker = ProductionMarker(pol.production.key, pol.production.value)
-    plan = steps.plan_restore_task(
-        loaded, kubeconfig=kubeconfig, namespace_map=namespace_map or {}, existing=existing, marker=marker, yes=yes
+    plan = steps.plan_restore_task(  # quote: Prefect does not walk every object looking for futures
+        quote(loaded), kubeconfig=kubeconfig, namespace_map=namespace_map or {}, existing=existing, marker=marker,
+        yes=yes,
     )
     report = steps.apply_restore_task(
-        plan,
+        quote(plan),
         kubeconfig=kubeconfig,
         backup_id=backup_id,
         existing=existing,

@@ -22,7 +22,7 @@ from typing import Any
 from configs.backup import BackupPolicy
 from tasks import kube
 from tasks.backup import scratch, steps
-from tasks.backup.drill import DrillVerdict, ReadinessMode, plan_drill, summarise
+from tasks.backup.drill import DrillVerdict, ReadinessMode, compare_applied, plan_drill, summarise
 from tasks.backup.restore import Action, ExistingPolicy, ProductionMarker
 from tasks.errors import PermanentError, io_retries
 
@@ -107,6 +107,8 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
     Raises:
         TemporaryError / PermanentError: the backup cannot be read or verified (a changed object, no key).
     """
+    from prefect.utilities.annotations import quote  # a flow run has Prefect loaded; previews never get here
+
     swept = sweep_quietly(kubeconfig)  # before the clock starts: not part of the RTO
     for name in swept["swept"]:
         print(f"deleted scratch namespace {name} of a dead drill")
@@ -120,7 +122,7 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
     marker = ProductionMarker(pol.production.key, pol.production.value)
     with scratch.Heartbeat(kube.connect(kubeconfig), dplan.namespace_map.values(), pol.drill.lease_seconds):
         plan = steps.plan_restore_task(
-            loaded,
+            quote(loaded),  # quote: Prefect does not walk the thousands of objects looking for futures
             kubeconfig=kubeconfig,
             namespace_map=dplan.namespace_map,
             existing=ExistingPolicy.fail,
@@ -128,12 +130,13 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
             yes=False,
         )
         report = steps.apply_restore_task(
-            plan,
+            quote(plan),
             kubeconfig=kubeconfig,
             backup_id=backup_id,
             existing=ExistingPolicy.fail,
             dry_run=False,
             parallelism=pol.parallelism,
+            keep_live=readiness is ReadinessMode.present,
         )
         ok = {(i.kind, i.namespace or "", i.name) for i in report.items if i.action is Action.created}
         pairs = [
@@ -146,28 +149,35 @@ def run_drill(pol: BackupPolicy, backup_id: str, readiness: ReadinessMode, timeo
         backup_warnings = list(loaded.manifest.get("warnings") or [])
         for warning in backup_warnings:  # the drill repeats what the backup warned about: it explains failures
             print(f"backup {backup_id} warned: {warning}")
-        results = steps.drill_wait_task(
-            pairs,
-            kubeconfig=kubeconfig,
-            mode=readiness,
-            timeout=timeout or pol.drill.readiness_timeout_seconds,
-            parallelism=pol.parallelism,
-            secrets_left_out=left_out > 0,
-        )
+        if readiness is ReadinessMode.present:  # the apply's answer is the stored object: compare it, no re-read
+            live = {(i.kind, i.namespace or "", i.name): i.live for i in report.items if i.live is not None}
+            results = compare_applied([(orig, applied, live[(applied["kind"], applied["metadata"].get("namespace")
+                                                              or "", applied["metadata"]["name"])])
+                                       for orig, applied in pairs])
+        else:
+            results = steps.drill_wait_task(
+                quote(pairs),
+                kubeconfig=kubeconfig,
+                mode=readiness,
+                timeout=timeout or pol.drill.readiness_timeout_seconds,
+                parallelism=pol.parallelism,
+                secrets_left_out=left_out > 0,
+            )
         rto = time.monotonic() - started
         cluster_failed = 0
         if dplan.cluster_scoped:
             loaded.objects = dplan.cluster_scoped
             cplan = steps.plan_restore_task(
-                loaded, kubeconfig=kubeconfig, namespace_map={}, existing=ExistingPolicy.update, marker=marker,
+                quote(loaded), kubeconfig=kubeconfig, namespace_map={}, existing=ExistingPolicy.update, marker=marker,
                 yes=False,
             )
             creport = steps.apply_restore_task(
-                cplan, kubeconfig=kubeconfig, backup_id=backup_id, existing=ExistingPolicy.update, dry_run=True
+                quote(cplan), kubeconfig=kubeconfig, backup_id=backup_id, existing=ExistingPolicy.update, dry_run=True
             )
             cluster_failed = sum(i.action is Action.failed for i in creport.items)
     failed_applies = sum(i.action is Action.failed for i in report.items if i.kind != "Namespace")
-    cleanup_errors = steps.drill_cleanup_task(plan.objects, sorted(dplan.namespace_map.values()), kubeconfig=kubeconfig)
+    cleanup_errors = steps.drill_cleanup_task(quote(plan.objects), sorted(dplan.namespace_map.values()),
+                                              kubeconfig=kubeconfig)
     summary = summarise(
         results,
         rto=rto,

@@ -10,12 +10,12 @@ objects is then as fast as ``kubectl get -o json``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from kubernetes.client import ApiClient
 
 from tasks.errors import PermanentError
@@ -127,7 +127,7 @@ def get_json(api: ApiClient, path: str, query: Iterable[tuple[str, Any]] = (),
         )
     except API_ERRORS as exc:
         raise translate(exc, f"GET {path}") from exc
-    body: dict[str, Any] = json.loads(resp.data)
+    body: dict[str, Any] = orjson.loads(resp.data)  # several times faster than json on 500-object pages
     return body
 
 
@@ -137,6 +137,18 @@ def list_pages(api: ApiClient, info: KindInfo, *, namespace: str | None = None, 
 
     Each item gets ``apiVersion``/``kind`` filled in (list responses leave them out).
     """
+    for page in list_page_chunks(api, info, namespace=namespace, label_selector=label_selector, limit=limit):
+        yield from page
+
+
+def list_page_chunks(api: ApiClient, info: KindInfo, *, namespace: str | None = None,
+                     label_selector: str | None = None, limit: int = 500) -> Iterator[list[dict[str, Any]]]:
+    """Yield the pages of the list of ``info`` (in ``namespace`` or all): each a list of at most ``limit``
+    objects with ``apiVersion``/``kind`` filled in; the next page is requested only when the caller asks for it.
+
+    Raises:
+        TemporaryError / PermanentError: a list request failed (an expired ``continue`` token is 410: permanent).
+    """
     token: str | None = None
     while True:
         query: list[tuple[str, Any]] = [("limit", limit)]
@@ -145,9 +157,10 @@ def list_pages(api: ApiClient, info: KindInfo, *, namespace: str | None = None, 
         if token:
             query.append(("continue", token))
         page = get_json(api, info.path(namespace), query)
-        for item in page.get("items") or []:
+        items = page.get("items") or []
+        for item in items:
             item["apiVersion"], item["kind"] = info.api_version, info.kind
-            yield item
+        yield items
         token = (page.get("metadata") or {}).get("continue")
         if not token:
             return

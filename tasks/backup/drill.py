@@ -25,10 +25,11 @@ from typing import Any
 from kubernetes.dynamic import DynamicClient
 
 from tasks import kube
+from tasks.backup.discovery import KindName, discover
 from tasks.backup.export import strip
 from tasks.backup.readiness import has_signal, readiness
 from tasks.backup.scratch import DRILL_LABEL
-from tasks.errors import KaiopsError
+from tasks.errors import KaiopsError, NotFound
 
 NAMESPACE_MAX = 63
 
@@ -203,14 +204,49 @@ def wait_ready(dyn: DynamicClient, pairs: list[tuple[dict[str, Any], dict[str, A
         return list(pool.map(one, pairs))
 
 
+def compare_applied(triples: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> list[ObjectResult]:
+    """For each ``(backup object, applied object, the server's answer to the apply)``: compare (no request).
+
+    The answer to a server-side apply is the object as the server stored it, so for
+    :attr:`ReadinessMode.present` it is what reading the object back would return.
+    """
+    out = []
+    for original, applied, live in triples:
+        result = ObjectResult(kube.object_ref(applied), restored=True, ready=True)
+        result.differences = differences(original, live)
+        result.equal = not result.differences
+        if not result.equal:
+            result.reason = "differs at " + ", ".join(result.differences)
+        out.append(result)
+    return out
+
+
 def cleanup(dyn: DynamicClient, applied: list[dict[str, Any]], namespaces: list[str],
             parallelism: int = 16) -> list[str]:
-    """Delete the restored objects (newest wave first), then the scratch namespaces; do not wait.
+    """Delete the restored objects, then the scratch namespaces; do not wait.
+
+    Objects in the scratch ``namespaces`` (made by this drill, holding only what it restored) go with one
+    ``deletecollection`` per kind and namespace; any other object one ``DELETE`` each (newest wave first).
 
     Returns:
         Messages for deletions that failed (cleanup never raises: the drill result matters more).
     """
     errors: list[str] = []
+    scratch = set(namespaces)
+    collections = sorted({(o["apiVersion"], o["kind"], o["metadata"]["namespace"]) for o in applied
+                          if o["kind"] != "Namespace" and o["metadata"].get("namespace") in scratch})
+    api = dyn.client
+    found = discover(api, {KindName(av.rpartition("/")[0], kind) for av, kind, _ in collections})
+
+    def delete_collection(job: tuple[str, str, str]) -> None:
+        av, kind, ns = job
+        info = found.served.get(KindName(av.rpartition("/")[0], kind))
+        try:
+            if info is None:
+                raise NotFound(f"{av} {kind} is not served")
+            api.call_api(info.path(ns), "DELETE", auth_settings=["BearerToken"], _preload_content=False)
+        except Exception as exc:  # report and go on
+            errors.append(f"delete {kind} in {ns}: {str(exc)[:200]}")
 
     def delete(obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -220,7 +256,9 @@ def cleanup(dyn: DynamicClient, applied: list[dict[str, Any]], namespaces: list[
             errors.append(f"delete {kube.object_ref(obj)}: {str(exc)[:200]}")
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        list(pool.map(delete, [o for o in reversed(applied) if o["kind"] != "Namespace"]))
+        list(pool.map(delete_collection, collections))
+        list(pool.map(delete, [o for o in reversed(applied) if o["kind"] != "Namespace"
+                               and o["metadata"].get("namespace") not in scratch]))
         list(pool.map(delete, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in namespaces]))
     return errors
 

@@ -17,13 +17,13 @@ import gc
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client import ApiClient
 
-from tasks.backup.discovery import NAMESPACE, Discovery, KindInfo, KindName, list_pages
+from tasks.backup.discovery import NAMESPACE, Discovery, KindName, list_pages
+from tasks.backup.listing import ListJob, stream_pages
 from tasks.backup.scratch import is_scratch
 
 # metadata fields the apiserver sets; restoring them is meaningless or refused.
@@ -211,112 +211,131 @@ def gc_paused() -> Iterator[None]:
 
 
 def export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], selection: Selection) -> Export:
-    """Read the selected objects of ``kinds`` plus the objects they reference.
+    """Read the selected objects of ``kinds`` plus the objects they reference, all in memory (small
+    selections, tests and previews; a backup streams them with :class:`ExportStream`)."""
+    stream = ExportStream(api, discovery, kinds, selection)
+    objects = list(stream)
+    return Export(objects=objects, left_out=stream.left_out, warnings=stream.warnings)
 
-    Lists run in parallel (one per kind and namespace, paged with ``limit``/``continue``), with the cyclic
-    garbage collector paused (:func:`gc_paused`).
 
-    Args:
-        api: kubernetes ``ApiClient``.
-        discovery: from :func:`tasks.backup.discovery.discover` (must include ConfigMap, ServiceAccount,
-            Secret and Namespace).
-        kinds: the custom kinds to export (those not in ``discovery.served`` are skipped).
-        selection: :class:`Selection`.
+# A referenced kind is listed across all namespaces (one paged list) instead of once per namespace when more than
+# this many namespaces need it: 500 namespaces' ConfigMaps are then one or two requests, not 500.
+CLUSTER_WIDE_REFERENCE_LIST = 8
 
-    Raises:
+
+class ExportStream:
+    """The selected objects of ``kinds`` and the objects they reference, yielded one at a time as their pages
+    arrive (iterate once): custom kinds first (lists in parallel, paged with ``limit``/``continue``, at most a
+    few pages in memory: :func:`tasks.backup.listing.stream_pages`), then the referenced ConfigMaps,
+    ServiceAccounts and Secrets, then the namespaces that hold any of them.
+
+    ``left_out`` and ``warnings`` (as in :class:`Export`) are complete once the iteration ends. What the
+    stream keeps besides the pages in flight: the names of referenced objects per namespace and the namespace
+    objects (small, bounded by the cluster's namespaces and references, not by its objects).
+
+    Raises (while iterating):
         TemporaryError / PermanentError: from the list requests.
     """
-    with gc_paused():
-        return _export(api, discovery, kinds, selection)
 
+    def __init__(self, api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], selection: Selection) -> None:
+        self.api, self.discovery, self.kinds, self.selection = api, discovery, list(kinds), selection
+        self.left_out: dict[str, int] = defaultdict(int)
+        self.warnings: list[str] = []
 
-def _export(api: ApiClient, discovery: Discovery, kinds: Iterable[KindName], selection: Selection) -> Export:
-    result = Export()
-    jobs: list[tuple[KindInfo, str | None, str | None]] = []
-    for name in kinds:
-        info = discovery.served.get(name)
-        if info is None:
-            continue
-        if info.namespaced and selection.namespaces:
-            jobs += [(info, ns, selection.label_selector) for ns in selection.namespaces]
-        elif not info.namespaced and not selection.cluster_scoped():
-            result.warnings.append(f"{info.kind}: cluster-scoped, left out of a backup of selected namespaces "
-                                   "(set include_cluster_resources: true to include it)")
-        else:
-            jobs.append((info, None, selection.label_selector))
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with gc_paused():
+            yield from self._objects()
 
-    def run(job: tuple[KindInfo, str | None, str | None]) -> list[dict[str, Any]]:
-        info, ns, selector = job
-        return list(list_pages(api, info, namespace=ns, label_selector=selector, limit=selection.page_size))
+    def _jobs(self) -> list[ListJob]:
+        sel = self.selection
+        jobs: list[ListJob] = []
+        for name in self.kinds:
+            info = self.discovery.served.get(name)
+            if info is None:
+                continue
+            if info.namespaced and sel.namespaces:
+                jobs += [ListJob(info, ns, sel.label_selector) for ns in sel.namespaces]
+            elif not info.namespaced and not sel.cluster_scoped():
+                self.warnings.append(f"{info.kind}: cluster-scoped, left out of a backup of selected namespaces "
+                                     "(set include_cluster_resources: true to include it)")
+            else:
+                jobs.append(ListJob(info, None, sel.label_selector))
+        return jobs
 
-    with ThreadPoolExecutor(max_workers=selection.parallelism) as pool:
-        listed = [obj for chunk in pool.map(run, jobs) for obj in chunk]
-    ns_info = discovery.served[NAMESPACE]
-    by_name = {n["metadata"]["name"]: n for n in list_pages(api, ns_info, limit=selection.page_size)}
-    scratch = {name for name, ns in by_name.items() if is_scratch(ns)}  # restore drills' scratch namespaces
-
-    wanted_refs: dict[str, set[Ref]] = defaultdict(set)
-    for obj in listed:
-        if obj["metadata"].get("namespace") in scratch:
-            result.left_out["drill-scratch"] += 1
-            continue
-        if operator_owned(obj):
-            result.left_out["operator-owned"] += 1
-            continue
-        result.objects.append(strip(obj, keep_status=selection.keep_status))
-        ns = obj["metadata"].get("namespace")
-        if ns:
-            wanted_refs[ns] |= references(obj)
-
-    referenced = _referenced(api, discovery, wanted_refs, selection, result)
-    result.objects += referenced
-    namespaces = sorted({o["metadata"]["namespace"] for o in result.objects if o["metadata"].get("namespace")})
-    result.objects += [strip(by_name[n]) for n in namespaces if n in by_name]
-    return result
-
-
-def _referenced(api: ApiClient, discovery: Discovery, wanted: dict[str, set[Ref]], selection: Selection,
-                result: Export) -> list[dict[str, Any]]:
-    """Fetch referenced objects (one paged list per namespace and kind, then pick), following
-    ServiceAccount -> Secret references one level."""
-    out: list[dict[str, Any]] = []
-    for round_ in range(2):  # round 0: ConfigMaps/ServiceAccounts/Secrets; round 1: Secrets of those SAs
-        jobs = []
-        for ns, refs in wanted.items():
-            for kind in sorted({r.kind for r in refs}):
-                if kind == "Secret" and not selection.include_secrets:
-                    left_out = sorted(r.name for r in refs if r.kind == "Secret")
-                    result.left_out["secrets-not-encrypted"] += len(left_out)
-                    result.warnings.append(
-                        f"Secret {', '.join(f'{ns}/{n}' for n in left_out)} left out: no encryption key is configured "
-                        "(the policy's encryption_key_env); a restore will lack it, so what uses it (an "
-                        "InferenceService's storage credentials) will not become ready")
+    def _objects(self) -> Iterator[dict[str, Any]]:
+        sel = self.selection
+        ns_info = self.discovery.served[NAMESPACE]
+        by_name = {n["metadata"]["name"]: n for n in list_pages(self.api, ns_info, limit=sel.page_size)}
+        scratch = {name for name, ns in by_name.items() if is_scratch(ns)}  # restore drills' scratch namespaces
+        wanted: dict[str, set[Ref]] = defaultdict(set)
+        holding: set[str] = set()
+        for _, page in stream_pages(self.api, self._jobs(), parallelism=sel.parallelism, limit=sel.page_size):
+            for obj in page:
+                ns = obj["metadata"].get("namespace")
+                if ns in scratch:
+                    self.left_out["drill-scratch"] += 1
                     continue
-                jobs.append((ns, kind, {r.name for r in refs if r.kind == kind}))
-
-        def run(job: tuple[str, str, set[str]]) -> tuple[str, str, set[str], list[dict[str, Any]]]:
-            ns, kind, names = job
-            info = discovery.served[KindName("", kind)]
-            return ns, kind, names, list(list_pages(api, info, namespace=ns, limit=selection.page_size))
-
-        with ThreadPoolExecutor(max_workers=selection.parallelism) as pool:
-            fetched = list(pool.map(run, jobs))
-        next_wanted: dict[str, set[Ref]] = defaultdict(set)
-        for ns, kind, names, items in fetched:
-            present = {i["metadata"]["name"]: i for i in items}
-            for name in sorted(names):
-                obj = present.get(name)
-                if obj is None:
-                    result.warnings.append(f"{kind} {ns}/{name} is referenced but does not exist")
+                if operator_owned(obj):
+                    self.left_out["operator-owned"] += 1
                     continue
-                if operator_owned(obj) or name in GENERATED_NAMES.get(KindName("", kind), set()):
-                    result.left_out["operator-owned"] += 1
-                    continue
-                out.append(strip(obj))
-                if round_ == 0:
-                    next_wanted[ns] |= {r for r in references(obj) if r.kind == "Secret"}
-        wanted = next_wanted
-        if not wanted:
-            break
-    unique = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in out}
-    return list(unique.values())
+                yield strip(obj, keep_status=sel.keep_status)
+                if ns:
+                    holding.add(ns)
+                    wanted[ns] |= references(obj)
+        seen: set[tuple[str, str, str]] = set()
+        for obj in self._referenced(wanted):
+            key = (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if key not in seen:
+                seen.add(key)
+                holding.add(key[1])
+                yield strip(obj)
+        for name in sorted(holding):
+            if name in by_name:
+                yield strip(by_name[name])
+
+    def _referenced(self, wanted: dict[str, set[Ref]]) -> Iterator[dict[str, Any]]:
+        """Referenced objects (unstripped), following ServiceAccount -> Secret references one level; a kind
+        needed in more than :data:`CLUSTER_WIDE_REFERENCE_LIST` namespaces is one list across all namespaces."""
+        for round_ in range(2):  # round 0: ConfigMaps/ServiceAccounts/Secrets; round 1: Secrets of those SAs
+            names: dict[tuple[str, str], set[str]] = defaultdict(set)  # (kind, namespace) -> names
+            for ns, refs in sorted(wanted.items()):
+                for kind in sorted({r.kind for r in refs}):
+                    picked = {r.name for r in refs if r.kind == kind}
+                    if kind == "Secret" and not self.selection.include_secrets:
+                        self.left_out["secrets-not-encrypted"] += len(picked)
+                        self.warnings.append(
+                            f"Secret {', '.join(f'{ns}/{n}' for n in sorted(picked))} left out: no encryption key is "
+                            "configured (the policy's encryption_key_env); a restore will lack it, so what uses it (an "
+                            "InferenceService's storage credentials) will not become ready")
+                        continue
+                    names[(kind, ns)] |= picked
+            jobs: list[ListJob] = []
+            for kind in sorted({k for k, _ in names}):
+                info = self.discovery.served[KindName("", kind)]
+                spaces = sorted(ns for k, ns in names if k == kind)
+                if len(spaces) > CLUSTER_WIDE_REFERENCE_LIST:
+                    jobs.append(ListJob(info, None, None, kind))
+                else:
+                    jobs += [ListJob(info, ns, None, kind) for ns in spaces]
+            found: set[tuple[str, str]] = set()
+            next_wanted: dict[str, set[Ref]] = defaultdict(set)
+            for job, page in stream_pages(self.api, jobs, parallelism=self.selection.parallelism,
+                                          limit=self.selection.page_size):
+                for obj in page:
+                    ns, name = obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+                    if name not in names.get((job.tag, ns), ()):
+                        continue
+                    found.add((job.tag, ns, name))
+                    if operator_owned(obj) or name in GENERATED_NAMES.get(KindName("", job.tag), set()):
+                        self.left_out["operator-owned"] += 1
+                        continue
+                    yield obj
+                    if round_ == 0:
+                        next_wanted[ns] |= {r for r in references(obj) if r.kind == "Secret"}
+            for (kind, ns), picked in sorted(names.items()):
+                for name in sorted(picked):
+                    if (kind, ns, name) not in found:
+                        self.warnings.append(f"{kind} {ns}/{name} is referenced but does not exist")
+            wanted = next_wanted
+            if not wanted:
+                break

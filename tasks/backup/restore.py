@@ -9,33 +9,37 @@ Before the first write, in this order, and each refusing the whole restore:
 5. no target namespace is marked production, unless ``yes`` (:class:`ProductionRefused`);
 6. with ``existing=fail``, no object exists yet (:class:`ExistingObjects`).
 
-Then :func:`apply_all` applies wave by wave (``configs/restore-order.yaml``), objects of one wave in
+Then :func:`tasks.backup.apply.apply_all` applies wave by wave (``configs/restore-order.yaml``), objects of one wave in
 parallel, and reports per object; one object failing does not stop the others (the outcome is then
 ``partially-failed``). ``dry_run`` uses the server's dry run, so schema, admission and RBAC are checked.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import re
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from kubernetes.client import ApiClient
-from kubernetes.dynamic import DynamicClient
 
-from tasks import kube
 from tasks.backup import crypto
-from tasks.backup.discovery import KindName, discover, get_json, list_pages
-from tasks.backup.order import Priority, waves
+from tasks.backup.apply import (  # noqa: F401  (re-exported: flows and tests name them as restore.*)
+    Action,
+    ExistingPolicy,
+    FieldConflict,
+    Item,
+    Outcome,
+    Report,
+    apply_all,
+    field_conflicts,
+    without_metadata_entries,
+)
+from tasks.backup.discovery import NAMESPACE, KindName, discover, get_json, list_pages
 from tasks.backup.store import Destination, read_manifest, sha256
-from tasks.errors import InputError, KaiopsError, NotFound, PermanentError, TemporaryError
+from tasks.errors import InputError, KaiopsError, NotFound, PermanentError
 from tasks.storage.bucket import Bucket
 
 
@@ -59,34 +63,6 @@ class ProductionRefused(InputError):
     """The restore would write into a namespace marked as production and ``--yes`` was not given."""
 
 
-class ExistingPolicy(StrEnum):
-    """What to do with an object that already exists on the target."""
-
-    skip = "skip"  # leave it as it is
-    update = "update"  # server-side apply the backed-up fields over it (conflicts are reported, not forced)
-    fail = "fail"  # refuse the whole restore before any write
-
-
-class Action(StrEnum):
-    """What happened to one object."""
-
-    created = "created"  # did not exist; applied
-    updated = "updated"  # existed; applied (policy update)
-    skipped = "skipped"  # existed; left alone (policy skip)
-    would_create = "would-create"  # dry run: the server accepted it; it does not exist yet
-    would_update = "would-update"  # dry run: the server accepted it; it exists
-    updated_except = "updated-except"  # existed; applied, leaving metadata another manager owns to it (see message)
-    failed = "failed"  # the server refused it; see message
-
-
-class Outcome(StrEnum):
-    """How the whole restore ended."""
-
-    succeeded = "succeeded"  # every object created, updated, skipped or (dry run) accepted
-    partially_failed = "partially-failed"  # some objects failed, the others were restored
-    failed = "failed"  # every object failed
-
-
 @dataclass(frozen=True)
 class ProductionMarker:
     """A namespace is production when its labels or annotations carry ``key=value``."""
@@ -106,40 +82,6 @@ class LoadedBackup:
     id: str
     manifest: dict[str, Any]
     objects: list[dict[str, Any]]
-
-
-@dataclass
-class Item:
-    """One object's result: ``Kind ns/name``, the :class:`Action` and a message (the server's reason)."""
-
-    ref: str
-    kind: str
-    namespace: str | None
-    name: str
-    action: Action
-    message: str = ""
-
-
-@dataclass
-class Report:
-    """What a restore did."""
-
-    backup: str
-    dry_run: bool
-    items: list[Item] = field(default_factory=list)
-
-    @property
-    def outcome(self) -> Outcome:
-        failed = sum(i.action is Action.failed for i in self.items)
-        if failed and failed == len(self.items):
-            return Outcome.failed
-        return Outcome.partially_failed if failed else Outcome.succeeded
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for i in self.items:
-            out[i.action.value] += 1
-        return dict(out)
 
 
 def load_backup(store: Bucket, dest: Destination, backup_id: str, key: bytes | None = None,
@@ -206,7 +148,7 @@ def load_backup(store: Bucket, dest: Destination, backup_id: str, key: bytes | N
     for entry, data, _ in fetched:
         if entry.get("encrypted"):
             data = crypto.open_sealed(key, data, entry["key"])  # type: ignore[arg-type]
-        objects.append(json.loads(data))  # type: ignore[arg-type]
+        objects.append(orjson.loads(data))  # type: ignore[arg-type]
     return LoadedBackup(backup_id, manifest, objects)
 
 
@@ -214,9 +156,9 @@ def prepare(objects: Iterable[dict[str, Any]], namespace_map: dict[str, str]) ->
     """Objects as they will be applied: namespaces mapped (``{"from": "to"}``), ``status`` and
     ``ownerReferences`` removed (owners get new uids on restore; Velero does the same)."""
     out = []
-    for obj in objects:
-        obj = copy.deepcopy(obj)
-        meta = obj["metadata"]
+    for original in objects:  # copy what changes (top level, metadata), share the rest: restore never edits it
+        obj = dict(original)
+        meta = obj["metadata"] = dict(obj["metadata"])
         obj.pop("status", None)
         meta.pop("ownerReferences", None)
         if obj["kind"] == "Namespace" and obj["apiVersion"] == "v1":
@@ -288,11 +230,15 @@ def check_production(api: ApiClient, objects: list[dict[str, Any]], marker: Prod
 
 
 def existing_keys(api: ApiClient, objects: list[dict[str, Any]], parallelism: int = 8) -> set[tuple[str, str, str]]:
-    """``(Kind, namespace, name)`` of the objects that already exist (one paged list per kind and namespace)."""
+    """``(Kind, namespace, name)`` of the objects that already exist: one list of the namespaces, then one paged
+    list per kind and *existing* namespace (nothing exists in a namespace that does not: a drill's fresh scratch
+    namespaces cost no list at all)."""
     groups: dict[tuple[KindName, str], set[str]] = defaultdict(set)
     for o in objects:
         groups[(_kind_of(o), o["metadata"].get("namespace") or "")].add(o["metadata"]["name"])
-    found = discover(api, {k for k, _ in groups})
+    found = discover(api, {k for k, _ in groups} | {NAMESPACE})
+    live_ns = {n["metadata"]["name"] for n in list_pages(api, found.served[NAMESPACE])}
+    groups = defaultdict(set, {(k, ns): names for (k, ns), names in groups.items() if not ns or ns in live_ns})
 
     def run(job: tuple[KindName, str]) -> set[tuple[str, str, str]]:
         kind, ns = job
@@ -312,125 +258,6 @@ def existing_keys(api: ApiClient, objects: list[dict[str, Any]], parallelism: in
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     return obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
-
-
-# Metadata maps whose entries a controller commonly writes (a route URL, a revision, a hash): on a conflict
-# here, update-restore leaves the entry to its owner instead of failing the object. Spec/data conflicts still fail.
-YIELDING_METADATA = (".metadata.annotations.", ".metadata.labels.")
-_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
-
-
-@dataclass(frozen=True)
-class FieldConflict:
-    """One field server-side apply refused: its path as the apiserver prints it, and the manager owning it."""
-
-    field: str
-    manager: str
-
-    def __str__(self) -> str:
-        return f"{self.field} (owned by {self.manager})"
-
-
-def field_conflicts(exc: BaseException) -> list[FieldConflict]:
-    """The conflicting fields of a refused server-side apply, from the 409's ``details.causes``
-    (``{"reason": "FieldManagerConflict", "field": ..., "message": 'conflict with "<manager>" ...'}``).
-    Empty when the error carries no such details."""
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    body = getattr(cause, "body", None)
-    try:
-        status = json.loads(body) if isinstance(body, (str, bytes)) else None
-    except ValueError:
-        status = None
-    out = []
-    for c in ((status or {}).get("details") or {}).get("causes") or []:
-        if c.get("reason") == "FieldManagerConflict" and c.get("field"):
-            found = _MANAGER.search(c.get("message", ""))
-            out.append(FieldConflict(c["field"], found.group(1) if found else "another manager"))
-    return out
-
-
-def without_metadata_entries(obj: dict[str, Any], conflicts: list[FieldConflict]) -> dict[str, Any] | None:
-    """A copy of ``obj`` without the annotation/label entries in ``conflicts``; None when any conflict is
-    elsewhere (spec, data: those are the user's, never dropped)."""
-    if not conflicts or not all(c.field.startswith(YIELDING_METADATA) for c in conflicts):
-        return None
-    out = copy.deepcopy(obj)
-    meta = out["metadata"]
-    for c in conflicts:
-        for prefix in YIELDING_METADATA:
-            if c.field.startswith(prefix):
-                section = prefix.split(".")[2]
-                (meta.get(section) or {}).pop(c.field[len(prefix):], None)
-                if section in meta and not meta[section]:
-                    meta.pop(section)
-    return out
-
-
-def apply_all(dyn: DynamicClient, objects: list[dict[str, Any]], order: list[Priority], *,
-              existing: set[tuple[str, str, str]], policy: ExistingPolicy, dry_run: bool, backup: str,
-              parallelism: int = 16) -> Report:
-    """Apply ``objects`` wave by wave (see :func:`tasks.backup.order.waves`); report per object.
-
-    Args:
-        existing: from :func:`existing_keys`.
-        policy: :class:`ExistingPolicy`; ``fail`` must have been checked by :func:`check_existing` already.
-        dry_run: server-side dry run (objects in namespaces this restore would create cannot be checked by
-            the server; they are reported ``would-create`` with that note).
-    """
-    report = Report(backup=backup, dry_run=dry_run)
-    live_namespaces = {k[2] for k in existing if k[0] == "Namespace"}
-
-    def one(obj: dict[str, Any]) -> Item:
-        ns, name = obj["metadata"].get("namespace"), obj["metadata"]["name"]
-        item = Item(kube.object_ref(obj), obj["kind"], ns, name, Action.failed)
-        present = _key(obj) in existing
-        if present and policy is ExistingPolicy.skip:
-            item.action = Action.skipped
-            return item
-        if dry_run and ns and ns not in live_namespaces and ("Namespace", "", ns) not in existing:
-            item.action, item.message = Action.would_create, "namespace created by this restore; server dry run skipped"
-            return item
-        for attempt in range(3):  # a timeout or 5xx under load is retried; a refusal is reported at once
-            try:
-                kube.apply(dyn, obj, dry_run=dry_run)
-                break
-            except TemporaryError as exc:
-                item.message = str(exc)[:500]
-                if attempt == 2:
-                    return item
-                time.sleep(1.0 + attempt)
-            except kube.ApplyConflict as exc:
-                conflicts = field_conflicts(exc)
-                named = "; ".join(map(str, conflicts))
-                retry = without_metadata_entries(obj, conflicts) if policy is ExistingPolicy.update else None
-                if retry is None:
-                    item.message = (f"conflict: {named} — kaiops never forces another manager's fields; change or "
-                                    "release them and restore again" if conflicts else str(exc)[:500])
-                    return item
-                try:
-                    kube.apply(dyn, retry, dry_run=dry_run)
-                except KaiopsError as again:
-                    item.message = str(again)[:500]
-                    return item
-                item.action = Action.updated_except
-                item.message = f"left to their owner (not forced): {named}"
-                return item
-            except KaiopsError as exc:
-                item.message = str(exc)[:500]
-                return item
-        item.message = ""
-        if dry_run:
-            item.action = Action.would_update if present else Action.would_create
-        else:
-            item.action = Action.updated if present else Action.created
-        return item
-
-    with ThreadPoolExecutor(max_workers=parallelism) as pool:
-        for wave in waves(objects, order):
-            report.items += list(pool.map(one, wave))
-            if not dry_run:
-                live_namespaces |= {i.name for i in report.items if i.kind == "Namespace"}
-    return report
 
 
 def check_existing(objects: list[dict[str, Any]], existing: set[tuple[str, str, str]], policy: ExistingPolicy) -> None:

@@ -47,6 +47,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
+
 from configs.backup import BackupPolicy, Layout
 from tasks.errors import InputError, PermanentError
 from tasks.storage.bucket import Bucket
@@ -151,8 +153,14 @@ def object_key(obj: dict[str, Any]) -> str:
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    """Canonical JSON bytes (sorted keys, compact): the same object always hashes the same."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    """Canonical JSON bytes (sorted keys, compact, UTF-8): the same object always hashes the same.
+
+    orjson (several times faster than ``json`` on 50,000 objects); its bytes equal
+    ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()`` for what the
+    apiserver returns (strings, integers, booleans, null, lists, string-keyed maps). Earlier backups escaped
+    non-ASCII characters; such an object hashes differently once and is uploaded again by the next nightly.
+    """
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
 
 
 def sha256(data: bytes) -> str:
@@ -183,7 +191,7 @@ def upload(store: Bucket, dest: Destination, backup_id: str, blobs: Iterable[tup
 def write_manifest(store: Bucket, dest: Destination, backup_id: str, manifest: dict[str, Any]) -> str:
     """Write ``manifest.json`` (call only after every object is uploaded); return its key."""
     key = f"{dest.prefix}{backup_id}/{MANIFEST}"
-    store.put(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    store.put(key, orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return key
 
 
@@ -192,7 +200,7 @@ def read_manifest(store: Bucket, dest: Destination, backup_id: str) -> dict[str,
     key = f"{dest.prefix}{backup_id}/{MANIFEST}"
     if not store.exists(key):
         return None
-    manifest: dict[str, Any] = json.loads(store.get(key))
+    manifest: dict[str, Any] = orjson.loads(store.get(key))
     if manifest.get("format") not in READABLE_FORMATS:
         raise PermanentError(f"{dest.uri}{backup_id}: manifest format {manifest.get('format')!r}, "
                              f"expected one of {', '.join(READABLE_FORMATS)}")
