@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -64,21 +65,22 @@ class S3Store:
         multipart_threshold: bytes above which a file goes multipart (at most one PUT's 5 GiB); smaller files
             go in one PUT with their sha256 verified by the server.
         multipart_chunksize: part size in bytes (boto3's default, 8 MiB).
-        max_concurrency: threads per multipart file (boto3's default, 10: on a busy 2-core machine, 16 MiB parts
-            on 4 threads measured 0.76x the speed of boto3's defaults for one 256 MiB file).
+        max_concurrency: parts in flight per multipart file (default :func:`default_part_threads`).
     """
 
     scheme = "s3"
 
     def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
-                 max_concurrency: int = 10) -> None:
+                 max_concurrency: int | None = None) -> None:
         from boto3.s3.transfer import TransferConfig
 
         self.client = client
         self.single_put_max = multipart_threshold
+        self.part_size = max(5 * MiB, multipart_chunksize)  # S3's smallest part (but the last)
+        self.part_threads = max_concurrency or default_part_threads()
         self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
-                                       multipart_chunksize=multipart_chunksize,
-                                       max_concurrency=max_concurrency, use_threads=True)
+                                       multipart_chunksize=self.part_size,
+                                       max_concurrency=self.part_threads, use_threads=True)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> S3Store:
@@ -153,29 +155,93 @@ class S3Store:
             raise _translate(exc, f"HEAD s3://{bucket}/{key}") from exc
         except Exception as exc:
             raise _translate(exc, f"HEAD s3://{bucket}/{key}") from exc
-        return ObjectInfo(key, int(resp["ContentLength"]), (resp.get("Metadata") or {}).get(SHA256_METADATA))
+        sha256 = (resp.get("Metadata") or {}).get(SHA256_METADATA)
+        if sha256 is None and resp.get("TagCount"):  # a multipart upload records it as a tag (upload_file)
+            try:
+                tags = self.client.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+            except Exception as exc:
+                raise _translate(exc, f"tags of s3://{bucket}/{key}") from exc
+            sha256 = next((t["Value"] for t in tags if t["Key"] == SHA256_METADATA), None)
+        return ObjectInfo(key, int(resp["ContentLength"]), sha256)
 
-    def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
-                    progress: Callable[[int], None] | None = None) -> None:
-        """Upload ``path`` with its hex ``sha256`` in the metadata. Up to ``multipart_threshold`` bytes: one PUT
-        whose ``ChecksumSHA256`` is that same hash, so S3 refuses bytes that do not match it; larger: boto3's
-        threaded multipart transfer (parts carry no checksum of their own: on https TLS protects them, and every
-        reader verifies the whole file's sha256 against the manifest, as ``kaiops warmup`` does)."""
+    def upload_file(self, bucket: str, key: str, path: Path, sha256: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> str:
+        """Upload ``path`` and return its hex sha256 (``sha256`` when given, else computed while uploading).
+
+        Up to ``multipart_threshold`` bytes: one PUT with the sha256 in the metadata and as ``ChecksumSHA256``,
+        so S3 refuses bytes that do not match it (without ``sha256`` the file is hashed first: the header goes
+        before the body). Larger: a multipart upload that reads each byte once: parts of ``part_size`` are read
+        in order, fed to one sha256 of the whole file, and sent by ``part_threads`` threads while the next
+        parts are read (at most ``part_threads + 1`` parts in memory). S3 has no whole-object SHA-256 for a
+        multipart object and its metadata is fixed when the upload starts, so the sha256 is recorded as the
+        object tag ``sha256`` after ``CompleteMultipartUpload`` (:meth:`head` reads it; an object that lacks it,
+        e.g. a process killed in between, is simply uploaded again). Parts carry no checksum of their own (with
+        UNSIGNED-PAYLOAD botocore would send it as an aws-chunked trailer, which moto decodes byte by byte in
+        Python: measured 0.62x the loop's speed on one 256 MiB file); every reader verifies the whole file's
+        sha256 against the manifest, as ``kaiops warmup`` does.
+
+        Raises:
+            TemporaryError / PermanentError: S3 refused or failed (an unfinished multipart upload is aborted).
+        """
         size = path.stat().st_size
         try:
             if size <= self.single_put_max:
+                from tasks.storage.manifest import sha256_file
+
+                sha256 = sha256 or sha256_file(path)
                 with open(path, "rb") as body:
                     self.client.put_object(Bucket=bucket, Key=key, Body=body, Metadata={SHA256_METADATA: sha256},
                                            ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode())
                 if progress is not None:
                     progress(size)
-                return
-            # No ChecksumAlgorithm: with UNSIGNED-PAYLOAD botocore would send it as an aws-chunked trailer, which
-            # moto decodes byte by byte in Python (measured: 0.62x the loop's speed on one 256 MiB file).
-            self.client.upload_file(str(path), bucket, key, Config=self.transfer, Callback=progress,
-                                    ExtraArgs={"Metadata": {SHA256_METADATA: sha256}})
+                return sha256
+            computed = self._multipart(bucket, key, path, progress)
         except Exception as exc:
             raise _translate(exc, f"upload s3://{bucket}/{key}") from exc
+        if sha256 is not None and computed != sha256:
+            raise PermanentError(f"upload s3://{bucket}/{key}: {path} changed while it was read (sha256 "
+                                 f"{computed[:12]}..., expected {sha256[:12]}...)")
+        return computed
+
+    def _multipart(self, bucket: str, key: str, path: Path, progress: Callable[[int], None] | None) -> str:
+        """One multipart upload of ``path``, hashed in order as it is read; returns the hex sha256."""
+        import hashlib
+        from collections import deque
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        digest = hashlib.sha256()
+        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+
+        def send(number: int, data: bytes) -> dict[str, Any]:
+            resp = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                           Body=data)
+            if progress is not None:
+                progress(len(data))
+            return {"PartNumber": number, "ETag": resp["ETag"]}
+
+        parts: builtins.list[dict[str, Any]] = []
+        try:
+            with open(path, "rb", buffering=0) as fh, ThreadPoolExecutor(self.part_threads) as pool:
+                inflight: deque[Future[dict[str, Any]]] = deque()
+                number = 0
+                while data := fh.read(self.part_size):
+                    number += 1
+                    digest.update(data)  # releases the GIL: hashing overlaps the parts being sent
+                    inflight.append(pool.submit(send, number, data))
+                    del data
+                    while len(inflight) > self.part_threads:
+                        parts.append(inflight.popleft().result())
+                parts += [f.result() for f in inflight]
+            self.client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                                  MultipartUpload={"Parts": parts})
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        sha256 = digest.hexdigest()
+        self.client.put_object_tagging(Bucket=bucket, Key=key,
+                                       Tagging={"TagSet": [{"Key": SHA256_METADATA, "Value": sha256}]})
+        return sha256
 
     def put_bytes(self, bucket: str, key: str, data: bytes, sha256: str) -> None:
         try:
@@ -212,6 +278,12 @@ class S3Store:
                 self.client.create_bucket(Bucket=bucket)
             except Exception as exc:
                 raise _translate(exc, f"create bucket {bucket}") from exc
+
+
+def default_part_threads() -> int:
+    """Parts in flight per multipart file, sized to the machine: two per core, 2 to 10 (boto3's default is 10;
+    on a small machine the object store, the hashing and the senders share the same cores)."""
+    return max(2, min(10, 2 * (os.cpu_count() or 1)))
 
 
 def endpoint_from_env() -> str | None:
