@@ -235,12 +235,19 @@ def publish(
     if not uri.prefix:
         raise InputError("<cli>", "DEST", f"{dest} has no prefix", "publish under a version prefix, e.g. .../v1")
     files = scan_local(src)
-    if not store.bucket_exists(uri.bucket):
-        raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
-                         "create the bucket (or fix the name) first")
     workers = workers or default_workers()
     cache = hash_cache_path(src) if hash_cache else None
-    existing = read_manifest(store, uri)
+    # An unchanged republish is answered from the manifest and one listing: a manifest read proves the bucket
+    # exists, so the bucket is only checked when there is none (or reading it failed).
+    try:
+        existing = read_manifest(store, uri)
+    except PermanentError:
+        if store.bucket_exists(uri.bucket):
+            raise
+        existing = None
+    if existing is None and not store.bucket_exists(uri.bucket):
+        raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
+                         "create the bucket (or fix the name) first")
     if model_format is None and existing is not None and existing.model_format:
         # not given: keep the published one (re-publishing the same files is then a no-op, not a conflict)
         model_format = existing.model_format

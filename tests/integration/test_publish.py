@@ -203,7 +203,7 @@ def test_s3_multipart_hashes_while_sending_and_records_the_sha256_as_a_tag(tmp_p
     from tasks.storage.s3 import S3Store
 
     store = S3Store.from_env(multipart_threshold=64 * 1024, multipart_chunksize=5 * 1024 * 1024,
-                             max_concurrency=2)
+                             max_concurrency=2, parallel_parts=True)
     bucket = f"mp-{uuid.uuid4().hex[:8]}"
     store.create_bucket(bucket)
     src = tmp_path / "m"
@@ -227,3 +227,39 @@ def test_s3_multipart_hashes_while_sending_and_records_the_sha256_as_a_tag(tmp_p
     store.delete(bucket, ["m/v1/manifest.json"])
     resumed = publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False)
     assert resumed.outcome is PublishOutcome.RESUMED and resumed.files_uploaded == []
+
+
+def test_s3_large_file_to_a_local_endpoint_is_one_put_hashed_as_it_is_sent(tmp_path: Path, s3_only) -> None:
+    """Against an endpoint on this machine (moto on loopback) a file above the threshold goes in one streamed PUT
+    (no multipart: the server shares the cores); the sha256 computed from the bytes sent is in the manifest and
+    in the object's tag."""
+    import hashlib
+
+    from tasks.storage.s3 import S3Store
+
+    store = S3Store.from_env(multipart_threshold=64 * 1024)
+    assert store.parallel_parts is False  # the sandbox's endpoint is 127.0.0.1
+    bucket = f"st-{uuid.uuid4().hex[:8]}"
+    store.create_bucket(bucket)
+    src = tmp_path / "m"
+    src.mkdir()
+    data = b"".join(i.to_bytes(4, "big") * 4096 for i in range(300))  # 4.7 MiB
+    (src / "weights.bin").write_bytes(data)
+    ops: list[str] = []
+    store.client.meta.events.register("before-send.s3.*", lambda request, event_name, **_: ops.append(
+        event_name.rsplit(".", 1)[-1]))
+    first = publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False)
+    want = hashlib.sha256(data).hexdigest()
+    assert first.manifest is not None and first.manifest.files[0].sha256 == want
+    assert "CreateMultipartUpload" not in ops and ops.count("PutObject") == 2  # the file, then the manifest
+    head = store.head(bucket, "m/v1/weights.bin")
+    assert head is not None and head.sha256 == want
+    assert store.get_bytes(bucket, "m/v1/weights.bin") == data
+
+
+def test_loopback_endpoints_are_told_from_remote_ones() -> None:
+    from tasks.storage.s3 import _loopback
+
+    assert _loopback("http://127.0.0.1:9000") and _loopback("http://localhost:1") and _loopback("http://[::1]:2")
+    assert not _loopback("https://s3.us-east-1.amazonaws.com") and not _loopback("http://10.0.0.5:9000")
+    assert not _loopback(None)
