@@ -108,8 +108,13 @@ class GcsStore:
             return None
         return ObjectInfo(key, int(blob.size or 0), (blob.metadata or {}).get(SHA256_METADATA))
 
-    def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
-                    progress: Callable[[int], None] | None = None) -> None:
+    def upload_file(self, bucket: str, key: str, path: Path, sha256: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> str:
+        """Upload ``path`` with its sha256 in the metadata (hashed first when not given: the metadata goes with
+        the upload's first request); returns the sha256."""
+        from tasks.storage.manifest import sha256_file
+
+        sha256 = sha256 or sha256_file(path)
         size = path.stat().st_size
         blob = self.client.bucket(bucket).blob(key, chunk_size=self.chunk_size if size > self.chunk_size else None)
         blob.metadata = {SHA256_METADATA: sha256}
@@ -119,6 +124,7 @@ class GcsStore:
             raise _translate(exc, f"upload gs://{bucket}/{key}") from exc
         if progress:
             progress(size)
+        return sha256
 
     def put_bytes(self, bucket: str, key: str, data: bytes, sha256: str) -> None:
         blob = self.client.bucket(bucket).blob(key)

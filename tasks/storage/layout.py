@@ -123,8 +123,11 @@ class ObjectStore(Protocol):
         """One object with its recorded sha256, or None."""
         ...
 
-    def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
-                    progress: Callable[[int], None] | None = None) -> None: ...
+    def upload_file(self, bucket: str, key: str, path: Path, sha256: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> str:
+        """Upload ``path`` with its sha256 recorded (for :meth:`head`); returns the hex sha256: ``sha256`` when
+        given, else computed from the bytes as they are read (each byte read once where the store allows)."""
+        ...
 
     def put_bytes(self, bucket: str, key: str, data: bytes, sha256: str) -> None: ...
 

@@ -4,7 +4,6 @@ shape as S3 and GCS, for tests and a laptop. The "bucket" is the directory's pat
 from __future__ import annotations
 
 import builtins
-import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,14 +51,24 @@ class DirectoryStore:
         fill(tmp)
         tmp.replace(path)
 
-    def upload_file(self, bucket: str, key: str, path: Path, sha256: str,
-                    progress: Callable[[int], None] | None = None) -> None:
+    def upload_file(self, bucket: str, key: str, path: Path, sha256: str | None = None,
+                    progress: Callable[[int], None] | None = None) -> str:
+        """Copy ``path`` to the key, hashing the bytes as they are copied; returns the sha256 (this store keeps
+        no metadata: :meth:`head` reports no sha256)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+
         def fill(tmp: Path) -> None:
-            shutil.copyfile(path, tmp)
+            with open(path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+                    dst.write(chunk)
 
         self._write(bucket, key, fill)
         if progress is not None:
             progress(path.stat().st_size)
+        return digest.hexdigest()
 
     def put_bytes(self, bucket: str, key: str, data: bytes, sha256: str) -> None:
         def fill(tmp: Path) -> None:

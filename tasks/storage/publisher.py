@@ -214,7 +214,8 @@ def publish(
         hash_cache: reuse sha256 of files unchanged (size, mtime, inode) since the last publish of ``src``.
 
     A first publish (no manifest at ``dest`` yet: a new version, or the resume of an interrupted one) hashes
-    and uploads each file in one pass per file, files in parallel, so uploads start at once instead of after
+    each file while uploading it (one read of each byte; a large file's parts are sent in parallel while the
+    sha256 of the whole is computed in order), files in parallel, so uploads start at once instead of after
     every byte was hashed; the manifest is built from those hashes. When a manifest exists, every file is hashed
     first (the hash cache makes that cheap), because the new content must be compared with the published one
     before anything changes.
@@ -234,12 +235,19 @@ def publish(
     if not uri.prefix:
         raise InputError("<cli>", "DEST", f"{dest} has no prefix", "publish under a version prefix, e.g. .../v1")
     files = scan_local(src)
-    if not store.bucket_exists(uri.bucket):
-        raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
-                         "create the bucket (or fix the name) first")
     workers = workers or default_workers()
     cache = hash_cache_path(src) if hash_cache else None
-    existing = read_manifest(store, uri)
+    # An unchanged republish is answered from the manifest and one listing: a manifest read proves the bucket
+    # exists, so the bucket is only checked when there is none (or reading it failed).
+    try:
+        existing = read_manifest(store, uri)
+    except PermanentError:
+        if store.bucket_exists(uri.bucket):
+            raise
+        existing = None
+    if existing is None and not store.bucket_exists(uri.bucket):
+        raise InputError("<cli>", "DEST", f"bucket {uri.scheme}://{uri.bucket} does not exist",
+                         "create the bucket (or fix the name) first")
     if model_format is None and existing is not None and existing.model_format:
         # not given: keep the published one (re-publishing the same files is then a no-op, not a conflict)
         model_format = existing.model_format
@@ -323,9 +331,9 @@ def _stale(uri: StorageUri, files: list[LocalFile], listing: dict[str, ObjectInf
 def _publish_first(store: ObjectStore, uri: StorageUri, files: list[LocalFile], listing: dict[str, ObjectInfo],
                    cache: Path | None, workers: int, progress: ProgressSink | None, model_format: str | None,
                    source: str, started: float) -> PublishResult:
-    """No manifest at ``uri``: hash and upload each file in one job (hash, then upload unless an object with the
-    same size and recorded sha256 is there), files in parallel, biggest first; then stale keys, then the
-    manifest."""
+    """No manifest at ``uri``: upload each file in one job that hashes it as it is read (a file whose object is
+    already there with the same size is hashed first and skipped when the recorded sha256 matches), files in
+    parallel, biggest first; then stale keys, then the manifest."""
     stamps, known = _cached(files, cache)
     sink = progress or ProgressSink()
     total = sum(f.size for f in files)
@@ -337,16 +345,17 @@ def _publish_first(store: ObjectStore, uri: StorageUri, files: list[LocalFile], 
             sink.advance(n)
 
     def one(f: LocalFile) -> tuple[str, bool]:
-        sha = known.get(f.rel) or sha256_file(f.path)
+        sha = known.get(f.rel)
         key = uri.key(f.rel)
         obj = listing.get(key)
         if obj is not None and obj.size == f.size:
+            sha = sha or sha256_file(f.path)
             head = store.head(uri.bucket, key)
             if head is not None and head.sha256 == sha:
                 advance(f.size)
                 return sha, False  # uploaded by an interrupted publish
-        store.upload_file(uri.bucket, key, f.path, sha, advance)
-        return sha, True
+        # Without a cached hash the store hashes the bytes as it sends them (each byte read once).
+        return store.upload_file(uri.bucket, key, f.path, sha, advance), True
 
     ordered = sorted(files, key=lambda f: -f.size)
     done: dict[str, tuple[str, bool]] = {}

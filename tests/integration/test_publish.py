@@ -23,8 +23,19 @@ def make_model(root: Path, files: int = 6, size: int = 40_000) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def object_stores():
+    """Only the sandbox S3 (moto) and GCS (fake-gcs-server): publishing needs nothing else."""
+    from sandbox import launcher
+    from tests.sandbox_env import exported
+
+    launcher.up(("s3", "gcs"))
+    with exported(launcher.env()) as values:
+        yield values
+
+
 @pytest.fixture(params=["s3", "gs"])
-def store_and_bucket(request, sandbox):
+def store_and_bucket(request, object_stores):
     bucket = f"pub-{uuid.uuid4().hex[:10]}"
     if request.param == "s3":
         from tasks.storage.s3 import S3Store
@@ -48,11 +59,11 @@ class FailAfter:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def upload_file(self, bucket, key, path, sha256, progress=None):
+    def upload_file(self, bucket, key, path, sha256=None, progress=None):
         self.calls += 1
         if self.calls > self.n:
             raise ConnectionError("simulated interruption")
-        self.store.upload_file(bucket, key, path, sha256, progress)
+        return self.store.upload_file(bucket, key, path, sha256, progress)
 
 
 def test_publish_then_republish_uploads_nothing(tmp_path: Path, store_and_bucket) -> None:
@@ -181,3 +192,74 @@ def test_s3_single_put_carries_the_manifest_sha256_as_its_checksum(tmp_path: Pat
         assert headers["x-amz-checksum-sha256"] == base64.b64encode(bytes.fromhex(entry.sha256)).decode()
         assert headers["x-amz-meta-sha256"] == entry.sha256
         assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+
+
+def test_s3_multipart_hashes_while_sending_and_records_the_sha256_as_a_tag(tmp_path: Path, s3_only) -> None:
+    """A file above the multipart threshold is read once: its parts go out while the sha256 of the whole is
+    computed in order; the manifest, the object's tag (read back by head) and the bytes all agree, and a resume
+    skips the object by that tag."""
+    import hashlib
+
+    from tasks.storage.s3 import S3Store
+
+    store = S3Store.from_env(multipart_threshold=64 * 1024, multipart_chunksize=5 * 1024 * 1024,
+                             max_concurrency=2, parallel_parts=True)
+    bucket = f"mp-{uuid.uuid4().hex[:8]}"
+    store.create_bucket(bucket)
+    src = tmp_path / "m"
+    src.mkdir()
+    data = b"".join(i.to_bytes(4, "big") * 65536 for i in range(48))  # 12 MiB: 3 parts of 5, 5 and 2 MiB
+    (src / "weights.bin").write_bytes(data)
+    parts: list[int] = []
+    store.client.meta.events.register("before-send.s3.UploadPart",
+                                      lambda request, **_: parts.append(int(request.headers["Content-Length"])))
+    sent: list[int] = []
+    first = publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False,
+                    progress=type("P", (), {"start": lambda *a: None, "advance": lambda _s, n: sent.append(n),
+                                            "finish": lambda _s: None})())
+    want = hashlib.sha256(data).hexdigest()
+    assert first.manifest is not None and first.manifest.files[0].sha256 == want
+    assert sorted(parts) == sorted([5 << 20, 5 << 20, 2 << 20]) and sum(sent) == len(data)
+    head = store.head(bucket, "m/v1/weights.bin")
+    assert head is not None and head.sha256 == want and head.size == len(data)
+    assert store.get_bytes(bucket, "m/v1/weights.bin") == data
+    # an interrupted publish left the object but no manifest: the resume finds it by its tag and skips it
+    store.delete(bucket, ["m/v1/manifest.json"])
+    resumed = publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False)
+    assert resumed.outcome is PublishOutcome.RESUMED and resumed.files_uploaded == []
+
+
+def test_s3_large_file_to_a_local_endpoint_is_one_put_hashed_as_it_is_sent(tmp_path: Path, s3_only) -> None:
+    """Against an endpoint on this machine (moto on loopback) a file above the threshold goes in one streamed PUT
+    (no multipart: the server shares the cores); the sha256 computed from the bytes sent is in the manifest and
+    in the object's tag."""
+    import hashlib
+
+    from tasks.storage.s3 import S3Store
+
+    store = S3Store.from_env(multipart_threshold=64 * 1024)
+    assert store.parallel_parts is False  # the sandbox's endpoint is 127.0.0.1
+    bucket = f"st-{uuid.uuid4().hex[:8]}"
+    store.create_bucket(bucket)
+    src = tmp_path / "m"
+    src.mkdir()
+    data = b"".join(i.to_bytes(4, "big") * 4096 for i in range(300))  # 4.7 MiB
+    (src / "weights.bin").write_bytes(data)
+    ops: list[str] = []
+    store.client.meta.events.register("before-send.s3.*", lambda request, event_name, **_: ops.append(
+        event_name.rsplit(".", 1)[-1]))
+    first = publish(src, f"s3://{bucket}/m/v1", store, hash_cache=False)
+    want = hashlib.sha256(data).hexdigest()
+    assert first.manifest is not None and first.manifest.files[0].sha256 == want
+    assert "CreateMultipartUpload" not in ops and ops.count("PutObject") == 2  # the file, then the manifest
+    head = store.head(bucket, "m/v1/weights.bin")
+    assert head is not None and head.sha256 == want
+    assert store.get_bytes(bucket, "m/v1/weights.bin") == data
+
+
+def test_loopback_endpoints_are_told_from_remote_ones() -> None:
+    from tasks.storage.s3 import _loopback
+
+    assert _loopback("http://127.0.0.1:9000") and _loopback("http://localhost:1") and _loopback("http://[::1]:2")
+    assert not _loopback("https://s3.us-east-1.amazonaws.com") and not _loopback("http://10.0.0.5:9000")
+    assert not _loopback(None)
