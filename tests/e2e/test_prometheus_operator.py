@@ -221,6 +221,7 @@ def test_kaiops_rule_is_loaded_and_evaluates_against_the_scraped_series(monitore
     assert statuses["KaiopsBackupFailing"].verdict is Verdict.quiet
     assert statuses["KaiopsBackupMetricsMissing"].verdict is Verdict.quiet
     assert statuses["KaiopsDrillFailing"].verdict is Verdict.no_series
+    assert statuses["KaiopsBackupFailing"].state == "inactive"  # loaded by this Prometheus, not pending
 
 
 def _rule_alerts(url: str, group: str, ns: str, rule: str, policy: str) -> list[dict[str, Any]]:
@@ -276,6 +277,7 @@ def test_kaiops_alert_goes_pending_then_firing_when_its_condition_is_made_true(m
     shipped = _rule_alerts(url, "kaiops-backups", ns, "KaiopsBackupFailing", policy)
     assert [a["state"] for a in shipped] == ["pending"]
     statuses = {s.rule: s for s in check_files([KAIOPS_RULES], url)}  # `kaiops monitoring check`
-    assert statuses["KaiopsBackupFailing"].verdict is Verdict.firing
+    assert statuses["KaiopsBackupFailing"].verdict is Verdict.firing  # its condition holds now
+    assert statuses["KaiopsBackupFailing"].state == "pending"  # the shipped rule, loaded, waits out its for: 5m
     print(f"KaiopsBackupFailing (for: {SHORT_FOR}): failed run scraped, pending at {pending_s:.0f} s, "
           f"firing at {firing_s:.0f} s after the ConfigMap update")

@@ -152,3 +152,24 @@ def test_selectors_keep_matchers_and_drop_ranges_offsets_and_strings() -> None:
             'or label_replace(bar, "dst", "foo_total", "src", "(.*)")')
     assert selectors(expr) == [("foo_total", 'foo_total{a="x}", b!="y"}'), ("foo_total", "foo_total"),
                                ("bar", "bar")]
+
+
+def test_loaded_state_names_the_rules_state_in_prometheus_or_not_loaded() -> None:
+    from tasks.monitoring.live import loaded_state
+
+    def group(name: str, file: str, **states: str) -> dict:
+        return {"name": name, "file": file, "rules": [{"name": r, "state": s, "type": "alerting"}
+                                                      for r, s in states.items()]}
+
+    groups = [group("kaiops-backups", "/etc/prometheus/rules/prometheus-x-rulefiles-0/a-kaiops-backups-1.yaml",
+                    KaiopsBackupFailing="inactive"),
+              group("kaiops-backups", "/etc/prometheus/rules/prometheus-x-rulefiles-0/b-kaiops-backups-2.yaml",
+                    KaiopsBackupFailing="pending"),
+              {"name": "rec", "file": "/r.yaml", "rules": [{"name": "job:up:sum", "health": "ok",
+                                                            "type": "recording"}]}]
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing") == "pending"  # the most telling
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing", namespace="a") == "inactive"
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing", namespace="c") == "not-loaded"
+    assert loaded_state(groups, "kaiops-backups", "KaiopsDrillFailing") == "not-loaded"
+    assert loaded_state(groups, "rec", "job:up:sum") == "loaded"
+    assert loaded_state([], "kaiops-backups", "KaiopsBackupFailing") == "not-loaded"
