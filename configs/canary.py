@@ -55,7 +55,7 @@ class ValueUnit(StrEnum):
     """Unit of a latency template's result (the analysis works in seconds)."""
 
     SECONDS = "seconds"  # e.g. KServe model server request_predict_seconds
-    MILLISECONDS = "milliseconds"  # e.g. Knative queue-proxy revision_request_latencies
+    MILLISECONDS = "milliseconds"  # e.g. the OpenCensus-era queue-proxy revision_request_latencies
 
     @property
     def to_seconds(self) -> float:

@@ -71,9 +71,12 @@ def check(
             metrics.append(f"{m.selector}: {who}{now}")
         rows.append({"rule": f"{s.object} {s.group}/{s.rule}", "metrics": "\n".join(metrics) or "-",
                      "verdict": str(s.verdict) + (f" ({s.series} series)" if s.series else "")
-                     + (f": {s.error}" if s.error else "")})
+                     + (f": {s.error}" if s.error else ""),
+                     "in prometheus": s.state or "-"})
     emit(rows, output, title="kaiops monitoring check")
     firing = sum(s.verdict == "firing" for s in statuses)
     blind = sum(s.verdict == "no-series" for s in statuses)
     where = f" against {url}" if url else " (offline: catalogue only)"
-    err_console.print(f"{len(statuses)} rule(s){where}: {firing} would fire now, {blind} have no series")
+    unloaded = sum(s.state == "not-loaded" for s in statuses)
+    err_console.print(f"{len(statuses)} rule(s){where}: {firing} would fire now, {blind} have no series"
+                      + (f", {unloaded} not loaded by that Prometheus" if unloaded else ""))

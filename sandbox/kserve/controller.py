@@ -50,7 +50,7 @@ from sandbox.kserve.revisions import (
     served_model_name,
     traffic_weights,
 )
-from sandbox.kserve.router import Backend, MetricsServer, Router
+from sandbox.kserve.router import METRICS, Backend, MetricsServer, Router, target_labels
 from sandbox.procs import free_port
 
 log = logging.getLogger("sandbox.kserve")
@@ -420,7 +420,8 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=routes.watch_forever, name="httproutes", daemon=True).start()
     ctl.synced.wait()
     MetricsServer(args.metrics_port)
-    targets.write(tdir, "routers", f"127.0.0.1:{args.metrics_port}", {"job_kind": "knative-queue-proxy"})
+    METRICS.watch_targets(lambda key, resource: targets.write(
+        tdir, f"queue-proxy-{key[0]}-{key[1]}", f"127.0.0.1:{args.metrics_port}", target_labels(key, resource)))
     log.info("sandbox KServe controller ready; metrics on 127.0.0.1:%d", args.metrics_port)
     with contextlib.suppress(KeyboardInterrupt):
         while True:

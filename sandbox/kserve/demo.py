@@ -51,7 +51,8 @@ def serve_iris(env: dict[str, str], rps: float = 20.0, duration: float = 5.0) ->
 
     Returns:
         ``{"url", "revision", "load": {...}, "prometheus": {revision: requests}, "published": bool, "ok": bool}``;
-        ok = every prediction answered 200 and Prometheus has a ``revision_request_count`` series for it.
+        ok = every prediction answered 200 and Prometheus has a queue-proxy
+        ``kn_serving_invocation_duration_seconds_count`` series for it.
         Failures are reported in ``reason`` with ok False, not raised.
     """
     import boto3
@@ -89,15 +90,17 @@ def serve_iris(env: dict[str, str], rps: float = 20.0, duration: float = 5.0) ->
         out.update(url=url, revision=revision)
         report = run(url, ISVC_NAME, rps, duration)
         out["load"] = report.summary()
-        query = f'sum by (revision_name) (revision_request_count{{namespace_name="{NAMESPACE}",' \
-                f'configuration_name="{ISVC_NAME}-predictor"}})'
+        # the real queue-proxy's series carry no revision: its OTel resource (target_info) does
+        query = ("sum by (kn_revision_name) (kn_serving_invocation_duration_seconds_count * on (job, instance) "
+                 f'group_left (kn_revision_name) target_info{{k8s_namespace_name="{NAMESPACE}",'
+                 f'kn_configuration_name="{ISVC_NAME}-predictor"}})')
         series: dict[str, float] = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and series.get(revision, 0) < report.sent:
             api = f"{env['PROMETHEUS_URL']}/api/v1/query?" + urllib.parse.urlencode({"query": query})
             with urllib.request.urlopen(api, timeout=10) as resp:
                 result = json.loads(resp.read())["data"]["result"]
-            series = {r["metric"]["revision_name"]: float(r["value"][1]) for r in result}
+            series = {r["metric"]["kn_revision_name"]: float(r["value"][1]) for r in result}
             time.sleep(2)
         out["prometheus"] = series
         out["ok"] = report.ok == report.sent > 0 and series.get(revision, 0) > 0

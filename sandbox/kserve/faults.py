@@ -9,7 +9,7 @@
 The annotations are not part of the revision hash, so adding one does not create a revision: it changes the
 behaviour of whatever revision is newest now (the canary during a rollout). Errors and latency are injected
 by the router in front of the revision (like a misbehaving queue-proxy target) and so show up in
-``revision_request_count{response_code_class="5xx"}`` and ``revision_request_latencies``.
+``kn_serving_invocation_duration_seconds{http_response_status_code="500"}`` (count and latency).
 """
 
 from __future__ import annotations

@@ -2,15 +2,24 @@
 
 Each router listens on its own ``127.0.0.1`` port (the InferenceService's ``status.url``), picks a revision
 for every request with probability ``percent/100`` from the current ``traffic[]`` weights, forwards the
-request unchanged to that revision's model server and records, per revision, what Knative's queue-proxy
-records (``knative.dev/serving/pkg/metrics``, OpenCensus names as scraped by Prometheus):
+request unchanged to that revision's model server and records, per revision, what the real queue-proxy of
+Knative Serving v0.48.1 exports through the OpenTelemetry Prometheus exporter (``pkg/queue/request_metric.go``,
+``pkg/queue/sharedmain/otel.go``; exporter ``go.opentelemetry.io/otel/exporters/prometheus`` v0.61.0 with
+``UnderscoreEscapingWithSuffixes``, as ``knative.dev/pkg/observability/metrics`` builds it):
 
-- ``revision_request_count`` (counter; labels ``namespace_name``, ``service_name``, ``configuration_name``,
-  ``revision_name``, ``pod_name``, ``container_name``, ``response_code``, ``response_code_class``)
-- ``revision_request_latencies`` (histogram in MILLISECONDS, queue-proxy's buckets, same labels)
+- ``kn_serving_invocation_duration_seconds`` histogram in SECONDS, queue-proxy's ``latencyBounds``; its only
+  attribute is ``http_response_status_code``, plus the exporter's ``otel_scope_*`` labels;
+- ``target_info`` (value 1): the OTel *resource* - ``k8s_namespace_name``, ``k8s_pod_name``,
+  ``k8s_container_name="queue-proxy"``, ``kn_service_name``, ``kn_configuration_name``, ``kn_revision_name``,
+  ``service_name``, ``service_instance_id``, ``service_version``. The revision is NOT a label of the request
+  series: a query joins ``target_info`` on ``(job, instance)``.
+
+As in a cluster, where each revision Pod's queue-proxy is its own scrape target, each revision is served on its
+own path ``/metrics/<namespace>/<revision>`` of the one :class:`MetricsServer` and announced to Prometheus as
+its own target (:meth:`QueueProxyMetrics.watch_targets`, with an ``instance`` label of its own).
+``/metrics`` answers everything at once (health checks; not scraped).
 
 Every response carries ``x-kaiops-revision: <revision>`` (sandbox-only) so a client can see the split.
-The metrics of all routers are served by one :class:`MetricsServer` (``/metrics``).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,9 +39,11 @@ from sandbox.kserve.faults import NO_FAULT, Fault
 
 log = logging.getLogger("sandbox.kserve.router")
 
-# queue-proxy's request latency distribution (milliseconds)
-LATENCY_BUCKETS_MS = (5, 10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 900,
-                      1000, 2000, 5000, 10000, 20000, 50000, 100000)
+# queue-proxy's request duration buckets (seconds): latencyBounds in knative.dev/serving v0.48.1
+# pkg/queue/request_metric.go
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
+DURATION = "kn_serving_invocation_duration_seconds"
+SCOPE = {"otel_scope_name": "knative.dev/serving/pkg/queue", "otel_scope_schema_url": "", "otel_scope_version": ""}
 REVISION_HEADER = "x-kaiops-revision"
 FORWARD_TIMEOUT_S = 60.0
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
@@ -41,57 +53,85 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 @dataclass
 class _Series:
     count: int = 0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_MS))
-    total_ms: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
+    total_s: float = 0.0
+
+
+TargetKey = tuple[str, str]  # (namespace, revision)
 
 
 class QueueProxyMetrics:
-    """Thread-safe store of the two queue-proxy metrics, rendered in the Prometheus text format."""
+    """Thread-safe store of queue-proxy series per revision target, rendered in the Prometheus text format."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._series: dict[tuple[tuple[str, str], ...], _Series] = {}
+        self._resources: dict[TargetKey, dict[str, str]] = {}
+        self._series: dict[tuple[TargetKey, int], _Series] = {}
+        self._watchers: list[Callable[[TargetKey, dict[str, str]], None]] = []
 
-    def observe(self, labels: dict[str, str], code: int, latency_ms: float) -> None:
-        """Count one request of ``labels`` (revision labels) that answered ``code`` after ``latency_ms``."""
-        key = tuple(sorted({**labels, "response_code": str(code), "response_code_class": f"{code // 100}xx"}.items()))
+    def register(self, resource: dict[str, str]) -> TargetKey:
+        """Make the revision target of ``resource`` (``target_info`` labels, see :meth:`Router.resource`)
+        exist, with no request series yet (as a queue-proxy before its first request); return its key."""
+        key = (resource["k8s_namespace_name"], resource["kn_revision_name"])
         with self._lock:
-            series = self._series.setdefault(key, _Series())
+            new = key not in self._resources
+            self._resources[key] = dict(resource)
+            watchers = list(self._watchers) if new else []
+        for watch in watchers:
+            watch(key, dict(resource))
+        return key
+
+    def watch_targets(self, callback: Callable[[TargetKey, dict[str, str]], None]) -> None:
+        """Call ``callback(key, resource)`` for every target registered so far and every later one."""
+        with self._lock:
+            self._watchers.append(callback)
+            known = list(self._resources.items())
+        for key, resource in known:
+            callback(key, dict(resource))
+
+    def observe(self, resource: dict[str, str], code: int, latency_s: float) -> None:
+        """Count one request to the revision of ``resource`` that answered ``code`` after ``latency_s`` seconds."""
+        key = (resource["k8s_namespace_name"], resource["kn_revision_name"])
+        if key not in self._resources:
+            self.register(resource)
+        with self._lock:
+            series = self._series.setdefault((key, code), _Series())
             series.count += 1
-            series.total_ms += latency_ms
-            for i, bound in enumerate(LATENCY_BUCKETS_MS):
-                if latency_ms <= bound:
+            series.total_s += latency_s
+            for i, bound in enumerate(LATENCY_BUCKETS_S):
+                if latency_s <= bound:
                     series.buckets[i] += 1
 
-    def render(self) -> str:
-        """The exposition text (``text/plain; version=0.0.4``)."""
-        lines = [
-            "# HELP revision_request_count The number of requests that are routed to queue-proxy",
-            "# TYPE revision_request_count counter",
-        ]
+    def render(self, target: TargetKey | None = None) -> str | None:
+        """The exposition text (``text/plain; version=0.0.4``) of one target, or of all when ``target`` is None;
+        None for a target never registered."""
         with self._lock:
-            items = [(k, _Series(v.count, list(v.buckets), v.total_ms)) for k, v in self._series.items()]
-        for key, s in items:
-            lines.append(f"revision_request_count{{{_labels(key)}}} {s.count}")
-        lines += [
-            "# HELP revision_request_latencies The response latencies of the requests (milliseconds)",
-            "# TYPE revision_request_latencies histogram",
-        ]
-        for key, s in items:
-            base = _labels(key)
-            for bound, n in zip(LATENCY_BUCKETS_MS, s.buckets, strict=True):
-                lines.append(f'revision_request_latencies_bucket{{{base},le="{bound}"}} {n}')
-            lines.append(f'revision_request_latencies_bucket{{{base},le="+Inf"}} {s.count}')
-            lines.append(f"revision_request_latencies_sum{{{base}}} {s.total_ms}")
-            lines.append(f"revision_request_latencies_count{{{base}}} {s.count}")
+            if target is not None and target not in self._resources:
+                return None
+            resources = {k: v for k, v in self._resources.items() if target is None or k == target}
+            items = [(k, code, _Series(v.count, list(v.buckets), v.total_s))
+                     for (k, code), v in self._series.items() if k in resources]
+        lines = ["# HELP target_info Target metadata", "# TYPE target_info gauge"]
+        lines += [f"target_info{{{_labels(r)}}} 1" for r in resources.values()]
+        lines += [f"# HELP {DURATION} The duration of task execution", f"# TYPE {DURATION} histogram"]
+        for key, code, s in sorted(items, key=lambda i: (i[0], i[1])):
+            base = _labels({"http_response_status_code": str(code), **SCOPE})
+            if target is None:  # everything at once: keep the revisions apart
+                base += f',kn_revision_name="{_esc(key[1])}"'
+            for bound, n in zip(LATENCY_BUCKETS_S, s.buckets, strict=True):
+                lines.append(f'{DURATION}_bucket{{{base},le="{bound}"}} {n}')
+            lines.append(f'{DURATION}_bucket{{{base},le="+Inf"}} {s.count}')
+            lines.append(f"{DURATION}_sum{{{base}}} {s.total_s}")
+            lines.append(f"{DURATION}_count{{{base}}} {s.count}")
         return "\n".join(lines) + "\n"
 
 
-def _labels(key: tuple[tuple[str, str], ...]) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
-    return ",".join(f'{k}="{esc(v)}"' for k, v in key)
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()))
 
 
 METRICS = QueueProxyMetrics()
@@ -162,6 +202,8 @@ class Router:
 
     def set_backends(self, backends: list[Backend]) -> None:
         """Replace the traffic split (takes effect for the next request)."""
+        for b in backends:  # each revision's target exists before its first request, as its Pod's would
+            self.metrics.register(self.resource(b.series or b.revision))
         with self._lock:
             self._backends = list(backends)
 
@@ -169,11 +211,16 @@ class Router:
         with self._lock:
             return list(self._backends)
 
-    def labels(self, revision: str) -> dict[str, str]:
+    def resource(self, revision: str) -> dict[str, str]:
+        """The ``target_info`` labels of ``revision``'s queue-proxy: the OTel resource of
+        ``pkg/queue/sharedmain/otel.go`` (``SERVING_SERVICE``/``_CONFIGURATION``/``_REVISION`` of a KServe
+        predictor: ``<isvc>-predictor``, ``<isvc>-predictor``, the revision; the Pod name stands in)."""
         config = f"{self.name}-predictor"
-        return {"namespace_name": self.namespace, "service_name": config, "configuration_name": config,
-                "revision_name": revision, "pod_name": f"{revision}-deployment-sandbox",
-                "container_name": "queue-proxy"}
+        pod = f"{revision}-deployment-sandbox"
+        return {"k8s_namespace_name": self.namespace, "kn_service_name": config, "kn_configuration_name": config,
+                "kn_revision_name": revision, "k8s_pod_name": pod, "k8s_container_name": "queue-proxy",
+                "service_name": config, "service_instance_id": pod, "service_version": "v0.48.1",
+                "telemetry_sdk_language": "go", "telemetry_sdk_name": "opentelemetry"}
 
     def handle(self, req: BaseHTTPRequestHandler) -> None:
         length = int(req.headers.get("Content-Length") or 0)
@@ -190,8 +237,7 @@ class Router:
             code, payload, headers = 500, b'{"error": "injected fault (sandbox.kaiops.io/fault-error-rate)"}', {}
         else:
             code, payload, headers = _forward(backend.url, req, body)
-        latency_ms = (time.monotonic() - start) * 1000.0
-        self.metrics.observe(self.labels(backend.series or backend.revision), code, latency_ms)
+        self.metrics.observe(self.resource(backend.series or backend.revision), code, time.monotonic() - start)
         _reply(req, code, payload, backend.revision, headers)
 
     def close(self) -> None:
@@ -234,7 +280,8 @@ def _reply(req: BaseHTTPRequestHandler, code: int, payload: bytes, revision: str
 
 
 class MetricsServer:
-    """Serves ``/metrics`` of all routers (one Prometheus target) on a loopback port."""
+    """Serves ``/metrics/<namespace>/<revision>`` (one revision's queue-proxy target) and ``/metrics`` (all of
+    them, for health checks) on a loopback port."""
 
     def __init__(self, port: int, metrics: QueueProxyMetrics = METRICS) -> None:
         self.port = port
@@ -244,10 +291,17 @@ class MetricsServer:
                 return
 
             def do_GET(self) -> None:
-                if self.path.split("?")[0] not in ("/metrics", "/"):
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if parts in (["metrics"], [""]):
+                    text = metrics.render()
+                elif len(parts) == 3 and parts[0] == "metrics":
+                    text = metrics.render((parts[1], parts[2]))
+                else:
+                    text = None
+                if text is None:
                     self.send_error(404)
                     return
-                payload = metrics.render().encode()
+                payload = text.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 self.send_header("Content-Length", str(len(payload)))
@@ -261,3 +315,11 @@ class MetricsServer:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def target_labels(key: TargetKey, resource: dict[str, str]) -> dict[str, str]:
+    """File-SD labels of one revision's queue-proxy target on the :class:`MetricsServer`: its own path and an
+    ``instance`` of its own (``<pod>:9091``, queue-proxy's user-metrics port), so ``(job, instance)`` tells the
+    revisions apart as it tells Pods apart in a cluster."""
+    return {"job_kind": "knative-queue-proxy", "__metrics_path__": f"/metrics/{key[0]}/{key[1]}",
+            "instance": f"{resource['k8s_pod_name']}:9091"}

@@ -130,6 +130,14 @@ class PrometheusProvider:
         """
         return set(self._get("/api/v1/label/__name__/values", {})), set(self._get("/api/v1/metadata", {}) or {})
 
+    def rule_groups(self) -> list[dict]:
+        """The rule groups Prometheus has loaded (``/api/v1/rules``: name, file, rules with state and alerts).
+
+        Raises:
+            TemporaryError: Prometheus did not answer.
+        """
+        return list((self._get("/api/v1/rules", {}) or {}).get("groups") or [])
+
     def parse_error(self, promql: str) -> str | None:
         """Prometheus's own parser error for ``promql`` (``/api/v1/format_query``, Prometheus >= 2.38), or None
         when it parses (or this Prometheus has no such endpoint).

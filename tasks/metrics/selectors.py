@@ -3,7 +3,8 @@
 Not a PromQL parser: Prometheus's own (``/api/v1/format_query``) says whether an expression parses; this only
 finds which metric and label names it selects. Lexical rules follow the Prometheus lexer
 (promql/parser/lex.go): numbers (decimal, hex, ``1e3``, ``Inf``/``NaN``) and durations (``5m``, ``1h30m``)
-are literals, never metric names.
+are literals, never metric names. A policy placeholder ``${name}`` (configs/canary.py), e.g. ``offset ${range}``,
+is a literal too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ _TOKEN = re.compile(
     r"""
     (?P<string>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|`[^`]*`)
   | (?P<range>\[[^\]]*\])
+  | (?P<placeholder>\$\{[A-Za-z_][A-Za-z0-9_]*\})
   | (?P<duration>(?:[0-9]+(?:ms|[smhdwy]))+(?![A-Za-z0-9_:]))
   | (?P<number>0[xX][0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)

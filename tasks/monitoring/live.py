@@ -7,7 +7,10 @@ What a reviewer asks before trusting an alert. For every rule of every Prometheu
   (``count(<selector>)``: a right metric with a wrong ``job`` matcher has no series either);
 - the expression evaluated now (``count(<expr>)`` through :class:`tasks.metrics.PrometheusProvider`, the
   project's one Prometheus client): how many series it returns, i.e. how many alerts would be pending or
-  firing (``for:`` is not waited for: "would fire" means the condition holds now).
+  firing (``for:`` is not waited for: "would fire" means the condition holds now);
+- whether this Prometheus has the rule loaded at all and in which state (``/api/v1/rules``: ``inactive``,
+  ``pending`` while ``for:`` runs, ``firing``; ``not-loaded`` when no loaded group has it, e.g. a PrometheusRule
+  the ``Prometheus`` object's ``ruleSelector`` does not select).
 
 Offline (no URL) only the catalogue column is filled.
 """
@@ -74,6 +77,7 @@ class RuleStatus:
         verdict: :class:`Verdict`.
         series: how many series the expression returns now (None offline or on failure).
         error: why the query failed.
+        state: the rule as this Prometheus has loaded it (:func:`loaded_state`); None offline.
     """
 
     file: str
@@ -86,6 +90,7 @@ class RuleStatus:
     verdict: Verdict = Verdict.offline
     series: int | None = None
     error: str | None = None
+    state: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (enums as strings)."""
@@ -167,7 +172,37 @@ def _evaluate(provider: PrometheusProvider, status: RuleStatus) -> RuleStatus:
 
 def _with(status: RuleStatus, verdict: Verdict, series: int | None, error: str | None) -> RuleStatus:
     return RuleStatus(status.file, status.object, status.group, status.rule, status.kind, status.expr,
-                      status.metrics, verdict, series, error)
+                      status.metrics, verdict, series, error, status.state)
+
+
+_STATES = ("firing", "pending", "inactive")  # most telling first
+
+
+def loaded_state(groups: list[dict[str, Any]], group: str, rule: str, namespace: str | None = None) -> str:
+    """How Prometheus has loaded rule ``rule`` of group ``group`` (pure, on ``/api/v1/rules`` groups).
+
+    The Prometheus Operator keeps group names and writes each PrometheusRule as the rule file
+    ``<namespace>-<name>-<uid>.yaml`` (``pkg/prometheus/operator.go`` of v0.89.0, seen in the sandbox), so with
+    ``namespace`` only groups from that namespace's files count; one group name loaded from several files gives
+    the most telling state of them.
+
+    Returns:
+        ``firing``, ``pending`` or ``inactive`` for an alerting rule (``ok``/``err`` health for a recording
+        rule: ``loaded``), ``not-loaded`` when no loaded group holds it.
+    """
+    found: list[str] = []
+    for g in groups:
+        if g.get("name") != group:
+            continue
+        if namespace is not None and f"/{namespace}-" not in str(g.get("file", "")):
+            continue
+        for r in g.get("rules") or []:
+            if r.get("name") == rule:
+                found.append(str(r.get("state") or "loaded"))
+    for state in _STATES:
+        if state in found:
+            return state
+    return found[0] if found else "not-loaded"
 
 
 def check_files(paths: list[Path], prometheus_url: str | None = None) -> list[RuleStatus]:
@@ -196,8 +231,10 @@ def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str
     """
     provider = PrometheusProvider(prometheus_url) if prometheus_url else None
     try:
+        loaded: list[dict[str, Any]] = []
         if provider:
             provider.metric_names()  # reachable at all? (else TemporaryError: exit 1, nothing half-reported)
+            loaded = provider.rule_groups()
         out: list[RuleStatus] = []
         for source, doc in objects:
             groups = [g for g in (doc.get("spec") or {}).get("groups") or [] if isinstance(g, dict)]
@@ -222,9 +259,19 @@ def check_objects(objects: list[tuple[str, dict[str, Any]]], prometheus_url: str
                     except ValueError as exc:
                         out.append(_with(status, Verdict.rejected, None, str(exc)))
                         continue
-                    status = RuleStatus(status.file, label, status.group, status.rule, kind, expr, metrics)
+                    state = loaded_state(loaded, status.group, status.rule, _namespace(source, doc)) \
+                        if provider else None
+                    status = RuleStatus(status.file, label, status.group, status.rule, kind, expr, metrics,
+                                        state=state)
                     out.append(_evaluate(provider, status) if provider else status)
         return out
     finally:
         if provider:
             provider.close()
+
+
+def _namespace(source: str, doc: dict[str, Any]) -> str | None:
+    """The namespace of a PrometheusRule read from the cluster (files: None, they may be loaded anywhere)."""
+    if not source.startswith("cluster "):
+        return None
+    return (doc.get("metadata") or {}).get("namespace") or None

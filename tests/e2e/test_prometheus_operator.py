@@ -10,7 +10,12 @@ PrometheusRule is loaded by the operator, and:
 - a ServiceMonitor with a port name the Service does not have and a PodMonitor whose selector matches no Pod
   produce no target at all (what ``kaiops validate`` warns about for the operators' objects): silent, no error;
 - the rule is loaded with its ``for:`` and evaluates against the scraped series; ``kaiops monitoring check``
-  against this Prometheus reports it (quiet: the last run succeeded; the drill rule: no series).
+  against this Prometheus reports it (quiet: the last run succeeded; the drill rule: no series);
+- a failed backup run makes ``KaiopsBackupFailing`` go pending and then firing for real: the shipped rule keeps
+  its ``for: 5m`` (seen pending), a copy of it in its own PrometheusRule has ``for: 15s`` (seen pending, then
+  firing no sooner than 15 s after ``activeAt``, with its ``ALERTS`` series). The Prometheus object's
+  ``evaluationInterval`` is the sandbox's 5 s (``sandbox/services/prometheus_operator.py``); the rule reaches
+  Prometheus through the operator's rulefiles ConfigMap and the config-reloader (no restart).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +125,19 @@ def shipped_rule(ns: str) -> dict[str, Any]:
     return doc
 
 
-def without_for(rule: dict[str, Any]) -> dict[str, Any]:
-    """The same alerts without ``for:`` (fire on the first evaluation that holds), in a PrometheusRule of its own."""
+SHORT_FOR = "15s"  # the test copy's `for:` (the shipped rules wait 5 min to 2 h)
+TEST_LABEL = {"kaiops_e2e": "short-for"}  # tells the copy's alerts (and ALERTS series) from the shipped rule's
+
+
+def short_for(rule: dict[str, Any]) -> dict[str, Any]:
+    """The same alerts with ``for: 15s`` and label :data:`TEST_LABEL`, in a PrometheusRule of its own."""
     doc = copy.deepcopy(rule)
-    doc["metadata"]["name"] += "-now"
+    doc["metadata"]["name"] += "-short"
     for group in doc["spec"]["groups"]:
-        group["name"] += "-now"
+        group["name"] += "-short"
         for r in group["rules"]:
-            r.pop("for", None)
+            r["for"] = SHORT_FOR
+            r["labels"] = {**r.get("labels", {}), **TEST_LABEL}
     return doc
 
 
@@ -145,7 +156,7 @@ def monitored(operated: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("metrics")
     rule = shipped_rule(ns)
     for obj in [*exporter_objects(ns, metrics_text(tmp, policy, success=True)), *monitors(ns), rule,
-                without_for(rule)]:
+                short_for(rule)]:
         kube.apply(dyn, obj, field_manager=MANAGER)
     yield {"dyn": dyn, "ns": ns, "policy": policy, "tmp": tmp, "url": operated["url"]}
     dyn.resources.get(api_version="v1", kind="Namespace").delete(name=ns)
@@ -210,3 +221,63 @@ def test_kaiops_rule_is_loaded_and_evaluates_against_the_scraped_series(monitore
     assert statuses["KaiopsBackupFailing"].verdict is Verdict.quiet
     assert statuses["KaiopsBackupMetricsMissing"].verdict is Verdict.quiet
     assert statuses["KaiopsDrillFailing"].verdict is Verdict.no_series
+    assert statuses["KaiopsBackupFailing"].state == "inactive"  # loaded by this Prometheus, not pending
+
+
+def _rule_alerts(url: str, group: str, ns: str, rule: str, policy: str) -> list[dict[str, Any]]:
+    """The alerts of ``rule`` in group ``group`` loaded from namespace ``ns`` (Prometheus's rules API)."""
+    for g in api(url, "/api/v1/rules", type="alert")["groups"]:
+        if g["name"] == group and f"/{ns}-" in g["file"]:
+            for r in g["rules"]:
+                if r["name"] == rule:
+                    return [a for a in r["alerts"] if a["labels"].get("policy") == policy]
+    return []
+
+
+def test_kaiops_alert_goes_pending_then_firing_when_its_condition_is_made_true(monitored) -> None:
+    """A failed backup run, written by kaiops's metrics writer and served by the real Pod, makes
+    ``KaiopsBackupFailing`` pending and then firing in the operator's Prometheus (test copy: ``for: 15s``);
+    the shipped rule (``for: 5m``) is pending at the same time and not firing."""
+    url, ns, policy, dyn = monitored["url"], monitored["ns"], monitored["policy"], monitored["dyn"]
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kaiops-metrics", "namespace": ns},
+          "data": {"metrics": metrics_text(monitored["tmp"], policy, success=False)}}
+    kube.apply(dyn, cm, field_manager=MANAGER)
+    t0 = time.monotonic()
+    # the node agent re-reads configMap volumes every 5 s, Prometheus scrapes and evaluates every 5 s
+    wait("the failed run scraped", lambda: api(
+        url, "/api/v1/query", query=f'kaiops_backup_last_run_success{{policy="{policy}"}} == 0')["result"], timeout=120)
+
+    states: list[tuple[float, str]] = []
+
+    def state_of_copy(want: str) -> list[dict[str, Any]] | None:
+        alerts = _rule_alerts(url, "kaiops-backups-short", ns, "KaiopsBackupFailing", policy)
+        for a in alerts:
+            if not states or states[-1][1] != a["state"]:
+                states.append((time.monotonic() - t0, a["state"]))
+        return [a for a in alerts if a["state"] == want] or None
+
+    pending = wait("the test copy's alert pending", lambda: state_of_copy("pending"), timeout=120, every=1.0)
+    assert pending[0]["labels"]["severity"] == "warning"
+    firing = wait("the test copy's alert firing", lambda: state_of_copy("firing"), timeout=120, every=1.0)
+    assert [s for _, s in states][:2] == ["pending", "firing"], states
+    assert firing[0]["activeAt"] == pending[0]["activeAt"]  # the same alert, promoted once `for:` had passed
+    pending_s = next(t for t, s in states if s == "pending")
+    firing_s = next(t for t, s in states if s == "firing")
+    # the ALERTS series Prometheus writes at each evaluation: the first firing sample is at least `for:` after
+    # the alert became active (activeAt, the evaluation that first found the condition true)
+    active_at = datetime.fromisoformat(pending[0]["activeAt"].replace("Z", "+00:00")).timestamp()
+    selector = f'ALERTS{{alertname="KaiopsBackupFailing", policy="{policy}", kaiops_e2e="short-for"}}'
+    ranged = api(url, "/api/v1/query_range", query=selector, start=str(active_at - 10), end=str(time.time()),
+                 step="1")["result"]
+    by_state = {r["metric"]["alertstate"]: [float(t) for t, _ in r["values"]] for r in ranged}
+    assert set(by_state) == {"pending", "firing"}, ranged
+    assert min(by_state["pending"]) < min(by_state["firing"])
+    assert min(by_state["firing"]) - active_at >= 15.0 - 1.0, (active_at, by_state)  # 1 s: the query step
+    # the shipped rule's own `for: 5m` holds it pending meanwhile
+    shipped = _rule_alerts(url, "kaiops-backups", ns, "KaiopsBackupFailing", policy)
+    assert [a["state"] for a in shipped] == ["pending"]
+    statuses = {s.rule: s for s in check_files([KAIOPS_RULES], url)}  # `kaiops monitoring check`
+    assert statuses["KaiopsBackupFailing"].verdict is Verdict.firing  # its condition holds now
+    assert statuses["KaiopsBackupFailing"].state == "pending"  # the shipped rule, loaded, waits out its for: 5m
+    print(f"KaiopsBackupFailing (for: {SHORT_FOR}): failed run scraped, pending at {pending_s:.0f} s, "
+          f"firing at {firing_s:.0f} s after the ConfigMap update")

@@ -18,7 +18,7 @@ import pytest
 from configs.canary import load_policy
 from tasks.analysis import Decision, HistoryMode, analyse_step
 from tasks.metrics import PrometheusProvider, QueryContext, baseline_history, collect_samples, history_pending
-from tests.prom_support import backfilled_prometheus
+from tests.prom_support import backfilled_prometheus, queue_proxy_openmetrics
 
 pytestmark = pytest.mark.integration  # needs prometheus + promtool (`make setup`); never skipped
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,34 +38,19 @@ def _rates(rev: str, t: int) -> float:
 
 
 def _openmetrics() -> str:
-    lines = ["# TYPE revision_request_count unknown", "# HELP revision_request_count requests"]
+    # the real queue-proxy's series (tests/prom_support.py); latency flat and equal for both (40 ms), only the
+    # error rate differs
+    revisions: dict[str, list[tuple[int, dict[int, int]]]] = {}
     for rev, err in (("stable-00001", STABLE_ERR), ("canary-00002", CANARY_ERR)):
         total = 0.0
         first = -HISTORY if rev == "stable-00001" else 0
+        samples = []
         for t in range(first, 301, STEP):
             total += _rates(rev, t - STEP) * STEP if t > first else 0.0
             bad = round(total * err)
-            labels = f'namespace_name="{NS}",revision_name="{rev}",configuration_name="x",service_name="x"'
-            ts = CANARY_START + t
-            lines.append(f'revision_request_count{{{labels},response_code="200",response_code_class="2xx"}} '
-                         f"{round(total) - bad} {ts}")
-            lines.append(f'revision_request_count{{{labels},response_code="500",response_code_class="5xx"}} '
-                         f"{bad} {ts}")
-    # the latency metric of default.yaml, flat and equal for both (only the error rate differs)
-    lines += ["# TYPE revision_request_latencies histogram", "# HELP revision_request_latencies ms"]
-    for rev in ("stable-00001", "canary-00002"):
-        n = 0.0
-        first = -HISTORY if rev == "stable-00001" else 0
-        for t in range(first, 301, STEP):
-            n += _rates(rev, t - STEP) * STEP if t > first else 0.0
-            labels = f'namespace_name="{NS}",revision_name="{rev}"'
-            for le in (25, 50, 100):
-                lines.append(f'revision_request_latencies_bucket{{{labels},le="{le}"}} '
-                             f"{round(n) if le >= 50 else round(n) // 2} {CANARY_START + t}")
-            lines.append(f'revision_request_latencies_bucket{{{labels},le="+Inf"}} {round(n)} {CANARY_START + t}')
-            lines.append(f"revision_request_latencies_count{{{labels}}} {round(n)} {CANARY_START + t}")
-            lines.append(f"revision_request_latencies_sum{{{labels}}} {round(n) * 40} {CANARY_START + t}")
-    return "\n".join(lines) + "\n# EOF\n"
+            samples.append((CANARY_START + t, {200: round(total) - bad, 500: bad}))
+        revisions[rev] = samples
+    return queue_proxy_openmetrics(NS, revisions, {"stable-00001": 0.04, "canary-00002": 0.04})
 
 
 @pytest.fixture(scope="module")

@@ -190,6 +190,7 @@ def test_namespace_rules_from_the_cluster_are_checked_and_a_rejected_one_is_name
                                                               f"PrometheusRule/{bad['metadata']['name']}")}
         assert mine["HighCPUUsage"].verdict is Verdict.no_series
         assert mine["RayClusterDown"].verdict is Verdict.firing
+        assert mine["RayClusterDown"].state == "not-loaded"  # its condition holds, but this Prometheus lacks it
         assert mine["Broken"].verdict is Verdict.rejected and "parse error" in (mine["Broken"].error or "")
     finally:
         for obj in (good, bad):

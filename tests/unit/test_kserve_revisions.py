@@ -158,12 +158,28 @@ def test_router_choice_follows_weights() -> None:
     assert choose([Backend("a", "", 0)], rng) is None
 
 
-def test_queue_proxy_metrics_names_labels_and_millisecond_buckets() -> None:
+def test_queue_proxy_metrics_are_the_real_queue_proxys_names_labels_and_second_buckets() -> None:
+    """Knative Serving v0.48.1's queue-proxy (OTel): kn_serving_invocation_duration_seconds with only
+    http_response_status_code (+ otel_scope_*), the revision in target_info; one target per revision."""
     m = QueueProxyMetrics()
-    m.observe({"namespace_name": "ns", "revision_name": "r1"}, 503, 42.0)
-    text = m.render()
-    assert 'revision_request_count{namespace_name="ns",response_code="503",response_code_class="5xx",' \
-           'revision_name="r1"} 1' in text
-    assert 'revision_request_latencies_bucket{namespace_name="ns",response_code="503",response_code_class="5xx",' \
-           'revision_name="r1",le="40"} 0' in text
-    assert 'le="60"} 1' in text
+    seen: list[tuple[str, str]] = []
+    m.watch_targets(lambda key, resource: seen.append(key))
+    resource = {"k8s_namespace_name": "ns", "kn_revision_name": "r1", "k8s_pod_name": "r1-pod"}
+    m.register(resource)
+    assert seen == [("ns", "r1")]
+    before = m.render(("ns", "r1"))
+    assert 'target_info{k8s_namespace_name="ns",k8s_pod_name="r1-pod",kn_revision_name="r1"} 1' in before
+    assert "kn_serving_invocation_duration_seconds_count" not in before  # no series before the first request
+    m.observe(resource, 503, 0.042)
+    m.observe({**resource, "kn_revision_name": "r2"}, 200, 0.001)
+    assert seen == [("ns", "r1"), ("ns", "r2")]
+    text = m.render(("ns", "r1"))
+    base = ('http_response_status_code="503",otel_scope_name="knative.dev/serving/pkg/queue",'
+            'otel_scope_schema_url="",otel_scope_version=""')
+    assert f'kn_serving_invocation_duration_seconds_bucket{{{base},le="0.025"}} 0' in text
+    assert f'kn_serving_invocation_duration_seconds_bucket{{{base},le="0.05"}} 1' in text
+    assert f"kn_serving_invocation_duration_seconds_count{{{base}}} 1" in text
+    assert "r2" not in text  # each revision is its own target
+    assert m.render(("ns", "nope")) is None
+    everything = m.render()
+    assert 'kn_revision_name="r2"' in everything and everything.count("target_info{") == 2

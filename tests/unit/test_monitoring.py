@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tasks.manifests.findings import Rule, Severity
@@ -14,6 +16,7 @@ from tasks.monitoring.targets import TARGETS
 pytestmark = pytest.mark.unit
 
 GROUP = "monitoring.coreos.com"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def monitor(kind: str, selector: dict, ports: list[str]) -> Manifest:
@@ -152,3 +155,40 @@ def test_selectors_keep_matchers_and_drop_ranges_offsets_and_strings() -> None:
             'or label_replace(bar, "dst", "foo_total", "src", "(.*)")')
     assert selectors(expr) == [("foo_total", 'foo_total{a="x}", b!="y"}'), ("foo_total", "foo_total"),
                                ("bar", "bar")]
+
+
+def test_loaded_state_names_the_rules_state_in_prometheus_or_not_loaded() -> None:
+    from tasks.monitoring.live import loaded_state
+
+    def group(name: str, file: str, **states: str) -> dict:
+        return {"name": name, "file": file, "rules": [{"name": r, "state": s, "type": "alerting"}
+                                                      for r, s in states.items()]}
+
+    groups = [group("kaiops-backups", "/etc/prometheus/rules/prometheus-x-rulefiles-0/a-kaiops-backups-1.yaml",
+                    KaiopsBackupFailing="inactive"),
+              group("kaiops-backups", "/etc/prometheus/rules/prometheus-x-rulefiles-0/b-kaiops-backups-2.yaml",
+                    KaiopsBackupFailing="pending"),
+              {"name": "rec", "file": "/r.yaml", "rules": [{"name": "job:up:sum", "health": "ok",
+                                                            "type": "recording"}]}]
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing") == "pending"  # the most telling
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing", namespace="a") == "inactive"
+    assert loaded_state(groups, "kaiops-backups", "KaiopsBackupFailing", namespace="c") == "not-loaded"
+    assert loaded_state(groups, "kaiops-backups", "KaiopsDrillFailing") == "not-loaded"
+    assert loaded_state(groups, "rec", "job:up:sum") == "loaded"
+    assert loaded_state([], "kaiops-backups", "KaiopsBackupFailing") == "not-loaded"
+
+
+@pytest.mark.parametrize("policy", ["default.yaml", "demo.yaml"])
+def test_the_knative_canary_policies_name_only_series_the_real_queue_proxy_exports(policy: str) -> None:
+    """Issue 15 item 4: every metric the Serverless policies' templates select is a series of the catalogued
+    queue-proxy of Knative Serving v0.48.1 (kn_serving_* and the OTel exporter's target_info)."""
+    from configs.canary import load_policy
+    from tasks.metrics.selectors import metric_selectors
+
+    loaded = load_policy(REPO / "configs/canary" / policy)
+    names = {s.metric for m in loaded.metrics for side in (m.canary, m.baseline)
+             for t in side.templates().values() for s in metric_selectors(t)}
+    assert names == {"kn_serving_invocation_duration_seconds_count", "kn_serving_invocation_duration_seconds_bucket",
+                     "target_info"}
+    assert {catalogue.series_index()[n].name for n in names} == {"knative-queue-proxy"}
+    assert all(m.value_unit == "seconds" for m in loaded.metrics if m.kind == "latency")

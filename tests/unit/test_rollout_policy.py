@@ -68,7 +68,8 @@ def test_templates_fill_revisions_and_range() -> None:
     ctx = QueryContext(namespace="demo", isvc="iris", canary_revision="iris-predictor-00002",
                        baseline_revision="iris-predictor-00001")
     text = ctx.fill(policy.metrics[0].canary.events, 123.4)
-    assert 'revision_name="iris-predictor-00002"' in text and "[124s]" in text and "${" not in text
+    assert 'kn_revision_name="iris-predictor-00002"' in text and "[124s]" in text and "${" not in text
+    assert "offset 124s" in text  # a series born inside the window is counted from zero (see default.yaml)
 
 
 def test_selector_parser_finds_metrics_and_labels() -> None:
@@ -80,3 +81,11 @@ def test_selector_parser_finds_metrics_and_labels() -> None:
         ("revision_request_latencies_bucket", ("namespace_name", "revision_name")),
         ("up", ()),
     ]
+
+
+def test_selector_parser_reads_a_placeholder_as_a_literal() -> None:
+    sels = metric_selectors('(increase(x_count[${range}]) and x_count offset ${range})'
+                            ' or max_over_time(x_count[${range}]) * on (job, instance) group_left ()'
+                            ' target_info{kn_revision_name="${canary_revision}"}')
+    assert [(s.metric, s.labels) for s in sels] == [
+        ("x_count", ()), ("x_count", ()), ("x_count", ()), ("target_info", ("kn_revision_name",))]
