@@ -92,7 +92,7 @@ def read(serving: Path, networking: Path, caching: Path) -> list[dict[str, Any]]
     """
     core = serving / "config" / "core"
     files = sorted(p for p in core.rglob("*.yaml"))
-    files += sorted((networking / "config").glob("*.yaml")) + [caching / "config" / "image.yaml"]
+    files += [*sorted((networking / "config").glob("*.yaml")), caching / "config" / "image.yaml"]
     return _load(files)
 
 

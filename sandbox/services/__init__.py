@@ -7,9 +7,9 @@ from sandbox.services.coredns import CoreDns
 from sandbox.services.etcd import Etcd
 from sandbox.services.gateway import Gateway
 from sandbox.services.gcs import FakeGcs
+from sandbox.services.knative import Knative
 from sandbox.services.kserve import KServe
 from sandbox.services.kserve_controller import KServeController, KServeServerless
-from sandbox.services.knative import Knative
 from sandbox.services.kube_proxy import KubeProxy
 from sandbox.services.kuberay import KubeRay
 from sandbox.services.kuberay_redis import Redis

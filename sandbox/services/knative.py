@@ -11,11 +11,12 @@ activator dials ``autoscaler.knative-serving.svc.cluster.local``, the autoscaler
 a host process in the node network namespace cannot resolve. They get their ServiceAccount tokens from the
 projected ``kube-api-access`` volume like any Pod (the node agent serves it via TokenRequest).
 
-The process the launcher records only stands for those Pods (it waits for SIGTERM); health is the four
-Deployments Available. The webhook configurations are applied once the webhook serves (they fail closed and
-cover Knative's own ConfigMaps); Knative's webhook writes their ``caBundle`` from the certificate it makes itself
-(Secret ``webhook-certs``). Stopping the service deletes the webhook configurations and the Deployments, so
-nothing fails closed or keeps running afterwards.
+The process the launcher records is :mod:`sandbox.knative_upstream.targets`, which keeps the Prometheus
+file-SD targets of the revision Pods' queue-proxies (what ``kubernetes_sd_configs`` would discover on a
+cluster); health is the four Deployments Available. The webhook configurations are applied once the webhook
+serves (they fail closed and cover Knative's own ConfigMaps); Knative's webhook writes their ``caBundle`` from
+the certificate it makes itself (Secret ``webhook-certs``). Stopping the service deletes the webhook
+configurations and the Deployments, so nothing fails closed or keeps running afterwards.
 """
 
 from __future__ import annotations
@@ -131,9 +132,10 @@ class Knative(Service):
         install_crds(kubeconfig, crds)
         _apply_all(kubeconfig, objects)
         self.data_dir(state)
-        # the Pods are the service; this process holds its place in the launcher until it is stopped
-        cmd = [sys.executable, "-c", "import signal; signal.pause()"]
-        return Launch(cmd=cmd, url=f"k8s://{release.NAMESPACE}", ports={})
+        out = targets_file(state)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "sandbox.knative_upstream.targets", f"--kubeconfig={kubeconfig}", f"--out={out}"]
+        return Launch(cmd=cmd, url=f"k8s://{release.NAMESPACE}", ports={}, env={"KUBECONFIG": None})
 
     def healthy(self, state: SandboxState, record: ServiceRecord) -> bool:
         return all(deployments_available(str(state.kubeconfig)).values())
@@ -146,6 +148,7 @@ class Knative(Service):
         wait_webhooks_patched(str(state.kubeconfig), hooks)
 
     def cleanup(self, state: SandboxState) -> None:
+        targets_file(state).unlink(missing_ok=True)
         try:
             remove(str(state.kubeconfig))
         except Exception as exc:  # apiserver already gone: nothing can call the webhooks either
@@ -167,6 +170,11 @@ def remove(kubeconfig: str) -> list[str]:
         if kube.delete(dyn, "apps/v1", "Deployment", name, release.NAMESPACE):
             done.append(f"Deployment/{release.NAMESPACE}/{name}")
     return done
+
+
+def targets_file(state: SandboxState) -> Path:
+    """The Prometheus file-SD targets of the revision Pods' queue-proxies (:mod:`sandbox.knative_upstream.targets`)."""
+    return state.dir / "prometheus" / "targets" / "knative-queue-proxy.json"
 
 
 def module_dir() -> Path:

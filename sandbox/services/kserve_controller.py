@@ -167,5 +167,5 @@ class KServeServerless(KServeController):
     """
 
     name = "kserve-serverless"
-    needs = KServeController.needs + ("knative",)
+    needs = (*KServeController.needs, "knative")
     conflicts = ("kserve", "kserve-controller")
