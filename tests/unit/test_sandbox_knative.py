@@ -130,3 +130,13 @@ def test_targets_file_is_replaced_atomically(tmp_path: Path) -> None:
     targets.write(out, [])
     assert json.loads(out.read_text()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_kserve_config_has_no_istio_virtual_host_for_serverless() -> None:
+    from sandbox.kserve_upstream import release as kserve
+
+    data = kserve.patch_config({"ingress": '{"enableGatewayApi": false, "ingressClassName": "istio"}',
+                                "deploy": '{"defaultDeploymentMode": "Serverless"}'})
+    ingress = json.loads(data["ingress"])
+    assert ingress["disableIstioVirtualHost"] is True
+    assert json.loads(data["deploy"])["defaultDeploymentMode"] == "Standard"
