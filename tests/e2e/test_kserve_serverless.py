@@ -260,6 +260,36 @@ def test_serverless_isvc_becomes_a_knative_service_and_a_ready_revision(kdyn, na
     SEEN["pod_ip"] = pod["status"]["podIP"]
 
 
+def predict_via_gateway(gateway: str, host: str) -> tuple[int, dict]:
+    req = urllib.request.Request(f"{gateway}/v1/models/iris:predict", data=json.dumps({"instances": IRIS}).encode(),
+                                 headers={"Host": host, "Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {"body": exc.read().decode(errors="replace")}
+
+
+def test_isvc_ready_with_the_routes_url_and_predicts_through_the_gateway(kdyn, env: dict[str, str]) -> None:
+    """KIngress Ready (the sandbox gateway probed it) -> Knative Route and Service Ready -> KServe's Ready, with
+    the Route's URL (``disableIstioVirtualHost``); a prediction through the gateway goes Knative's way
+    (KIngress split -> the revision's public Service -> activator or Pod -> queue-proxy -> sklearnserver)."""
+    from tasks import kube
+
+    t0 = time.monotonic()
+    obj = kube.wait_for(kdyn, ISVC_API, ISVC_KIND, "iris", lambda o: kube.condition_true(o, "Ready"),
+                        namespace=NS, timeout=300, progress=None)
+    TIMINGS["revision_ready_to_isvc_ready_s"] = round(time.monotonic() - t0, 1)
+    host = f"iris-predictor.{NS}.example.com"
+    assert obj["status"]["url"] == f"http://{host}", obj["status"].get("url")
+    conds = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+    assert conds["IngressReady"] == conds["PredictorReady"] == conds["LatestDeploymentReady"] == "True", conds
+    assert obj["status"]["deploymentMode"] == "Serverless"
+    code, body = predict_via_gateway(env["KAIOPS_GATEWAY_URL"], host)
+    assert code == 200, body
+    assert body["predictions"] == [1, 1]
+
+
 def predict_direct(pod_ip: str, port: int = 8012) -> tuple[int, dict]:
     """A prediction sent to the revision Pod's queue-proxy (port 8012, Knative's ``http`` queue port)."""
     req = urllib.request.Request(f"http://{pod_ip}:{port}/v1/models/iris:predict",
