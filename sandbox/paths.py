@@ -29,7 +29,8 @@ def instance_dir(name: str | None = None) -> Path:
 def binary(command: str) -> Path:
     """Path of a built Go binary in the cache (``kube-apiserver``, ``kubectl``, ``kube-controller-manager``,
     ``kube-scheduler``, ``kube-proxy``, ``coredns``, ``metrics-server``, ``etcd``, ``fake-gcs-server``,
-    ``kuberay-operator``, ``kserve-manager``, ``kserve-localmodel``, ``kserve-localmodelnode``).
+    ``kuberay-operator``, ``kserve-manager``, ``kserve-localmodel``, ``kserve-localmodelnode``,
+    ``knative-controller``, ``knative-webhook``, ``knative-autoscaler``, ``knative-activator``, ``knative-queue``).
 
     The version is the one pinned under ``sandbox/build``; the binary exists once ``make binaries`` ran.
     """
@@ -42,6 +43,8 @@ def binary_version(command: str) -> str:
         return (BUILD_DIR / "k8s" / "RELEASE").read_text().strip()
     if command in ("kserve-manager", "kserve-localmodel", "kserve-localmodelnode"):
         return (BUILD_DIR / "kserve" / "RELEASE").read_text().strip()
+    if command.startswith("knative-"):  # knative-controller, -webhook, -autoscaler, -activator, -queue
+        return (BUILD_DIR / "knative" / "RELEASE").read_text().strip()
     if command == "etcd":
         for line in (BUILD_DIR / "etcd" / "go.mod").read_text().splitlines():
             parts = line.split()

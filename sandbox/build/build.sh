@@ -9,6 +9,8 @@
 #   kserve-manager, kserve-localmodel, kserve-localmodelnode
 #                             (kserve/: github.com/kserve/kserve as a dependency, its release's replace lines;
 #                             `all` builds the manager only)
+#   knative-controller, knative-webhook, knative-autoscaler, knative-activator, knative-queue
+#                             (knative/: knative.dev/serving at the version KServe's release requires; one go build)
 #   kserve-python             (kserve-python.sh: KServe's sklearnserver and storage-initializer environments)
 #   prometheus-operator, prometheus-config-reloader, prometheus
 #                             (prometheus-operator/: the operator module and its two sub-modules at one version;
@@ -28,6 +30,8 @@ fake_gcs_version=v1.56.1
 metrics_server_version=v0.8.0
 kuberay_version=v1.6.2
 kserve_release=$(cat "$here/kserve/RELEASE")
+knative_release=$(cat "$here/knative/RELEASE")
+knative_cmds=(controller webhook autoscaler activator queue)
 prometheus_operator_version=$(grep -oE 'github.com/prometheus-operator/prometheus-operator v[0-9.]+' \
   "$here/prometheus-operator/go.mod" | head -1 | cut -d' ' -f2)
 # Prometheus's Go module versions are v0.3MM.P for release v3.MM.P (v0.309.1 = v3.9.1)
@@ -115,6 +119,22 @@ build_kserve() {  # $@ = kserve commands (manager localmodel localmodelnode); th
   rmdir "$tmp"
 }
 
+build_knative() {  # $@ = knative.dev/serving commands; the missing ones in one go build (shared compile)
+  local missing=() name
+  for name in "$@"; do [ -x "$bin/knative-$name-$knative_release" ] || missing+=("$name"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "building knative ${missing[*]} $knative_release (first time only; several minutes)" >&2
+  local tmp; tmp=$(mktemp -d "$bin/.knative-build.XXXXXX")
+  local pkgs=(); for name in "${missing[@]}"; do pkgs+=("knative.dev/serving/cmd/$name"); done
+  if [ ${#pkgs[@]} -eq 1 ]; then
+    (cd "$here/knative" && go build -trimpath -ldflags "-s -w" -o "$tmp/${missing[0]}" "${pkgs[0]}")
+  else
+    (cd "$here/knative" && go build -trimpath -ldflags "-s -w" -o "$tmp/" "${pkgs[@]}")
+  fi
+  for name in "${missing[@]}"; do mv "$tmp/$name" "$bin/knative-$name-$knative_release"; done
+  rmdir "$tmp"
+}
+
 build_prometheus_operator() {  # the operator and its config-reloader, one go build (shared packages)
   local v=$prometheus_operator_version
   [ -x "$bin/prometheus-operator-$v" ] && [ -x "$bin/prometheus-config-reloader-$v" ] && return 0
@@ -156,11 +176,13 @@ case "${1:-all}" in
   kuberay-operator) build_kuberay ;;
   kserve-manager|kserve-localmodel|kserve-localmodelnode) build_kserve "${1#kserve-}" ;;
   kserve) build_kserve manager localmodel localmodelnode ;;
+  knative) build_knative "${knative_cmds[@]}" ;;
+  knative-controller|knative-webhook|knative-autoscaler|knative-activator|knative-queue) build_knative "${1#knative-}" ;;
   kserve-python) "$here/kserve-python.sh" ;;
   prometheus-operator|prometheus-config-reloader) build_prometheus_operator ;;
   prometheus) build_prometheus ;;
   all) build_etcd; build_fake_gcs; build_k8s kube-apiserver; build_k8s "${control_plane[@]}"; build_k8s kubectl
-       build_coredns; build_metrics_server; build_kserve manager; "$here/kserve-python.sh"
+       build_coredns; build_metrics_server; build_kserve manager; build_knative "${knative_cmds[@]}"; "$here/kserve-python.sh"
        build_prometheus_operator; build_prometheus ;;
-  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|kserve-python|prometheus-operator|prometheus]" >&2; exit 2 ;;
+  *) echo "usage: build.sh [all|kube-apiserver|kubectl|kube-controller-manager|kube-scheduler|kube-proxy|control-plane|etcd|coredns|metrics-server|fake-gcs-server|kuberay-operator|kserve|kserve-manager|kserve-localmodel|kserve-localmodelnode|knative|knative-controller|knative-webhook|knative-autoscaler|knative-activator|knative-queue|kserve-python|prometheus-operator|prometheus]" >&2; exit 2 ;;
 esac

@@ -33,12 +33,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from sandbox.gateway import kingress as kmodel
 from sandbox.gateway import model
+from sandbox.gateway.kingress_controller import NAMESPACE, PRIVATE_SERVICE, PUBLIC_SERVICE, KIngressController
 
 log = logging.getLogger("sandbox.gateway")
 GROUP, VERSION = "gateway.networking.k8s.io", "v1"
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 DEFAULT_TIMEOUT_S = 300.0  # no route timeout: Envoy Gateway's default stream idle timeout is of this order
+# A KIngress has no timeout field; Knative's max-revision-timeout-seconds defaults to 600 (config-defaults).
+KINGRESS_TIMEOUT_S = 600.0
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
                "proxy-authenticate", "content-length"}
 
@@ -102,7 +106,8 @@ class Metrics:
 class Controller:
     """Keeps the routing table and the status of our GatewayClasses, Gateways and HTTPRoutes."""
 
-    def __init__(self, kubeconfig: str, address: str) -> None:
+    def __init__(self, kubeconfig: str, address: str, public_port: int = 0, local_port: int = 0,
+                 host_ip: str | None = None) -> None:
         from kubernetes import client
 
         from tasks import kube
@@ -111,6 +116,7 @@ class Controller:
         self.core, self.disc = client.CoreV1Api(api), client.DiscoveryV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.address = address
+        self.kingress = KIngressController(api, public_port, local_port, host_ip)
         self.table = model.Table()
         self.gateway_of: dict[tuple[str, str], tuple[str, str]] = {}  # route -> gateway (metrics labels)
         self.lock = threading.Lock()
@@ -189,6 +195,7 @@ class Controller:
                 self._status("gatewayclasses", gc, status)
         with self.lock:
             self.table, self.gateway_of = table, gateway_of
+        self.kingress.sync(services, slices, stamp)
         self.synced.set()
 
     def _status(self, plural: str, obj: dict[str, Any], status: dict[str, Any]) -> None:
@@ -207,12 +214,15 @@ class Controller:
                 raise
 
     def run(self, stop: threading.Event) -> None:
+        """Sync every second, or at once when the KIngress watch or a finished probe sets ``kingress.wake``."""
+        threading.Thread(target=self.kingress.watch, args=(stop,), name="kingress-watch", daemon=True).start()
         while not stop.is_set():
+            self.kingress.wake.clear()
             try:
                 self.sync()
             except Exception as exc:  # the apiserver restarting, a transient error: try again next second
                 log.warning("gateway sync failed: %s", exc)
-            stop.wait(1.0)
+            self.kingress.wake.wait(1.0)
 
 
 def resolve_backend(route_ns: str, ref: dict[str, Any], services: dict, slices: dict,
@@ -258,9 +268,12 @@ def granted(grants: list[dict[str, Any]], from_ns: str, to_ns: str, name: str) -
 
 # ----------------------------------------------------------------------------------------------- proxy
 
-def serve(controller: Controller, metrics: Metrics, port: int) -> ThreadingHTTPServer:
+def serve(controller: Controller, metrics: Metrics, port: int, cluster_local: bool = False) -> ThreadingHTTPServer:
+    """The proxy on ``127.0.0.1:port``: the public listener (KIngress ExternalIP hosts, then HTTPRoutes) or,
+    with ``cluster_local``, the cluster-local one (every KIngress rule, no HTTPRoutes)."""
     rng = random.Random()
     counters: dict[tuple[str, str], itertools.count] = {}
+    lb_name = PRIVATE_SERVICE if cluster_local else PUBLIC_SERVICE
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -274,6 +287,10 @@ def serve(controller: Controller, metrics: Metrics, port: int) -> ThreadingHTTPS
             with controller.lock:
                 table, gateway_of = controller.table, controller.gateway_of
             host = self.headers.get("Host", "")
+            snap = controller.kingress.snapshot
+            kroutes = snap.tables.routes_for(host, cluster_local)
+            if kroutes or cluster_local:
+                return self._kingress(snap, kroutes, body)
             rule = model.match(table, host, self.path, self.command, dict(self.headers.items()))
             if rule is None:
                 return self._reply(404, b"no route for this host and path\n", {})
@@ -299,6 +316,31 @@ def serve(controller: Controller, metrics: Metrics, port: int) -> ThreadingHTTPS
             metrics.observe(labels, code, time.monotonic() - start)
             self._reply(code, payload, headers)
 
+        def _kingress(self, snap: Any, routes: list[kmodel.Route], body: bytes) -> None:
+            route = kmodel.match(routes, self.path, dict(self.headers.items()))
+            if route is None:
+                return self._reply(404, b"no route for this host and path\n", {})
+            split = kmodel.choose(route.splits, rng)
+            if split is None:
+                return self._reply(503, b"no backend with a share of the traffic\n", {})
+            labels = {"gateway_namespace": NAMESPACE, "gateway_name": lb_name,
+                      "route_namespace": route.ingress[0], "route_name": route.ingress[1],
+                      "backend_namespace": split.namespace, "backend_name": split.name}
+            start = time.monotonic()
+            endpoints = snap.endpoints.get((split.namespace, split.name, split.port), ())
+            if not endpoints:
+                code, payload, headers = 503, b"no healthy upstream\n", {}
+            else:
+                n = next(counters.setdefault((split.namespace, split.name), itertools.count()))
+                ip, ep_port = endpoints[n % len(endpoints)]
+                out = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                out = kmodel.request_headers(route, split, out)
+                out["X-Forwarded-For"] = self.client_address[0]
+                out["X-Forwarded-Proto"] = "http"
+                code, payload, headers = forward(ip, ep_port, self.command, self.path, out, body, KINGRESS_TIMEOUT_S)
+            metrics.observe(labels, code, time.monotonic() - start)
+            self._reply(code, payload, headers)
+
         def _reply(self, code: int, payload: bytes, headers: dict[str, str]) -> None:
             try:
                 self.send_response(code)
@@ -315,7 +357,7 @@ def serve(controller: Controller, metrics: Metrics, port: int) -> ThreadingHTTPS
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="gateway-proxy", daemon=True).start()
+    threading.Thread(target=server.serve_forever, name=f"gateway-proxy-{lb_name}", daemon=True).start()
     return server
 
 
@@ -380,11 +422,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--metrics-port", type=int, required=True)
     parser.add_argument("--instance-dir", type=Path, required=True)
+    parser.add_argument("--local-port", type=int, required=True, help="the KIngress cluster-local listener")
+    parser.add_argument("--host-ip", default=None,
+                        help="the node network's host address (Pods reach the listeners there); unset: no LB Services")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    controller = Controller(args.kubeconfig, "127.0.0.1")
+    controller = Controller(args.kubeconfig, "127.0.0.1", args.port, args.local_port, args.host_ip)
     metrics = Metrics()
     serve(controller, metrics, args.port)
+    serve(controller, metrics, args.local_port, cluster_local=True)
     serve_metrics(controller, metrics, args.metrics_port)
     target = write_target(args.instance_dir, args.metrics_port)
     stop = threading.Event()

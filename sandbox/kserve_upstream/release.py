@@ -16,7 +16,10 @@ Sandbox changes (the full list, also in README.md):
    injector would write); the ``cert-manager.io/inject-ca-from`` annotations are removed.
 5. ``inferenceservice-config``: ``deploy.defaultDeploymentMode`` = ``Standard`` and ``ingress.enableGatewayApi`` =
    ``true`` with ``ingress.ingressClassName`` = the sandbox gateway's class (what the release's own
-   ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets: no Knative here).
+   ``hack/setup/quick-install/kserve-standard-mode-full-install-with-manifests.sh`` sets), and
+   ``ingress.disableIstioVirtualHost`` = ``true`` for Serverless InferenceServices (service ``kserve-serverless``
+   with real Knative, no Istio): KServe then neither creates Istio VirtualServices nor an ExternalName Service
+   pointing at Istio's local gateway, and reports the Knative Route's URL.
 6. ``inferenceservice-config``: ``inferenceService.serviceAnnotationDisallowedList`` gets kaiops's rollout
    record keys (``rollout.kaiops.io/*``). KServe copies every other InferenceService annotation into the
    predictor's Pod template, so each record write would restart the predictor Pods; this is the setting a
@@ -70,6 +73,9 @@ def patch_config(data: dict[str, str]) -> dict[str, str]:
     ingress["enableGatewayApi"] = True
     ingress["ingressClassName"] = GATEWAY_CLASS
     ingress["kserveIngressGateway"] = f"{NAMESPACE}/{GATEWAY_NAME}"
+    # Serverless mode without Istio: no VirtualService and no ExternalName Service to an Istio gateway; the
+    # InferenceService's URL is its Knative Route's (ingress_reconciler.go; only that reconciler reads the key)
+    ingress["disableIstioVirtualHost"] = True
     out["ingress"] = json.dumps(ingress, indent=2)
     from tasks.rollout.state import record_annotation_keys
 

@@ -77,7 +77,7 @@ class Forwarders:
 
 # Services that bind 127.0.0.1 and that Pods use. Others are not forwarded: Ray binds 0.0.0.0 itself (so it is
 # reachable on host_ip already, and a forwarder on its port would make it fail with EADDRINUSE).
-FORWARDED = ("kube-apiserver", "s3", "gcs", "prometheus", "prefect", "mlflow", "metrics-server", "redis")
+FORWARDED = ("kube-apiserver", "s3", "gcs", "prometheus", "prefect", "mlflow", "metrics-server", "redis", "gateway")
 
 
 def recorded_ports(instance_dir: Path) -> set[int]:

@@ -7,8 +7,9 @@ from sandbox.services.coredns import CoreDns
 from sandbox.services.etcd import Etcd
 from sandbox.services.gateway import Gateway
 from sandbox.services.gcs import FakeGcs
+from sandbox.services.knative import Knative
 from sandbox.services.kserve import KServe
-from sandbox.services.kserve_controller import KServeController
+from sandbox.services.kserve_controller import KServeController, KServeServerless
 from sandbox.services.kube_proxy import KubeProxy
 from sandbox.services.kuberay import KubeRay
 from sandbox.services.kuberay_redis import Redis
@@ -29,7 +30,7 @@ SERVICES: dict[str, Service] = {
                         KubeProxy(), CoreDns(), MetricsServer(),
                         Prometheus(), MotoS3(), FakeGcs(), RayHead(), PrefectServer(),
                         MlflowServer(), Redis(), KubeRay(), KServe(), LocalModel(), Gateway(),
-                        KServeController(), PrometheusOperator())
+                        KServeController(), Knative(), KServeServerless(), PrometheusOperator())
 }
 
 __all__ = ["SERVICES", "Service"]

@@ -19,7 +19,8 @@ from sandbox.state import SandboxState, ServiceRecord
 class KServe(Service):
     name = "kserve"
     needs = ("kube-apiserver", "prometheus")
-    conflicts = ("kserve-controller",)  # the real KServe manager: one InferenceService controller at a time
+    # the real KServe manager (with or without Knative): one InferenceService controller at a time
+    conflicts = ("kserve-controller", "kserve-serverless")
     ready_timeout = 60.0
 
     def launch(self, state: SandboxState) -> Launch:

@@ -99,11 +99,11 @@ def remove_webhooks(kubeconfig: str) -> list[str]:
 
 class KServeController(Service):
     name = "kserve-controller"
+    conflicts: tuple[str, ...] = ("kserve", "kserve-serverless")
     # the manager itself needs the apiserver and the node network; the rest is what its InferenceServices need
     # (Pods scheduled and run, cluster DNS and Services for the model download from S3, the gateway)
     needs = ("kube-apiserver", "net", "kube-controller-manager", "kube-scheduler", "node", "kube-proxy", "coredns",
              "s3", "prometheus", "gateway")
-    conflicts = ("kserve",)
     ready_timeout = 240.0  # a loaded 2-core machine: informers for ~20 kinds, webhook server start
 
     def launch(self, state: SandboxState) -> Launch:
@@ -154,3 +154,18 @@ class KServeController(Service):
             remove_webhooks(str(state.kubeconfig))
         except Exception as exc:  # apiserver already gone: nothing can call the webhooks either
             log.info("kserve-controller cleanup: webhooks not removed (%s)", exc.__class__.__name__)
+
+
+class KServeServerless(KServeController):
+    """The same KServe manager, started only once Knative Serving runs (service ``knative``).
+
+    The manager decides at start whether Knative exists (``IsCrdAvailable`` for ``serving.knative.dev/v1``
+    Service in ``SetupWithManager``, pkg/controller/v1beta1/inferenceservice/controller.go): started before
+    Knative's CRDs it never watches Knative Services, and a Serverless InferenceService never sees its status.
+    The default deployment mode stays ``Standard``; an InferenceService asks for Knative with the annotation
+    ``serving.kserve.io/deploymentMode: Serverless``.
+    """
+
+    name = "kserve-serverless"
+    needs = (*KServeController.needs, "knative")
+    conflicts = ("kserve", "kserve-controller")
