@@ -219,7 +219,8 @@ def _load_yaml_docs(path: Path) -> list[Any]:
     """Parse a YAML stream; a JSON copy keyed by the file's sha256 makes later parses ~20x faster."""
     parsed = cache_root() / "parsed" / f"{_sha256(path)}.json"
     if parsed.is_file():
-        return json.loads(parsed.read_text())
+        cached: list[Any] = json.loads(parsed.read_text())
+        return cached
     docs = list(yaml.load_all(path.read_text(), Loader=_YAML_LOADER))
     parsed.parent.mkdir(parents=True, exist_ok=True)
     tmp = parsed.with_name(f"{parsed.name}.{os.getpid()}.tmp")
@@ -233,7 +234,7 @@ def selection_key() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(_selection.items()))
 
 
-def load_crds() -> dict[tuple[str, str], dict]:
+def load_crds() -> dict[tuple[str, str], dict[str, Any]]:
     """Return every pinned CRD of the selected releases, keyed by ``(group, kind)``, fetching them if needed.
 
     Returns:
@@ -243,8 +244,8 @@ def load_crds() -> dict[tuple[str, str], dict]:
 
 
 @cache
-def _load_crds(key: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], dict]:
-    crds: dict[tuple[str, str], dict] = {}
+def _load_crds(key: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    crds: dict[tuple[str, str], dict[str, Any]] = {}
     for path in ensure_crds(selected_sources(selection=dict(key))):
         for doc in _load_yaml_docs(path):
             if doc and doc.get("kind") == "CustomResourceDefinition":

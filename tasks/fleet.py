@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import ValidationError
 
 from configs.backup import BackupPolicy
-from tasks.errors import InputError, io_retries
+from tasks.errors import InputError, PermanentError, io_retries
 
 #: The variable naming what ``ray.init`` connects to (``host:<GCS port>`` or ``ray://host:10001``). Distinct from
 #: ``RAY_ADDRESS``, which Ray's job CLI and the sandbox use for the dashboard URL (Job Submission API).
@@ -117,7 +117,10 @@ def load_secret_env(blocks: Mapping[str, str]) -> list[str]:
         if os.environ.get(name):
             continue
         try:
-            value = Secret.load(block).get()
+            loaded = Secret.load(block)
+            if not isinstance(loaded, Secret):  # a coroutine only in an async context; this runs in a thread
+                raise PermanentError(f"Prefect Secret block {block} was loaded asynchronously")
+            value = loaded.get()
         except ValueError as exc:
             raise InputError(f"Prefect Secret block {block}", "value", "block not found",
                              f"create it (it fills ${name} on the Ray workers) or drop it from ray_secret_blocks"

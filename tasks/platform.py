@@ -5,6 +5,8 @@ Used by the demo and by ``kaiops doctor``-style checks; every probe is read-only
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 import httpx
 from kubernetes import client as k8s
@@ -16,7 +18,7 @@ from tasks.ray import jobs as ray_jobs
 
 
 @task(name="check-kubernetes")
-def check_kubernetes(kubeconfig: str | None = None) -> dict:
+def check_kubernetes(kubeconfig: str | None = None) -> dict[str, Any]:
     """Return ``{"server_version": "v1.35.4", "crds_established": 17, "crds_expected": 17}``."""
     dyn = kube.connect(kubeconfig)
     version = k8s.VersionApi(dyn.client).get_code().git_version
@@ -26,14 +28,14 @@ def check_kubernetes(kubeconfig: str | None = None) -> dict:
 
 
 @task(name="check-s3")
-def check_s3(endpoint_url: str | None = None) -> dict:
+def check_s3(endpoint_url: str | None = None) -> dict[str, Any]:
     """Return ``{"endpoint": ..., "buckets": N}`` from a ListBuckets call (credentials from the environment)."""
     s3 = boto3.client("s3", endpoint_url=endpoint_url)
     return {"endpoint": endpoint_url or "aws", "buckets": len(s3.list_buckets().get("Buckets", []))}
 
 
 @task(name="check-prometheus")
-def check_prometheus(url: str) -> dict:
+def check_prometheus(url: str) -> dict[str, Any]:
     """Return ``{"url": ..., "targets_up": N}``: how many scrape targets answer right now."""
     resp = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=10)
     resp.raise_for_status()
@@ -42,7 +44,7 @@ def check_prometheus(url: str) -> dict:
 
 
 @task(name="ray-smoke-job", retries=1, retry_delay_seconds=5)
-def check_ray(address: str) -> dict:
+def check_ray(address: str) -> dict[str, Any]:
     """Run the smoke job through the Job Submission API; return its id, status and seconds."""
     result = ray_jobs.smoke_test(address, timeout=300)
     return {"address": address, "job_id": result.job_id, "status": result.status, "seconds": result.seconds}

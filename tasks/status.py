@@ -118,9 +118,10 @@ def read_run_state(metrics_dir: Path, prefix: str, policy: str) -> dict[str, Any
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", policy)
     path = metrics_dir / f"{prefix}_{safe}.json"
     try:
-        return json.loads(path.read_text())
+        state: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return state
 
 
 def backup_row(policy: str, destination: str, newest: dict[str, Any] | None, newest_complete: dict[str, Any] | None,

@@ -88,12 +88,14 @@ _BETA_PRIOR = (0.5, 0.5)
 def _logsumexp(values: np.ndarray, axis: int | None = None) -> np.ndarray:
     """``log(sum(exp(values)))`` without overflow (numpy only; scipy's version is slow for tiny arrays)."""
     top = np.max(values, axis=axis, keepdims=True)
-    return np.squeeze(top + np.log(np.sum(np.exp(values - top), axis=axis, keepdims=True)), axis=axis)
+    out: np.ndarray = np.squeeze(top + np.log(np.sum(np.exp(values - top), axis=axis, keepdims=True)), axis=axis)
+    return out
 
 
 def _log_comb(n: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
     """Natural log of the binomial coefficient C(n, k), elementwise."""
-    return gammaln(np.add(n, 1)) - gammaln(np.add(k, 1)) - gammaln(np.subtract(n, k) + 1)
+    out: np.ndarray = gammaln(np.add(n, 1)) - gammaln(np.add(k, 1)) - gammaln(np.subtract(n, k) + 1)
+    return out
 
 
 def hypergeometric_log_mgf(canary_n: int, baseline_n: int, bad: int, thetas: np.ndarray) -> np.ndarray:

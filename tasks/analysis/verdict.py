@@ -95,17 +95,15 @@ def judge_metric(
     return _judge_latency(spec, sample, state, policy)
 
 
+def _verdict(spec: MetricSpec, outcome: Outcome, verdict: Verdict, reason: str,
+             **numbers: float | int | None) -> MetricVerdict:
+    """The :class:`MetricVerdict` of ``spec`` (its name, kind, criticality and weight) with the given judgement."""
+    return MetricVerdict(metric=spec.name, kind=spec.kind, critical=spec.critical, weight=spec.weight,
+                         outcome=outcome, verdict=verdict, reason=reason, **numbers)
+
+
 def _inconclusive(spec: MetricSpec, outcome: Outcome, why: str, **numbers: float | int | None) -> MetricVerdict:
-    return MetricVerdict(
-        metric=spec.name,
-        kind=spec.kind,
-        critical=spec.critical,
-        weight=spec.weight,
-        outcome=outcome,
-        verdict=Verdict.INCONCLUSIVE,
-        reason=f"{spec.name}: inconclusive, {why}",
-        **numbers,
-    )
+    return _verdict(spec, outcome, Verdict.INCONCLUSIVE, f"{spec.name}: inconclusive, {why}", **numbers)
 
 
 def _counts(sample: MetricSample, names: tuple[str, ...]) -> list[int] | str:
@@ -168,7 +166,7 @@ def _judge_ratio(
     history_log_e: float | None = None
     history_threshold = 1.0 / (HISTORY_SHARE * alpha)
     if mode is HistoryMode.ON and p0 is not None:
-        history_log_e = min(reference_log_e(c_bad, c_n, p0), _MAX_LOG_E)
+        history_log_e = float(min(reference_log_e(c_bad, c_n, p0), _MAX_LOG_E))
     new_state = MetricState(
         canary_total=c_n,
         baseline_total=b_n,
@@ -219,14 +217,11 @@ def _judge_ratio(
         verdict = Verdict.PASS
         reason = f"{head}; {e_text}{'; ' + h_text if h_text else ''}, thresholds not breached{drift_text}"
     return (
-        MetricVerdict(
-            metric=spec.name,
-            kind=spec.kind,
-            critical=spec.critical,
-            weight=spec.weight,
-            outcome=Outcome.OK,
-            verdict=verdict,
-            reason=reason,
+        _verdict(
+            spec,
+            Outcome.OK,
+            verdict,
+            reason,
             canary=c_rate,
             baseline=b_rate,
             e_value=math.exp(log_e),
@@ -324,19 +319,7 @@ def _judge_latency(
         verdict = Verdict.PASS
         reason = f"{head}; {e_text}, thresholds not breached"
     return (
-        MetricVerdict(
-            metric=spec.name,
-            kind=spec.kind,
-            critical=spec.critical,
-            weight=spec.weight,
-            outcome=Outcome.OK,
-            verdict=verdict,
-            reason=reason,
-            canary=canary,
-            baseline=baseline,
-            e_value=math.exp(log_e),
-            e_threshold=e_threshold,
-            **numbers,
-        ),
+        _verdict(spec, Outcome.OK, verdict, reason, canary=canary, baseline=baseline, e_value=math.exp(log_e),
+                 e_threshold=e_threshold, **numbers),
         new_state,
     )

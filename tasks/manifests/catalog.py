@@ -113,11 +113,12 @@ def kind_info(group: str, kind: str) -> KindInfo | None:
 
 
 @cache
-def registry() -> Registry:
+def registry() -> Registry[Any]:
     """Return a referencing registry holding every translated core schema under :data:`CORE_URI`."""
     translated = {name: translate(schema) for name, schema in core_schemas().items()}
     resource = Resource.from_contents({"components": {"schemas": translated}}, default_specification=DRAFT202012)
-    return Registry().with_resource(CORE_URI, resource)
+    reg: Registry[Any] = Registry().with_resource(CORE_URI, resource)
+    return reg
 
 
 def validator(group: str, version: str, kind: str) -> Draft202012Validator | None:

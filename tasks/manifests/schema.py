@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from jsonschema import ValidationError
@@ -86,7 +86,8 @@ def _problems(error: ValidationError) -> Iterable[Problem]:
     if error.validator in _TYPE_CONTEXT and _is_type_error(error):
         return [_wrong_type(error, path)]
     if error.validator == "enum":
-        allowed = ", ".join(json.dumps(v) for v in error.validator_value)
+        options = error.validator_value if isinstance(error.validator_value, list) else []
+        allowed = ", ".join(json.dumps(v) for v in options)
         return [
             Problem(
                 Rule.SCHEMA_ENUM,
@@ -108,8 +109,10 @@ def _problems(error: ValidationError) -> Iterable[Problem]:
 
 
 def _unknown_fields(error: ValidationError, path: str) -> Iterator[Problem]:
-    known = sorted(error.schema.get("properties", {}))
-    for name in error.instance:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    known = sorted(schema.get("properties", {}))
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    for name in instance:
         if name in known:
             continue
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
@@ -124,8 +127,10 @@ def _unknown_fields(error: ValidationError, path: str) -> Iterator[Problem]:
 
 
 def _missing(error: ValidationError, path: str) -> Iterator[Problem]:
-    for name in error.validator_value:
-        if name not in error.instance:
+    required = error.validator_value if isinstance(error.validator_value, list) else []
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    for name in required:
+        if name not in instance:
             yield Problem(
                 Rule.SCHEMA_REQUIRED,
                 Severity.error,
@@ -144,7 +149,7 @@ def _is_type_error(error: ValidationError) -> bool:
 def _expected_types(error: ValidationError) -> list[str]:
     if error.validator == "type":
         value = error.validator_value
-        return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+        return [str(v) for v in value] if isinstance(value, Sequence) and not isinstance(value, str) else [str(value)]
     return [t for e in error.context or [] for t in _expected_types(e)]
 
 

@@ -12,6 +12,7 @@ HTTP API used: ``/api/v1/query``, ``/api/v1/query_range``, ``/api/v1/label/__nam
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -55,7 +56,7 @@ class PrometheusProvider:
         """Close the HTTP connection pool."""
         self._client.close()
 
-    def _get(self, path: str, params: dict | list) -> dict:
+    def _get(self, path: str, params: dict[str, str] | list[tuple[str, str | int | float | bool | None]]) -> Any:
         """GET an API path; return its ``data`` or raise TemporaryError with the reason."""
         try:
             resp = self._client.get(path, params=params)

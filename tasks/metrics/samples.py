@@ -108,8 +108,9 @@ def baseline_history(
     than the series covers counts what the series has (Prometheus extrapolates to at most half a scrape
     interval beyond the first sample, promql/functions.go ``extrapolatedRate``).
     """
-    answers = [provider.query(ctx.fill(t, seconds), at=canary_start) for t in (metric.baseline.total,
-                                                                               metric.baseline.events)]
+    templates = (metric.baseline.total, metric.baseline.events)
+    answers = [provider.query(ctx.fill(t, seconds), at=canary_start) if t is not None
+               else QueryResult(Outcome.NO_DATA) for t in templates]
     values = [a.value for a in answers if a.outcome is Outcome.OK and a.value is not None and math.isfinite(a.value)]
     if len(values) != 2 or values[0] <= 0:
         return None, None

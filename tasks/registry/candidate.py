@@ -8,6 +8,7 @@ InferenceService is read and written to a manifest file with only ``predictor.mo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prefect import task
@@ -17,7 +18,7 @@ from tasks.errors import PermanentError
 ISVC_API = "serving.kserve.io/v1beta1"
 
 
-def candidate_manifest(isvc: dict, storage_uri: str) -> dict:
+def candidate_manifest(isvc: dict[str, Any], storage_uri: str) -> dict[str, Any]:
     """A copy of ``isvc`` (metadata name/namespace/labels/annotations and spec only) serving ``storage_uri``.
 
     Raises:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import contextlib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import PermanentError, TemporaryError, io_retries
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.webhook import WebhookEvent, WebhookEventStr
+
 #: Version tags kaiops writes on a release.
 TAG_OUTCOME = "kaiops.release.outcome"
 TAG_REASON = "kaiops.release.reason"
 TAG_FLOW_RUN = "kaiops.release.flow-run"
 #: Events the receiver subscribes to (``mlflow/entities/webhook.py``).
-WEBHOOK_EVENTS = ("model_version.created", "model_version_alias.created")
+WEBHOOK_EVENTS: tuple[WebhookEventStr, ...] = ("model_version.created", "model_version_alias.created")
 
 
 class ReleaseOutcome(StrEnum):
@@ -47,7 +51,7 @@ class VersionInfo(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-def client():
+def client() -> MlflowClient:
     """An :class:`mlflow.MlflowClient` on ``$MLFLOW_TRACKING_URI`` (imported lazily: mlflow is heavy)."""
     from mlflow import MlflowClient
 
@@ -186,14 +190,14 @@ def ensure_webhook(name: str, url: str, secret: str, *, rotate_secret: bool = Fa
             if hook.name == name:
                 existing = hook
                 break
-    events = list(WEBHOOK_EVENTS)
+    events: list[WebhookEventStr | WebhookEvent] = list(WEBHOOK_EVENTS)
     try:
         if existing is None:
             hook = c.create_webhook(name=name, url=url, events=events, secret=secret,
                                     description="kaiops registry receiver: starts releases")
             return WebhookChange.CREATED, hook.webhook_id
         current = sorted(f"{e.entity.value}.{e.action.value}" for e in existing.events)
-        if existing.url == url and current == sorted(events) and not rotate_secret:
+        if existing.url == url and current == sorted(WEBHOOK_EVENTS) and not rotate_secret:
             return WebhookChange.UNCHANGED, existing.webhook_id
         c.update_webhook(existing.webhook_id, url=url, events=events, secret=secret)
         return WebhookChange.UPDATED, existing.webhook_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
@@ -16,7 +17,7 @@ from tasks.errors import PermanentError, TemporaryError
 from tasks.registry.requests import RELEASE_EVENT, ReleaseRequest, event_id, resource_id
 
 
-def release_event(request: ReleaseRequest, occurred: datetime | None = None) -> dict:
+def release_event(request: ReleaseRequest, occurred: datetime | None = None) -> dict[str, Any]:
     """The Prefect event (JSON-ready dict) for ``request``; ``payload.version`` stays an int."""
     return {
         "id": str(event_id(request)),
@@ -55,4 +56,5 @@ def post_release_event(request: ReleaseRequest, api_url: str | None = None, time
         raise TemporaryError(f"posting {RELEASE_EVENT} to Prefect: HTTP {resp.status_code}")
     if resp.status_code >= 400:
         raise PermanentError(f"posting {RELEASE_EVENT} to Prefect: HTTP {resp.status_code}: {resp.text[:300]}")
-    return event["id"]
+    event_id: str = event["id"]
+    return event_id

@@ -93,8 +93,9 @@ def to_request(
         return PayloadRefused("data", f"{_short(data)} is not an object", "send data: {name, version, ...}")
     name = data.get("name")
     problem = _name_problem(name)
-    if problem:
-        return PayloadRefused("data.name", problem, "send the registered model's name")
+    if problem or not isinstance(name, str):
+        return PayloadRefused("data.name", problem or f"{_short(name)} is not a string",
+                              "send the registered model's name")
     try:
         version = positive_int(data.get("version"), source="<payload>", field="data.version")
     except InputError as exc:

@@ -24,6 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -69,7 +70,7 @@ def create_app(
     app = FastAPI(title="kaiops registry receiver", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    def healthz() -> dict[str, Any]:
         return {"ok": True, "models": sorted(releases)}
 
     @app.post("/mlflow")

@@ -223,11 +223,11 @@ def storage_uri_scheme(manifest: Manifest) -> Iterator[Hit]:
             continue
         scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
         retyped = _retyped(uri) if not scheme else None
-        fix = f"{path.rsplit('.', 1)[-1]}: {retyped}" if retyped else SCHEME_FIXES.get(scheme)
         if retyped:
             yield Hit(Severity.error, path, f"{uri!r}: the scheme separator is mistyped (it must be '://'); "
-                      "the storage initializer cannot read it", fix)
+                      "the storage initializer cannot read it", f"{path.rsplit('.', 1)[-1]}: {retyped}")
             continue
+        fix = SCHEME_FIXES.get(scheme)
         if fix is None:
             fix = "pvc://<claim>/<path>" if not scheme else "one of " + ", ".join(SUPPORTED_PREFIXES[:8])
         yield Hit(
