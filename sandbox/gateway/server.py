@@ -223,6 +223,7 @@ class Controller:
             except Exception as exc:  # the apiserver restarting, a transient error: try again next second
                 log.warning("gateway sync failed: %s", exc)
             self.kingress.wake.wait(1.0)
+            stop.wait(0.1)  # coalesce a burst of watch events into one sync
 
 
 def resolve_backend(route_ns: str, ref: dict[str, Any], services: dict, slices: dict,
@@ -288,11 +289,15 @@ def serve(controller: Controller, metrics: Metrics, port: int, cluster_local: bo
                 table, gateway_of = controller.table, controller.gateway_of
             host = self.headers.get("Host", "")
             snap = controller.kingress.snapshot
-            kroutes = snap.tables.routes_for(host, cluster_local)
+            # KIngress hosts first, then HTTPRoutes, then a KIngress rule without hosts (public listener)
+            kroutes = snap.tables.routes_for(host, cluster_local, catch_all=cluster_local)
             if kroutes or cluster_local:
                 return self._kingress(snap, kroutes, body)
             rule = model.match(table, host, self.path, self.command, dict(self.headers.items()))
             if rule is None:
+                kroutes = snap.tables.routes_for(host, cluster_local)
+                if kroutes:
+                    return self._kingress(snap, kroutes, body)
                 return self._reply(404, b"no route for this host and path\n", {})
             backend = model.choose(rule.backends, rng)
             if backend is None or not backend.valid:
