@@ -1,5 +1,5 @@
 """The sandbox gateway process: ``python -m sandbox.gateway --kubeconfig K --port P --metrics-port M
---instance-dir D``.
+--local-port L --instance-dir D [--host-ip H]``.
 
 One thread re-lists GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, Services and EndpointSlices every
 second, rebuilds the routing table of :mod:`sandbox.gateway.model` and writes status where it changed; a
@@ -8,6 +8,9 @@ not bound: one loopback port stands for all of them) and forwards each request t
 (``podIP:targetPort``) of the chosen backend Service, round-robin; ``127.0.0.1:M/metrics`` exports per-backend
 request counts and latencies, ``/healthz`` answers once the first sync succeeded. Prometheus finds the metrics
 port through ``<instance>/prometheus/targets/gateway.json`` (file-based discovery, atomic write).
+Knative Ingresses (:mod:`sandbox.gateway.kingress_controller`) are synced in the same loop: their ExternalIP
+hosts are served on ``P`` (before HTTPRoutes), every rule on the cluster-local listener ``127.0.0.1:L``; with
+``--host-ip`` the Services Pods use to reach both are applied.
 
 Metrics (Prometheus text format):
 - ``gateway_backend_requests_total`` counter, labels ``gateway_namespace``, ``gateway_name``,
