@@ -178,6 +178,16 @@ def test_an_80_20_split_holds_over_many_requests(custom: client.CustomObjectsApi
     assert lo <= names.count("green") <= hi, (names.count("green"), lo, hi)
     assert names.count("green") + names.count("blue") == n
 
+    # a new spec (Knative's Route moving all traffic) is Ready again only for the new generation and hash
+    custom.patch_namespaced_custom_object(k.GROUP, k.VERSION, ns, k.PLURAL, "split", {"spec": {"rules": [
+        {"hosts": [host], "http": {"paths": [{"splits": [split(ns, "blue", 0), split(ns, "green", 100)]}]}}]}})
+    obj = wait_for(lambda: (o := ready(custom, ns, "split")) and o["metadata"]["generation"] == 2 and o, 60,
+                   "Ingress split Ready at generation 2")
+    assert obj["status"]["observedGeneration"] == 2
+    assert {get(urls["public"], host)[1].get("name") for _ in range(50)} == {"green"}
+    _, probes = get(urls["public"], host, "/probes")
+    assert probes["last_hash"] == k.spec_hash(obj)
+
 
 def test_ready_only_after_the_backends_answer(api: client.ApiClient, custom: client.CustomObjectsApi, ns: str,
                                               backends: list[str], urls: dict[str, str]) -> None:
