@@ -200,12 +200,13 @@ class Tables:
     public: dict[str, list[Route]] = field(default_factory=dict)
     local: dict[str, list[Route]] = field(default_factory=dict)
 
-    def routes_for(self, host: str, cluster_local: bool) -> list[Route]:
-        """Routes for a request's ``Host`` (port and trailing dot ignored): exact host, else the catch-all."""
+    def routes_for(self, host: str, cluster_local: bool, catch_all: bool = True) -> list[Route]:
+        """Routes for a request's ``Host`` (port and trailing dot ignored): the exact host, else (unless
+        ``catch_all`` is False) those of rules without hosts."""
         table = self.local if cluster_local else self.public
         host = host.rsplit(":", 1)[0] if not host.startswith("[") else host
         host = host.lower().rstrip(".")
-        return table.get(host) or table.get("*", [])
+        return table.get(host) or (table.get("*", []) if catch_all else [])
 
 
 def build_tables(programmed: Mapping[tuple[str, str], list[Route]],

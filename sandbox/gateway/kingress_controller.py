@@ -49,14 +49,14 @@ def lb_objects(host_ip: str, public_port: int, local_port: int) -> list[dict[str
     for name, port in ((PUBLIC_SERVICE, public_port), (PRIVATE_SERVICE, local_port)):
         objs.append({"apiVersion": "v1", "kind": "Service",
                      "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
-                     "spec": {"ports": [{"name": "http2", "port": 80, "targetPort": port, "protocol": "TCP"}]}})
+                     "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port, "protocol": "TCP"}]}})
         objs.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                      "metadata": {"name": f"{name}-host", "namespace": NAMESPACE,
                                   "labels": {**labels, "kubernetes.io/service-name": name,
                                              "endpointslice.kubernetes.io/managed-by": FIELD_MANAGER}},
                      "addressType": "IPv4",
                      "endpoints": [{"addresses": [host_ip], "conditions": {"ready": True}}],
-                     "ports": [{"name": "http2", "port": port, "protocol": "TCP"}]})
+                     "ports": [{"name": "http", "port": port, "protocol": "TCP"}]})
     return objs
 
 
@@ -153,9 +153,12 @@ class KIngressController:
 
     # ------------------------------------------------------------------------------------------ sync
 
-    def ensure_lb_services(self) -> None:
-        """Server-side apply the load balancer Services once (when the node network's host address is known)."""
-        if self._lb_done or not self.host_ip:
+    def ensure_lb_services(self, services: dict) -> None:
+        """Server-side apply the load balancer Services and EndpointSlices when the node network's host address
+        is known: at the first sync (the ports may have changed since the last run) and whenever a Service of
+        them is missing from ``services``."""
+        missing = any((NAMESPACE, n) not in services for n in (PUBLIC_SERVICE, PRIVATE_SERVICE))
+        if not self.host_ip or (self._lb_done and not missing):
             return
         from kubernetes.dynamic import DynamicClient
 
@@ -173,12 +176,13 @@ class KIngressController:
             services: (namespace, name) -> V1Service of this sync; slices: (namespace, service) -> EndpointSlices.
             now: RFC 3339 time stamp for conditions that change.
         """
-        self.ensure_lb_services()
+        self.ensure_lb_services(services)
         ours = [i for i in self.list_ingresses() if kmodel.is_ours(i, self.cls)]
         keys = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in ours}
-        for gone in set(self.programmed) - keys:
+        for gone in (set(self.programmed) | set(self.probing)) - keys:
             self.programmed.pop(gone, None)
             self.proven.pop(gone, None)
+            self.probing.pop(gone, None)
         failures: dict[tuple[str, str], tuple[str, str]] = {}
         current: dict[tuple[str, str], str] = {}
         for ing in ours:

@@ -1,5 +1,5 @@
 """The sandbox gateway process: ``python -m sandbox.gateway --kubeconfig K --port P --metrics-port M
---instance-dir D``.
+--local-port L --instance-dir D [--host-ip H]``.
 
 One thread re-lists GatewayClasses, Gateways, HTTPRoutes, ReferenceGrants, Services and EndpointSlices every
 second, rebuilds the routing table of :mod:`sandbox.gateway.model` and writes status where it changed; a
@@ -8,6 +8,9 @@ not bound: one loopback port stands for all of them) and forwards each request t
 (``podIP:targetPort``) of the chosen backend Service, round-robin; ``127.0.0.1:M/metrics`` exports per-backend
 request counts and latencies, ``/healthz`` answers once the first sync succeeded. Prometheus finds the metrics
 port through ``<instance>/prometheus/targets/gateway.json`` (file-based discovery, atomic write).
+Knative Ingresses (:mod:`sandbox.gateway.kingress_controller`) are synced in the same loop: their ExternalIP
+hosts are served on ``P`` (before HTTPRoutes), every rule on the cluster-local listener ``127.0.0.1:L``; with
+``--host-ip`` the Services Pods use to reach both are applied.
 
 Metrics (Prometheus text format):
 - ``gateway_backend_requests_total`` counter, labels ``gateway_namespace``, ``gateway_name``,
@@ -223,6 +226,7 @@ class Controller:
             except Exception as exc:  # the apiserver restarting, a transient error: try again next second
                 log.warning("gateway sync failed: %s", exc)
             self.kingress.wake.wait(1.0)
+            stop.wait(0.1)  # coalesce a burst of watch events into one sync
 
 
 def resolve_backend(route_ns: str, ref: dict[str, Any], services: dict, slices: dict,
@@ -288,11 +292,15 @@ def serve(controller: Controller, metrics: Metrics, port: int, cluster_local: bo
                 table, gateway_of = controller.table, controller.gateway_of
             host = self.headers.get("Host", "")
             snap = controller.kingress.snapshot
-            kroutes = snap.tables.routes_for(host, cluster_local)
+            # KIngress hosts first, then HTTPRoutes, then a KIngress rule without hosts (public listener)
+            kroutes = snap.tables.routes_for(host, cluster_local, catch_all=cluster_local)
             if kroutes or cluster_local:
                 return self._kingress(snap, kroutes, body)
             rule = model.match(table, host, self.path, self.command, dict(self.headers.items()))
             if rule is None:
+                kroutes = snap.tables.routes_for(host, cluster_local)
+                if kroutes:
+                    return self._kingress(snap, kroutes, body)
                 return self._reply(404, b"no route for this host and path\n", {})
             backend = model.choose(rule.backends, rng)
             if backend is None or not backend.valid:

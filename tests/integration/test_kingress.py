@@ -178,6 +178,16 @@ def test_an_80_20_split_holds_over_many_requests(custom: client.CustomObjectsApi
     assert lo <= names.count("green") <= hi, (names.count("green"), lo, hi)
     assert names.count("green") + names.count("blue") == n
 
+    # a new spec (Knative's Route moving all traffic) is Ready again only for the new generation and hash
+    custom.patch_namespaced_custom_object(k.GROUP, k.VERSION, ns, k.PLURAL, "split", {"spec": {"rules": [
+        {"hosts": [host], "http": {"paths": [{"splits": [split(ns, "blue", 0), split(ns, "green", 100)]}]}}]}})
+    obj = wait_for(lambda: (o := ready(custom, ns, "split")) and o["metadata"]["generation"] == 2 and o, 60,
+                   "Ingress split Ready at generation 2")
+    assert obj["status"]["observedGeneration"] == 2
+    assert {get(urls["public"], host)[1].get("name") for _ in range(50)} == {"green"}
+    _, probes = get(urls["public"], host, "/probes")
+    assert probes["last_hash"] == k.spec_hash(obj)
+
 
 def test_ready_only_after_the_backends_answer(api: client.ApiClient, custom: client.CustomObjectsApi, ns: str,
                                               backends: list[str], urls: dict[str, str]) -> None:
@@ -242,3 +252,32 @@ def test_an_ingress_of_another_class_is_ignored(custom: client.CustomObjectsApi,
     time.sleep(2)
     assert "status" not in read(custom, ns, "theirs") or not read(custom, ns, "theirs")["status"]
     assert get(urls["public"], theirs)[0] == 404 and get(urls["local"], theirs)[0] == 404
+
+
+def test_httproutes_keep_their_hosts_beside_a_catch_all_ingress_until_it_is_deleted(
+        custom: client.CustomObjectsApi, ns: str, backends: list[str], urls: dict[str, str]) -> None:
+    gw_api = ("gateway.networking.k8s.io", "v1")
+    gc_name = f"kingress-{ns}"
+    custom.create_cluster_custom_object(*gw_api, "gatewayclasses", {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": gc_name},
+        "spec": {"controllerName": "sandbox.kaiops.io/gateway-controller"}})
+    try:
+        custom.create_namespaced_custom_object(*gw_api, ns, "gateways", {
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+            "spec": {"gatewayClassName": gc_name, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
+        route_host = f"route.{ns}.example.com"
+        custom.create_namespaced_custom_object(*gw_api, ns, "httproutes", {
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": [route_host],
+                     "rules": [{"backendRefs": [{"name": "blue", "port": 80}]}]}})
+        create(custom, ns, kingress("catch-all", [{"http": {"paths": [{"splits": [split(ns, "green")]}]}}]))
+        wait_for(lambda: ready(custom, ns, "catch-all"), 60, "Ingress catch-all Ready")
+        wait_for(lambda: get(urls["public"], route_host)[1].get("name") == "blue", 30, "HTTPRoute host served")
+        assert get(urls["public"], f"any.{ns}.example.com")[1]["name"] == "green"  # KIngress without hosts
+        assert get(urls["local"], route_host)[1]["name"] == "green"  # the local listener has no HTTPRoutes
+
+        custom.delete_namespaced_custom_object(k.GROUP, k.VERSION, ns, k.PLURAL, "catch-all")
+        wait_for(lambda: get(urls["public"], f"any.{ns}.example.com")[0] == 404, 30, "deleted Ingress unrouted")
+        assert get(urls["public"], route_host)[1]["name"] == "blue"
+    finally:
+        custom.delete_cluster_custom_object(*gw_api, "gatewayclasses", gc_name)

@@ -273,3 +273,10 @@ def test_lb_objects_point_both_services_at_the_host_address() -> None:
     svcs = [o for o in objs if o["kind"] == "Service"]
     assert {s["metadata"]["name"] for s in svcs} == {"gateway", "gateway-internal"}
     assert all(s["spec"]["ports"][0]["port"] == 80 and "selector" not in s["spec"] for s in svcs)
+
+
+def test_the_catch_all_can_be_left_out_so_httproutes_come_before_it() -> None:
+    routes, _ = k.translate(ingress([{"http": {"paths": [{"splits": [split("blue")]}]}}]))
+    tables, _ = k.build_tables({("demo", "hello"): routes}, {})
+    assert tables.routes_for("route.example.com", cluster_local=False, catch_all=False) == []
+    assert tables.routes_for("route.example.com", cluster_local=False)
