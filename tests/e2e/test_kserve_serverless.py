@@ -214,6 +214,20 @@ def predictor(kdyn, cond: Any = None, timeout: float = 300.0) -> dict:
     raise AssertionError(f"predictor status never matched: {json.dumps(pred)[:1500]}")
 
 
+def knative_ingress(kdyn, timeout: float = 120.0) -> dict:
+    """The KIngress ``iris-predictor`` Knative's Route made (waited for: the Route makes it after a Ready revision)."""
+    from tasks import kube
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def revision_pod(kdyn, revision: str) -> dict:
     from tasks import kube
 
@@ -238,7 +252,7 @@ def test_serverless_isvc_becomes_a_knative_service_and_a_ready_revision(kdyn, na
     # Knative's own objects: Configuration -> Revision (Knative's labels), Route, KIngress of the sandbox class
     assert rev["metadata"]["labels"]["serving.knative.dev/configuration"] == "iris-predictor"
     assert rev["metadata"]["ownerReferences"][0]["kind"] == "Configuration"
-    ing = kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+    ing = knative_ingress(kdyn)  # the Route makes it once a revision is Ready
     assert ing["metadata"]["annotations"]["networking.knative.dev/ingress.class"] == "gateway.sandbox.kaiops.io"
     hosts = {h for r in ing["spec"]["rules"] for h in r["hosts"]}
     assert f"iris-predictor.{NS}.example.com" in hosts, hosts  # config-domain example.com
@@ -360,7 +374,7 @@ def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[
     got = sorted((t["revisionName"], t["percent"], t.get("tag", "")) for t in pred.get("traffic") or [])
     assert got == [("iris-predictor-00001", 80, "prev"), ("iris-predictor-00002", 20, "")], got
     # the KIngress Knative made: one split 80/20 over the two revisions' Services, and a "prev-" tag host
-    ing = kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+    ing = knative_ingress(kdyn)
     splits = sorted((s["serviceName"], s["percent"]) for r in ing["spec"]["rules"]
                     if f"iris-predictor.{NS}.example.com" in r["hosts"]
                     for p in r["http"]["paths"] for s in p["splits"])
