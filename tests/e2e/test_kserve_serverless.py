@@ -361,7 +361,6 @@ def test_queue_proxy_serves_predictions_and_exports_request_metrics_to_prometheu
 
 
 def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[str]) -> None:
-    from tasks import kube
 
     update_isvc(kdyn, model_uris[1], 20)
     revision_ready(kdyn, "iris-predictor-00002")
