@@ -364,10 +364,17 @@ def test_queue_proxy_serves_predictions_and_exports_request_metrics_to_prometheu
     print("\nseries labels:", series[0])
 
 
-def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[str]) -> None:
+def new_revision(kdyn, before: str) -> str:
+    """The revision Knative creates for the InferenceService's latest spec change (after ``before``), once Ready."""
+    pred = predictor(kdyn, lambda p: p.get("latestCreatedRevision", before) != before, timeout=300)
+    name = pred["latestCreatedRevision"]
+    revision_ready(kdyn, name)
+    return name
 
+
+def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[str]) -> None:
     update_isvc(kdyn, model_uris[1], 20)
-    revision_ready(kdyn, "iris-predictor-00002")
+    assert new_revision(kdyn, "iris-predictor-00001") == "iris-predictor-00002"
     # KServe: N % to the latest revision (no tag unless serving.kserve.io/enable-tag-routing), the rest to
     # latestRolledoutRevision with tag "prev"; Knative's Route writes it into the Service's status
     wait_traffic(kdyn, [("iris-predictor-00002", 20, True, ""), ("iris-predictor-00001", 80, False, "prev")])
@@ -395,20 +402,23 @@ def test_promotion_removes_the_field_and_rolls_the_canary_out(kdyn, model_uris: 
 
 def test_second_canary_right_after_promotion_splits_against_the_promoted_revision(kdyn,
                                                                                   model_uris: list[str]) -> None:
+    promoted = predictor(kdyn)["latestRolledoutRevision"]
     update_isvc(kdyn, model_uris[2], 30)
-    revision_ready(kdyn, "iris-predictor-00003")
-    wait_traffic(kdyn, [("iris-predictor-00003", 30, True, ""), ("iris-predictor-00002", 70, False, "prev")])
-    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == "iris-predictor-00003")
-    assert pred["latestRolledoutRevision"] == "iris-predictor-00002"
-    assert pred["previousRolledoutRevision"] == "iris-predictor-00001"
+    canary = new_revision(kdyn, promoted)
+    SEEN["second_canary"] = canary
+    wait_traffic(kdyn, [(canary, 30, True, ""), (promoted, 70, False, "prev")])
+    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == canary)
+    assert pred["latestRolledoutRevision"] == promoted
 
 
 def test_rollback_to_zero_percent_sends_everything_back_to_the_rolled_out_revision(kdyn,
                                                                                    model_uris: list[str]) -> None:
+    canary = SEEN["second_canary"]
+    promoted = predictor(kdyn)["latestRolledoutRevision"]
     update_isvc(kdyn, model_uris[2], 0)
     # canaryTrafficPercent 0: the latest revision stays in the Route at 0 %, "prev" takes 100 %
-    wait_traffic(kdyn, [("iris-predictor-00003", 0, True, ""), ("iris-predictor-00002", 100, False, "prev")])
-    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == "iris-predictor-00003")
-    assert pred["latestRolledoutRevision"] == "iris-predictor-00002"
-    assert pred["previousRolledoutRevision"] == "iris-predictor-00001"
+    wait_traffic(kdyn, [(canary, 0, True, ""), (promoted, 100, False, "prev")])
+    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == canary)
+    assert pred["latestRolledoutRevision"] == promoted
+    assert pred["latestCreatedRevision"] == canary  # the rollback wrote no new revision
     print(f"\nserverless timings: {json.dumps(TIMINGS)}")
