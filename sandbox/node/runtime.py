@@ -619,10 +619,12 @@ class PodWorker(threading.Thread):
         url = f"{scheme}://{host}:{self._port(c, spec['port'])}{path if path.startswith('/') else '/' + path}"
         req = urllib.request.Request(url, headers={"User-Agent": "kube-probe/1.35", **{
             h["name"]: h["value"] for h in spec.get("httpHeaders") or []}})
-        ctx = ssl._create_unverified_context() if scheme == "https" else None  # the kubelet skips verification
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if scheme == "https":  # the kubelet skips verification (OpenerDirector.open takes no context)
+            handlers.append(urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+        opener = urllib.request.build_opener(*handlers)
         try:
-            with opener.open(req, timeout=timeout, **({"context": ctx} if ctx else {})) as resp:
+            with opener.open(req, timeout=timeout) as resp:
                 return resp.status
         except urllib.error.HTTPError as exc:
             return exc.code

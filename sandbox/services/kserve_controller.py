@@ -32,7 +32,7 @@ from typing import Any
 from sandbox.kserve_upstream import release
 from sandbox.paths import binary, binary_version, go_module_dir
 from sandbox.pki import Pki, issue_serving_cert
-from sandbox.procs import free_port
+from sandbox.procs import alive, free_port
 from sandbox.services.apiserver import node_network
 from sandbox.services.base import Launch, Service, http_ok, service_account_token, token_kubeconfig
 from sandbox.state import SandboxState, ServiceRecord
@@ -150,6 +150,13 @@ class KServeController(Service):
         _apply(str(state.kubeconfig), runtimes)
 
     def cleanup(self, state: SandboxState) -> None:
+        # kserve-controller and kserve-serverless are one manager started two ways, with the same webhook
+        # configurations: while the other one runs (the launcher cleans up conflicts of a service that is already
+        # up, too) they are its webhooks and stay
+        for other in ("kserve-controller", "kserve-serverless"):
+            record = state.services.get(other)
+            if other != self.name and record is not None and alive(record.pid):
+                return
         try:
             remove_webhooks(str(state.kubeconfig))
         except Exception as exc:  # apiserver already gone: nothing can call the webhooks either

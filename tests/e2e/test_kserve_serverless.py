@@ -214,6 +214,20 @@ def predictor(kdyn, cond: Any = None, timeout: float = 300.0) -> dict:
     raise AssertionError(f"predictor status never matched: {json.dumps(pred)[:1500]}")
 
 
+def knative_ingress(kdyn, timeout: float = 120.0) -> dict:
+    """The KIngress ``iris-predictor`` Knative's Route made (waited for: the Route makes it after a Ready revision)."""
+    from tasks import kube
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
 def revision_pod(kdyn, revision: str) -> dict:
     from tasks import kube
 
@@ -238,7 +252,7 @@ def test_serverless_isvc_becomes_a_knative_service_and_a_ready_revision(kdyn, na
     # Knative's own objects: Configuration -> Revision (Knative's labels), Route, KIngress of the sandbox class
     assert rev["metadata"]["labels"]["serving.knative.dev/configuration"] == "iris-predictor"
     assert rev["metadata"]["ownerReferences"][0]["kind"] == "Configuration"
-    ing = kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+    ing = knative_ingress(kdyn)  # the Route makes it once a revision is Ready
     assert ing["metadata"]["annotations"]["networking.knative.dev/ingress.class"] == "gateway.sandbox.kaiops.io"
     hosts = {h for r in ing["spec"]["rules"] for h in r["hosts"]}
     assert f"iris-predictor.{NS}.example.com" in hosts, hosts  # config-domain example.com
@@ -284,7 +298,11 @@ def test_isvc_ready_with_the_routes_url_and_predicts_through_the_gateway(kdyn, e
     assert obj["status"]["url"] == f"http://{host}", obj["status"].get("url")
     conds = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
     assert conds["IngressReady"] == conds["PredictorReady"] == conds["LatestDeploymentReady"] == "True", conds
-    assert obj["status"]["deploymentMode"] == "Serverless"
+    # v0.20 records the mode as "Knative" (the annotation's "Serverless" is the legacy name); kaiops maps both
+    from tasks.rollout.isvc import deployment_mode
+
+    assert obj["status"]["deploymentMode"] == "Knative"
+    assert deployment_mode(obj) == "Serverless"
     code, body = predict_via_gateway(env["KAIOPS_GATEWAY_URL"], host)
     assert code == 200, body
     assert body["predictions"] == [1, 1]
@@ -346,11 +364,17 @@ def test_queue_proxy_serves_predictions_and_exports_request_metrics_to_prometheu
     print("\nseries labels:", series[0])
 
 
-def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[str]) -> None:
-    from tasks import kube
+def new_revision(kdyn, before: str) -> str:
+    """The revision Knative creates for the InferenceService's latest spec change (after ``before``), once Ready."""
+    pred = predictor(kdyn, lambda p: p.get("latestCreatedRevision", before) != before, timeout=300)
+    name = pred["latestCreatedRevision"]
+    revision_ready(kdyn, name)
+    return name
 
+
+def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[str]) -> None:
     update_isvc(kdyn, model_uris[1], 20)
-    revision_ready(kdyn, "iris-predictor-00002")
+    assert new_revision(kdyn, "iris-predictor-00001") == "iris-predictor-00002"
     # KServe: N % to the latest revision (no tag unless serving.kserve.io/enable-tag-routing), the rest to
     # latestRolledoutRevision with tag "prev"; Knative's Route writes it into the Service's status
     wait_traffic(kdyn, [("iris-predictor-00002", 20, True, ""), ("iris-predictor-00001", 80, False, "prev")])
@@ -360,7 +384,7 @@ def test_canary_traffic_percent_splits_by_knatives_route(kdyn, model_uris: list[
     got = sorted((t["revisionName"], t["percent"], t.get("tag", "")) for t in pred.get("traffic") or [])
     assert got == [("iris-predictor-00001", 80, "prev"), ("iris-predictor-00002", 20, "")], got
     # the KIngress Knative made: one split 80/20 over the two revisions' Services, and a "prev-" tag host
-    ing = kube.get(kdyn, "networking.internal.knative.dev/v1alpha1", "Ingress", "iris-predictor", NS)
+    ing = knative_ingress(kdyn)
     splits = sorted((s["serviceName"], s["percent"]) for r in ing["spec"]["rules"]
                     if f"iris-predictor.{NS}.example.com" in r["hosts"]
                     for p in r["http"]["paths"] for s in p["splits"])
@@ -378,20 +402,23 @@ def test_promotion_removes_the_field_and_rolls_the_canary_out(kdyn, model_uris: 
 
 def test_second_canary_right_after_promotion_splits_against_the_promoted_revision(kdyn,
                                                                                   model_uris: list[str]) -> None:
+    promoted = predictor(kdyn)["latestRolledoutRevision"]
     update_isvc(kdyn, model_uris[2], 30)
-    revision_ready(kdyn, "iris-predictor-00003")
-    wait_traffic(kdyn, [("iris-predictor-00003", 30, True, ""), ("iris-predictor-00002", 70, False, "prev")])
-    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == "iris-predictor-00003")
-    assert pred["latestRolledoutRevision"] == "iris-predictor-00002"
-    assert pred["previousRolledoutRevision"] == "iris-predictor-00001"
+    canary = new_revision(kdyn, promoted)
+    SEEN["second_canary"] = canary
+    wait_traffic(kdyn, [(canary, 30, True, ""), (promoted, 70, False, "prev")])
+    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == canary)
+    assert pred["latestRolledoutRevision"] == promoted
 
 
 def test_rollback_to_zero_percent_sends_everything_back_to_the_rolled_out_revision(kdyn,
                                                                                    model_uris: list[str]) -> None:
+    canary = SEEN["second_canary"]
+    promoted = predictor(kdyn)["latestRolledoutRevision"]
     update_isvc(kdyn, model_uris[2], 0)
     # canaryTrafficPercent 0: the latest revision stays in the Route at 0 %, "prev" takes 100 %
-    wait_traffic(kdyn, [("iris-predictor-00003", 0, True, ""), ("iris-predictor-00002", 100, False, "prev")])
-    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == "iris-predictor-00003")
-    assert pred["latestRolledoutRevision"] == "iris-predictor-00002"
-    assert pred["previousRolledoutRevision"] == "iris-predictor-00001"
+    wait_traffic(kdyn, [(canary, 0, True, ""), (promoted, 100, False, "prev")])
+    pred = predictor(kdyn, lambda p: p.get("latestReadyRevision") == canary)
+    assert pred["latestRolledoutRevision"] == promoted
+    assert pred["latestCreatedRevision"] == canary  # the rollback wrote no new revision
     print(f"\nserverless timings: {json.dumps(TIMINGS)}")
