@@ -131,7 +131,7 @@ class PrometheusProvider:
         """
         return set(self._get("/api/v1/label/__name__/values", {})), set(self._get("/api/v1/metadata", {}) or {})
 
-    def rule_groups(self) -> list[dict]:
+    def rule_groups(self) -> list[dict[str, Any]]:
         """The rule groups Prometheus has loaded (``/api/v1/rules``: name, file, rules with state and alerts).
 
         Raises:
