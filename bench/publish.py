@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     store = S3Store.from_env()
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     store.create_bucket(bucket)
-    plain = boto3.client("s3")
+    from botocore.config import Config
+
+    # boto3's defaults but the read timeout: moto's CompleteMultipartUpload of 1 GiB on a busy 2-core machine
+    # takes more than the default 60 s, and botocore's retry then races the first request (moto answers 500,
+    # KeyError on the upload id); a longer wait only removes that spurious retry, it speeds nothing up.
+    plain = boto3.client("s3", config=Config(read_timeout=900))
     load = [os.getloadavg()[0]]
     results, lines = [], []
     shapes = [(f"{args.files} files", args.files), ("1 file", 1)]

@@ -5,7 +5,12 @@ Exit codes: 0 success, 1 the operation failed, 2 bad input (nothing was changed)
 
 from __future__ import annotations
 
+import os
 import sys
+
+# pydantic looks for plugins in every installed distribution's entry points when the first model is built
+# (0.03-0.04 s of CPU per command in this venv); kaiops uses none. Set the variable yourself to keep them.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 import typer
 

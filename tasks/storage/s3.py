@@ -1,4 +1,4 @@
-"""S3 (and S3-compatible: moto, MinIO) object store over boto3, with multipart/threaded transfers.
+"""S3 (and S3-compatible: moto, MinIO) object store over boto3, with uploads that hash as they send.
 
 Where the time of an upload goes (measured with ``bench/publish.py`` against moto on 2 cores): mostly in the
 server; on the client, in botocore hashing every byte again for the SigV4 payload signature (on ``http://``
@@ -106,17 +106,12 @@ class S3Store:
 
     def __init__(self, client: Any, *, multipart_threshold: int = 64 * MiB, multipart_chunksize: int = 8 * MiB,
                  max_concurrency: int | None = None, parallel_parts: bool | None = None) -> None:
-        from boto3.s3.transfer import TransferConfig
-
         self.client = client
         self.parallel_parts = (not _loopback(getattr(getattr(client, "meta", None), "endpoint_url", None))
                                if parallel_parts is None else parallel_parts)
         self.single_put_max = multipart_threshold
         self.part_size = max(5 * MiB, multipart_chunksize)  # S3's smallest part (but the last)
         self.part_threads = max_concurrency or default_part_threads()
-        self.transfer = TransferConfig(multipart_threshold=multipart_threshold,
-                                       multipart_chunksize=self.part_size,
-                                       max_concurrency=self.part_threads, use_threads=True)
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> S3Store:

@@ -167,7 +167,7 @@ def test_republish_without_model_format_keeps_the_published_one(tmp_path: Path, 
     assert "--model-format sklearn" in err.value.fix
 
 
-def test_s3_single_put_carries_the_manifest_sha256_as_its_checksum(tmp_path: Path, sandbox) -> None:
+def test_s3_single_put_carries_the_manifest_sha256_as_its_checksum(tmp_path: Path, s3_only) -> None:
     """Each small file goes in one PUT whose x-amz-checksum-sha256 is the manifest's sha256 (AWS verifies it;
     moto does not keep it, so the request headers are what is checked), with UNSIGNED-PAYLOAD (no second hash)."""
     import base64
