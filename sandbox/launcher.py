@@ -15,8 +15,10 @@ from sandbox.procs import alive, spawn, stop, wait_until
 from sandbox.services import SERVICES, Service
 from sandbox.state import SandboxState, ServiceRecord
 
-# everything but the real KServe manager, which conflicts with the emulated `kserve` the default set runs
-DEFAULT_SERVICES = tuple(n for n in SERVICES if n != "kserve-controller")
+# everything but the real KServe manager in either mode and the Knative Serving it needs in Serverless mode: both
+# conflict with the emulated `kserve` the default set runs; tests and users start them by name
+OPT_IN_SERVICES = ("kserve-controller", "knative", "kserve-serverless")
+DEFAULT_SERVICES = tuple(n for n in SERVICES if n not in OPT_IN_SERVICES)
 
 
 @dataclass
