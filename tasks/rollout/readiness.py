@@ -122,14 +122,27 @@ def wait_deployment_rolled(dyn: DynamicClient, namespace: str, name: str, timeou
         raise RevisionFailed(f"Deployment {namespace}/{name} not rolled out within {timeout:.0f}s: {exc}") from exc
 
 
+#: Container waiting reasons that only a change of the Pod's inputs ends (a Secret, a key, a ConfigMap), not time.
+CONFIG_ERRORS = ("CreateContainerConfigError",)
+
+
 def pod_failure(pod: dict[str, Any]) -> str | None:
     """The first failed container of a Pod, as ``<pod>: <container> <reason> (exit <code>): <message>``, or None.
+
+    Also a container that cannot start because its env names a missing Secret or key (``CreateContainerConfigError``,
+    e.g. ``couldn't find key AWS_ACCESS_KEY_ID in Secret ns/name``): KServe v0.20.0 injects such a
+    ``secretKeyRef`` for an S3 Secret whose access key id is stored under another name, and reports nothing (its
+    model status stays ``InProgress``; ``PropagateModelStatus`` only reads terminated and CrashLoopBackOff states).
 
     Failed: an init container terminated with a non-zero exit code (now or last time), or a container in
     ``CrashLoopBackOff`` whose last run exited non-zero. ``message`` is the container's termination message
     (with ``FallbackToLogsOnError``, which KServe sets, the kubelet fills it from the log tail)."""
     status = pod.get("status") or {}
     name = pod["metadata"]["name"]
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CONFIG_ERRORS:
+            return f"{name}: {cs['name']} {waiting['reason']}: {waiting.get('message', '')}"
     for cs in status.get("initContainerStatuses") or []:
         for term in ((cs.get("state") or {}).get("terminated"), (cs.get("lastState") or {}).get("terminated")):
             if term and int(term.get("exitCode") or 0) != 0:
@@ -165,8 +178,7 @@ def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str,
     InferenceService.
 
     KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
-    canary that cannot load is found on its Pods (:func:`pod_failure`): those of Deployment
-    ``<name>-<entry>-predictor``, by its selector.
+    canary that cannot load is found on Deployment ``<name>-<entry>-predictor`` (:func:`deployment_problem`).
 
     Raises:
         RevisionFailed: a canary Pod failed (its container's reason, exit code and message), or not ready
@@ -180,17 +192,47 @@ def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str,
         isvc = kube.get(dyn, ISVC_API, ISVC_KIND, name, namespace)
         if canary_entry_verdict(isvc, entry) == "ready":
             return isvc
-        try:
-            dep = kube.get(dyn, "apps/v1", "Deployment", deployment, namespace)
-        except kube.NotFound:
-            dep = None
-        if dep is not None:
-            labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            for pod in kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=selector) if selector else []:
-                failure = pod_failure(pod)
-                if failure:
-                    raise RevisionFailed(f"canary {deployment} failed: {failure}")
+        failure = deployment_problem(dyn, namespace, deployment)
+        if failure:
+            raise RevisionFailed(f"canary {deployment} failed: {failure}")
         if time.monotonic() >= deadline:
             raise RevisionFailed(f"canary {deployment} not ready within the deadline ({timeout:.0f}s)")
         time.sleep(poll_s)
+
+
+def replicaset_failure(rs: dict[str, Any]) -> str | None:
+    """A ReplicaSet's ``ReplicaFailure`` condition message (the Pod could not be created), or None.
+
+    KServe v0.20.0's Pod mutator refuses a predictor Pod whose ServiceAccount lists a Secret that does not exist
+    (``admission webhook "inferenceservice.kserve-webhook-server.pod-mutator" denied the request: secrets "x" not
+    found``): no Pod, no init container, and the InferenceService only says ``Predictor HTTPRoute not created``."""
+    for c in (rs.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "ReplicaFailure" and c.get("status") == "True":
+            return f"ReplicaSet {rs['metadata']['name']}: {c.get('reason', '')}: {c.get('message', '')}"
+    return None
+
+
+def deployment_problem(dyn: DynamicClient, namespace: str, deployment: str) -> str | None:
+    """Why a predictor Deployment's Pods do not come up, when only a change of inputs can fix it: a ReplicaSet of
+    the Deployment that cannot create Pods (:func:`replicaset_failure`) or a Pod that failed
+    (:func:`pod_failure`). None when the Deployment does not exist or nothing is wrong (yet)."""
+    try:
+        dep = kube.get(dyn, "apps/v1", "Deployment", deployment, namespace)
+    except kube.NotFound:
+        return None
+    labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if not selector:
+        return None
+    uid = dep["metadata"].get("uid")
+    for rs in kube.list_objects(dyn, "apps/v1", "ReplicaSet", namespace, label_selector=selector):
+        owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
+        if uid in owners and int((rs.get("spec") or {}).get("replicas") or 0) > 0:
+            failure = replicaset_failure(rs)
+            if failure:
+                return failure
+    for pod in kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=selector):
+        failure = pod_failure(pod)
+        if failure:
+            return failure
+    return None

@@ -173,3 +173,22 @@ def test_the_sandbox_kserve_config_lists_every_record_key() -> None:
     out = patch_config(data)
     assert propagated_record_keys(out, record_annotation_keys()) == []
     assert json.loads(out["inferenceService"])["serviceAnnotationDisallowedList"][0] == "x"  # kept
+
+
+def test_config_errors_and_refused_pods_are_failures() -> None:
+    from tasks.rollout.readiness import replicaset_failure
+
+    waiting = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
+        "name": "storage-initializer", "state": {"waiting": {
+            "reason": "CreateContainerConfigError", "message": "couldn't find key AWS_ACCESS_KEY_ID in Secret ns/s"}}}]}}
+    assert pod_failure(waiting) == ("p: storage-initializer CreateContainerConfigError: couldn't find key "
+                                    "AWS_ACCESS_KEY_ID in Secret ns/s")
+    pulling = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
+        "name": "storage-initializer", "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    assert pod_failure(pulling) is None
+    refused = {"metadata": {"name": "rs1"}, "status": {"conditions": [{
+        "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+        "message": 'admission webhook "x" denied the request: secrets "s" not found'}]}}
+    assert replicaset_failure(refused) == ('ReplicaSet rs1: FailedCreate: admission webhook "x" denied the request: '
+                                           'secrets "s" not found')
+    assert replicaset_failure({"metadata": {"name": "rs1"}, "status": {}}) is None

@@ -12,7 +12,7 @@ from kubernetes.dynamic import DynamicClient
 
 from tasks import kube
 from tasks.rollout.isvc import ISVC_API, ISVC_KIND, MODE_ANNOTATION, storage_uri
-from tasks.rollout.readiness import wait_deployment_rolled, wait_revision
+from tasks.rollout.readiness import RevisionFailed, deployment_problem, wait_deployment_rolled, wait_revision
 from tasks.rollout.routing.base import Routing, SpecChange
 from tasks.rollout.state import RolloutRecord
 
@@ -202,6 +202,20 @@ class RawRouting(Routing):
 
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         return self.namespace, self.canary_name, None
+
+    def wait_canary(self, record: RolloutRecord, timeout: float) -> dict[str, Any]:
+        """KServe's readiness of the canary InferenceService; while it is not ready, also a Deployment that
+        cannot come up for a reason KServe does not report (:func:`tasks.rollout.readiness.deployment_problem`:
+        a Pod the Pod mutator refused, a Secret key missing), as :class:`RevisionFailed`."""
+        try:
+            return super().wait_canary(record, timeout)
+        except RevisionFailed as exc:
+            if "deadline" not in str(exc):
+                raise
+            problem = deployment_problem(self.dyn, self.namespace, f"{self.canary_name}-predictor")
+            if problem:
+                raise RevisionFailed(f"{self.canary_name} failed: {problem}") from exc
+            raise
 
     def serving(self, isvc: dict[str, Any]) -> dict[str, int]:
         """Weight per backend (Service name) of the route's first rule; all to stable when there is no route."""
