@@ -180,7 +180,8 @@ def test_config_errors_and_refused_pods_are_failures() -> None:
 
     waiting = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
         "name": "storage-initializer", "state": {"waiting": {
-            "reason": "CreateContainerConfigError", "message": "couldn't find key AWS_ACCESS_KEY_ID in Secret ns/s"}}}]}}
+            "reason": "CreateContainerConfigError",
+            "message": "couldn't find key AWS_ACCESS_KEY_ID in Secret ns/s"}}}]}}
     assert pod_failure(waiting) == ("p: storage-initializer CreateContainerConfigError: couldn't find key "
                                     "AWS_ACCESS_KEY_ID in Secret ns/s")
     pulling = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
