@@ -160,44 +160,77 @@ def _failed(pod: str, container: str, term: dict[str, Any]) -> str:
     return f"{pod}: {container} {term.get('reason') or 'Error'} (exit {term.get('exitCode')}): {tail}"
 
 
-def canary_entry_verdict(isvc: dict[str, Any], entry: str) -> str | None:
-    """``"ready"`` when KServe's status for the current generation has ``canaryStatuses[name=entry].ready``
-    (``reconcileCanaryDeployments`` sets it once the canary Deployment has an available replica), else None."""
-    status = isvc.get("status") or {}
-    if status.get("observedGeneration") != isvc["metadata"].get("generation"):
-        return None
-    for c in status.get("canaryStatuses") or []:
-        if c.get("name") == entry and c.get("ready"):
-            return "ready"
-    return None
+SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 
 
-def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str, timeout: float,
-                      poll_s: float = 2.0) -> dict[str, Any]:
-    """Poll until the ``spec.canary[]`` entry ``entry`` is ready (:func:`canary_entry_verdict`); return the
-    InferenceService.
+def canary_entry_ready(isvc: dict[str, Any], entry: str) -> bool:
+    """KServe's ``canaryStatuses[name=entry].ready`` (``reconcileCanaryDeployments`` sets it once the canary
+    Deployment has an available replica: not proof that it runs the current spec, see
+    :func:`deployment_serving`)."""
+    return any(c.get("name") == entry and c.get("ready") for c in (isvc.get("status") or {}).get("canaryStatuses")
+               or [])
 
-    KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
-    canary that cannot load is found on Deployment ``<name>-<entry>-predictor`` (:func:`deployment_problem`).
+
+def deployment_serving(dep: dict[str, Any], uri: str) -> bool:
+    """True when a KServe predictor Deployment has rolled out completely (:func:`deployment_rolled`) with a Pod
+    template for model ``uri`` (annotation ``internal.serving.kserve.io/storage-initializer-sourceuri``, which
+    KServe's storage initializer injector downloads from).
+
+    The Deployment is the truth in Standard mode: KServe v0.20.0 copies the predictor Deployment's
+    ``status.observedGeneration`` into the InferenceService's ``status.observedGeneration``
+    (``PropagateRawStatus``), so it is never compared with the InferenceService's ``metadata.generation``."""
+    annotations = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(SOURCE_URI_ANNOTATION) == uri and deployment_rolled(dep)
+
+
+def wait_deployment_serving(dyn: DynamicClient, namespace: str, name: str, uri: str, timeout: float
+                            ) -> dict[str, Any]:
+    """Wait until Deployment ``name`` serves ``uri`` (:func:`deployment_serving`), failing early when it cannot
+    come up (:func:`deployment_problem`). Returns the Deployment.
 
     Raises:
-        RevisionFailed: a canary Pod failed (its container's reason, exit code and message), or not ready
-            within ``timeout`` seconds ("deadline" in the message).
+        RevisionFailed: a problem (its reason), or not serving within ``timeout`` seconds ("deadline").
     """
     import time
 
     deadline = time.monotonic() + max(1.0, timeout)
-    deployment = f"{name}-{entry}-predictor"
     while True:
-        isvc = kube.get(dyn, ISVC_API, ISVC_KIND, name, namespace)
-        if canary_entry_verdict(isvc, entry) == "ready":
-            return isvc
-        failure = deployment_problem(dyn, namespace, deployment)
-        if failure:
-            raise RevisionFailed(f"canary {deployment} failed: {failure}")
+        try:
+            dep = kube.get(dyn, "apps/v1", "Deployment", name, namespace)
+        except kube.NotFound:
+            dep = None
+        if dep is not None and deployment_serving(dep, uri):
+            return dep
+        problem = deployment_problem(dyn, namespace, name)
+        if problem:
+            raise RevisionFailed(f"{name} failed: {problem}")
         if time.monotonic() >= deadline:
-            raise RevisionFailed(f"canary {deployment} not ready within the deadline ({timeout:.0f}s)")
-        time.sleep(poll_s)
+            raise RevisionFailed(f"{namespace}/{name} not serving {uri} within the deadline ({timeout:.0f}s)")
+        time.sleep(2.0)
+
+
+def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str, uri: str, timeout: float
+                      ) -> dict[str, Any]:
+    """Wait until the ``spec.canary[]`` entry ``entry`` serves ``uri``: KServe reports it ready
+    (:func:`canary_entry_ready`) and its Deployment ``<name>-<entry>-predictor`` has rolled out with that model
+    (:func:`wait_deployment_serving`). Returns the InferenceService.
+
+    KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
+    canary that cannot load is found on its Deployment (:func:`deployment_problem`).
+
+    Raises:
+        RevisionFailed: the canary failed (the reason), or not ready within ``timeout`` seconds ("deadline").
+    """
+    import time
+
+    began = time.monotonic()
+    wait_deployment_serving(dyn, namespace, f"{name}-{entry}-predictor", uri, timeout)
+    rest = max(1.0, timeout - (time.monotonic() - began))
+    try:
+        return kube.wait_for(dyn, ISVC_API, ISVC_KIND, name, lambda o: canary_entry_ready(o, entry),
+                             namespace=namespace, timeout=rest, what=f"canary {entry} ready")
+    except TimeoutError as exc:
+        raise RevisionFailed(f"canary {entry} of {namespace}/{name} not ready within the deadline: {exc}") from exc
 
 
 def replicaset_failure(rs: dict[str, Any]) -> str | None:

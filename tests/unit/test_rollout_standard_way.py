@@ -11,7 +11,7 @@ import yaml
 from tasks.crds import cache_root
 from tasks.errors import InputError
 from tasks.rollout.isvc import crd_has_canary_list
-from tasks.rollout.readiness import canary_entry_verdict, deployment_rolled, pod_failure
+from tasks.rollout.readiness import deployment_rolled, pod_failure
 from tasks.rollout.routing import CanaryListRouting, choose_way
 from tasks.rollout.routing.raw import rollout_route, route_host
 
@@ -134,14 +134,17 @@ def test_pod_failure_reads_init_and_crashlooping_containers() -> None:
     assert pod_failure(crash) == "p: kserve-container Error (exit 2): bad pickle"
 
 
-def test_canary_entry_verdict_needs_the_current_generation() -> None:
-    ready = {"metadata": {"generation": 3},
-             "status": {"observedGeneration": 3, "canaryStatuses": [{"name": "canary", "ready": True}]}}
-    assert canary_entry_verdict(ready, "canary") == "ready"
-    assert canary_entry_verdict(ready, "other") is None
-    stale = copy.deepcopy(ready)
-    stale["status"]["observedGeneration"] = 2
-    assert canary_entry_verdict(stale, "canary") is None
+def test_canary_ready_and_deployment_serving() -> None:
+    from tasks.rollout.readiness import SOURCE_URI_ANNOTATION, canary_entry_ready, deployment_serving
+
+    isvc = {"metadata": {"generation": 3},  # KServe's observedGeneration is the Deployment's: not compared
+            "status": {"observedGeneration": 1, "canaryStatuses": [{"name": "canary", "ready": True}]}}
+    assert canary_entry_ready(isvc, "canary") and not canary_entry_ready(isvc, "other")
+    d = dep()
+    d["spec"]["template"] = {"metadata": {"annotations": {SOURCE_URI_ANNOTATION: "s3://b/v2"}}}
+    assert deployment_serving(d, "s3://b/v2") and not deployment_serving(d, "s3://b/v1")
+    d["status"]["replicas"] = 2  # the old Pod still serves
+    assert not deployment_serving(d, "s3://b/v2")
 
 
 def test_record_keys_kserve_would_copy_into_the_pod_template() -> None:
