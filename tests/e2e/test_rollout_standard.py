@@ -329,8 +329,9 @@ def test_spec_canary_that_fails_on_missing_values_is_rolled_back(env, kdyn, isvc
     assert result["phase"] == "RolledBack", result["message"]
     assert load.by_code[500] > 0 and "Input X contains NaN" in load.bodies[500], (load.by_code, load.bodies)
     assert _canary_requests(env, f"{ONE}-canary-predictor")["5xx"] > before["5xx"]
-    assert [h.decision.value for h in record.history] == ["rollback"]
-    assert record.history[0].metrics["error_rate"]["verdict"] == "fail"
+    # holds while evidence is short (the starved load generator on a loaded machine), then one rollback
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
+    assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
     obj = get_isvc(kdyn, NS, ONE)
     assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
     assert _serving(kdyn, ONE) == {f"{ONE}-predictor": 100}
@@ -362,8 +363,9 @@ def test_second_inferenceservice_that_fails_on_missing_values_is_rolled_back(env
     _, record = _record(kdyn, TWO)
     assert result["phase"] == "RolledBack", result["message"]
     assert load.by_code[500] > 0, load.by_code
-    assert [h.decision.value for h in record.history] == ["rollback"]
-    assert record.history[0].metrics["error_rate"]["verdict"] == "fail"
+    # holds while evidence is short (the starved load generator on a loaded machine), then one rollback
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
+    assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
     assert get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
     assert _serving(kdyn, TWO) == {f"{TWO}-predictor": 100}
     _gone(kdyn, ISVC_API, ISVC_KIND, f"{TWO}-canary")
