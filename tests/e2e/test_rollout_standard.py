@@ -323,6 +323,7 @@ def test_spec_canary_that_fails_on_missing_values_is_rolled_back(env, kdyn, isvc
     from tasks.rollout.isvc import get_isvc
 
     before = _canary_requests(env, f"{ONE}-canary-predictor")
+    stable_uri = get_isvc(kdyn, NS, ONE)["spec"]["predictor"]["model"]["storageUri"]  # v2 after the promote test
     with Load(env["KAIOPS_GATEWAY_URL"], isvcs[ONE]["status"]["url"], ONE) as load:
         result = _rollout(env, ONE, URI["v3"], policies[ONE], tmp_path)
     obj, record = _record(kdyn, ONE)
@@ -333,7 +334,7 @@ def test_spec_canary_that_fails_on_missing_values_is_rolled_back(env, kdyn, isvc
     assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
     assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
     obj = get_isvc(kdyn, NS, ONE)
-    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == stable_uri
     assert _serving(kdyn, ONE) == {f"{ONE}-predictor": 100}
     _gone(kdyn, "apps/v1", "Deployment", f"{ONE}-canary-predictor")
 
@@ -358,6 +359,7 @@ def test_second_inferenceservice_that_fails_on_missing_values_is_rolled_back(env
                                                                              tmp_path) -> None:
     from tasks.rollout.isvc import ISVC_API, ISVC_KIND, get_isvc
 
+    stable_uri = get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"]  # v2 after the promote test
     with Load(env["KAIOPS_GATEWAY_URL"], isvcs[TWO]["status"]["url"], TWO) as load:
         result = _rollout(env, TWO, URI["v3"], policies[TWO], tmp_path)
     _, record = _record(kdyn, TWO)
@@ -366,7 +368,7 @@ def test_second_inferenceservice_that_fails_on_missing_values_is_rolled_back(env
     # holds while evidence is short (the starved load generator on a loaded machine), then one rollback
     assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
     assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
-    assert get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    assert get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"] == stable_uri
     assert _serving(kdyn, TWO) == {f"{TWO}-predictor": 100}
     _gone(kdyn, ISVC_API, ISVC_KIND, f"{TWO}-canary")
 
