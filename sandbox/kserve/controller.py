@@ -414,10 +414,6 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, on_term)
     for target in (ctl.watch_forever, ctl.resync_forever, ctl.work_forever):
         threading.Thread(target=target, name=target.__name__, daemon=True).start()
-    from sandbox.kserve.httproute import HTTPRouteController
-
-    routes = HTTPRouteController(dyn, ctl)
-    threading.Thread(target=routes.watch_forever, name="httproutes", daemon=True).start()
     ctl.synced.wait()
     MetricsServer(args.metrics_port)
     METRICS.watch_targets(lambda key, resource: targets.write(

@@ -122,14 +122,27 @@ def wait_deployment_rolled(dyn: DynamicClient, namespace: str, name: str, timeou
         raise RevisionFailed(f"Deployment {namespace}/{name} not rolled out within {timeout:.0f}s: {exc}") from exc
 
 
+#: Container waiting reasons that only a change of the Pod's inputs ends (a Secret, a key, a ConfigMap), not time.
+CONFIG_ERRORS = ("CreateContainerConfigError",)
+
+
 def pod_failure(pod: dict[str, Any]) -> str | None:
     """The first failed container of a Pod, as ``<pod>: <container> <reason> (exit <code>): <message>``, or None.
+
+    Also a container that cannot start because its env names a missing Secret or key (``CreateContainerConfigError``,
+    e.g. ``couldn't find key AWS_ACCESS_KEY_ID in Secret ns/name``): KServe v0.20.0 injects such a
+    ``secretKeyRef`` for an S3 Secret whose access key id is stored under another name, and reports nothing (its
+    model status stays ``InProgress``; ``PropagateModelStatus`` only reads terminated and CrashLoopBackOff states).
 
     Failed: an init container terminated with a non-zero exit code (now or last time), or a container in
     ``CrashLoopBackOff`` whose last run exited non-zero. ``message`` is the container's termination message
     (with ``FallbackToLogsOnError``, which KServe sets, the kubelet fills it from the log tail)."""
     status = pod.get("status") or {}
     name = pod["metadata"]["name"]
+    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CONFIG_ERRORS:
+            return f"{name}: {cs['name']} {waiting['reason']}: {waiting.get('message', '')}"
     for cs in status.get("initContainerStatuses") or []:
         for term in ((cs.get("state") or {}).get("terminated"), (cs.get("lastState") or {}).get("terminated")):
             if term and int(term.get("exitCode") or 0) != 0:
@@ -147,50 +160,112 @@ def _failed(pod: str, container: str, term: dict[str, Any]) -> str:
     return f"{pod}: {container} {term.get('reason') or 'Error'} (exit {term.get('exitCode')}): {tail}"
 
 
-def canary_entry_verdict(isvc: dict[str, Any], entry: str) -> str | None:
-    """``"ready"`` when KServe's status for the current generation has ``canaryStatuses[name=entry].ready``
-    (``reconcileCanaryDeployments`` sets it once the canary Deployment has an available replica), else None."""
-    status = isvc.get("status") or {}
-    if status.get("observedGeneration") != isvc["metadata"].get("generation"):
-        return None
-    for c in status.get("canaryStatuses") or []:
-        if c.get("name") == entry and c.get("ready"):
-            return "ready"
-    return None
+SOURCE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 
 
-def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str, timeout: float,
-                      poll_s: float = 2.0) -> dict[str, Any]:
-    """Poll until the ``spec.canary[]`` entry ``entry`` is ready (:func:`canary_entry_verdict`); return the
-    InferenceService.
+def canary_entry_ready(isvc: dict[str, Any], entry: str) -> bool:
+    """KServe's ``canaryStatuses[name=entry].ready`` (``reconcileCanaryDeployments`` sets it once the canary
+    Deployment has an available replica: not proof that it runs the current spec, see
+    :func:`deployment_serving`)."""
+    return any(c.get("name") == entry and c.get("ready") for c in (isvc.get("status") or {}).get("canaryStatuses")
+               or [])
 
-    KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
-    canary that cannot load is found on its Pods (:func:`pod_failure`): those of Deployment
-    ``<name>-<entry>-predictor``, by its selector.
+
+def deployment_serving(dep: dict[str, Any], uri: str) -> bool:
+    """True when a KServe predictor Deployment has rolled out completely (:func:`deployment_rolled`) with a Pod
+    template for model ``uri`` (annotation ``internal.serving.kserve.io/storage-initializer-sourceuri``, which
+    KServe's storage initializer injector downloads from).
+
+    The Deployment is the truth in Standard mode: KServe v0.20.0 copies the predictor Deployment's
+    ``status.observedGeneration`` into the InferenceService's ``status.observedGeneration``
+    (``PropagateRawStatus``), so it is never compared with the InferenceService's ``metadata.generation``."""
+    annotations = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return annotations.get(SOURCE_URI_ANNOTATION) == uri and deployment_rolled(dep)
+
+
+def wait_deployment_serving(dyn: DynamicClient, namespace: str, name: str, uri: str, timeout: float
+                            ) -> dict[str, Any]:
+    """Wait until Deployment ``name`` serves ``uri`` (:func:`deployment_serving`), failing early when it cannot
+    come up (:func:`deployment_problem`). Returns the Deployment.
 
     Raises:
-        RevisionFailed: a canary Pod failed (its container's reason, exit code and message), or not ready
-            within ``timeout`` seconds ("deadline" in the message).
+        RevisionFailed: a problem (its reason), or not serving within ``timeout`` seconds ("deadline").
     """
     import time
 
     deadline = time.monotonic() + max(1.0, timeout)
-    deployment = f"{name}-{entry}-predictor"
     while True:
-        isvc = kube.get(dyn, ISVC_API, ISVC_KIND, name, namespace)
-        if canary_entry_verdict(isvc, entry) == "ready":
-            return isvc
         try:
-            dep = kube.get(dyn, "apps/v1", "Deployment", deployment, namespace)
+            dep = kube.get(dyn, "apps/v1", "Deployment", name, namespace)
         except kube.NotFound:
             dep = None
-        if dep is not None:
-            labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            for pod in kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=selector) if selector else []:
-                failure = pod_failure(pod)
-                if failure:
-                    raise RevisionFailed(f"canary {deployment} failed: {failure}")
+        if dep is not None and deployment_serving(dep, uri):
+            return dep
+        problem = deployment_problem(dyn, namespace, name)
+        if problem:
+            raise RevisionFailed(f"{name} failed: {problem}")
         if time.monotonic() >= deadline:
-            raise RevisionFailed(f"canary {deployment} not ready within the deadline ({timeout:.0f}s)")
-        time.sleep(poll_s)
+            raise RevisionFailed(f"{namespace}/{name} not serving {uri} within the deadline ({timeout:.0f}s)")
+        time.sleep(2.0)
+
+
+def wait_canary_entry(dyn: DynamicClient, namespace: str, name: str, entry: str, uri: str, timeout: float
+                      ) -> dict[str, Any]:
+    """Wait until the ``spec.canary[]`` entry ``entry`` serves ``uri``: KServe reports it ready
+    (:func:`canary_entry_ready`) and its Deployment ``<name>-<entry>-predictor`` has rolled out with that model
+    (:func:`wait_deployment_serving`). Returns the InferenceService.
+
+    KServe v0.20.0 writes no ``modelStatus`` for a canary (``CanaryStatus.modelStatus`` stays empty), so a
+    canary that cannot load is found on its Deployment (:func:`deployment_problem`).
+
+    Raises:
+        RevisionFailed: the canary failed (the reason), or not ready within ``timeout`` seconds ("deadline").
+    """
+    import time
+
+    began = time.monotonic()
+    wait_deployment_serving(dyn, namespace, f"{name}-{entry}-predictor", uri, timeout)
+    rest = max(1.0, timeout - (time.monotonic() - began))
+    try:
+        return kube.wait_for(dyn, ISVC_API, ISVC_KIND, name, lambda o: canary_entry_ready(o, entry),
+                             namespace=namespace, timeout=rest, what=f"canary {entry} ready")
+    except TimeoutError as exc:
+        raise RevisionFailed(f"canary {entry} of {namespace}/{name} not ready within the deadline: {exc}") from exc
+
+
+def replicaset_failure(rs: dict[str, Any]) -> str | None:
+    """A ReplicaSet's ``ReplicaFailure`` condition message (the Pod could not be created), or None.
+
+    KServe v0.20.0's Pod mutator refuses a predictor Pod whose ServiceAccount lists a Secret that does not exist
+    (``admission webhook "inferenceservice.kserve-webhook-server.pod-mutator" denied the request: secrets "x" not
+    found``): no Pod, no init container, and the InferenceService only says ``Predictor HTTPRoute not created``."""
+    for c in (rs.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "ReplicaFailure" and c.get("status") == "True":
+            return f"ReplicaSet {rs['metadata']['name']}: {c.get('reason', '')}: {c.get('message', '')}"
+    return None
+
+
+def deployment_problem(dyn: DynamicClient, namespace: str, deployment: str) -> str | None:
+    """Why a predictor Deployment's Pods do not come up, when only a change of inputs can fix it: a ReplicaSet of
+    the Deployment that cannot create Pods (:func:`replicaset_failure`) or a Pod that failed
+    (:func:`pod_failure`). None when the Deployment does not exist or nothing is wrong (yet)."""
+    try:
+        dep = kube.get(dyn, "apps/v1", "Deployment", deployment, namespace)
+    except kube.NotFound:
+        return None
+    labels = ((dep.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    if not selector:
+        return None
+    uid = dep["metadata"].get("uid")
+    for rs in kube.list_objects(dyn, "apps/v1", "ReplicaSet", namespace, label_selector=selector):
+        owners = {o.get("uid") for o in rs["metadata"].get("ownerReferences") or []}
+        if uid in owners and int((rs.get("spec") or {}).get("replicas") or 0) > 0:
+            failure = replicaset_failure(rs)
+            if failure:
+                return failure
+    for pod in kube.list_objects(dyn, "v1", "Pod", namespace, label_selector=selector):
+        failure = pod_failure(pod)
+        if failure:
+            return failure
+    return None

@@ -153,12 +153,3 @@ def annotate(dyn: Any, namespace: str, name: str, annotations: dict[str, str | N
     kube.resource_for(dyn, ISVC_API, ISVC_KIND).patch(
         body={"metadata": {"annotations": annotations}}, name=name, namespace=namespace,
         content_type="application/merge-patch+json")
-
-
-def route_url(dyn: Any, namespace: str, route: str, fallback: str) -> str:
-    """The sandbox address of an HTTPRoute (annotation ``sandbox.kaiops.io/url``), else ``fallback``."""
-    try:
-        obj = kube.get(dyn, ROUTE_API, ROUTE_KIND, route, namespace)
-    except kube.NotFound:
-        return fallback
-    return (obj["metadata"].get("annotations") or {}).get("sandbox.kaiops.io/url") or fallback

@@ -283,3 +283,70 @@ def test_spec_canary_makes_a_second_deployment_and_status_but_no_weighted_route(
     route = kube.resource_for(kdyn, "gateway.networking.k8s.io/v1", "HTTPRoute").get(name="iris", namespace=NS)
     backends = {b["name"] for r in route.to_dict()["spec"]["rules"] for b in r.get("backendRefs") or []}
     assert backends == {"iris-predictor"}, backends
+
+
+def _until_problem(kdyn, name: str, timeout: float = 300) -> str:
+    from tasks.rollout.readiness import deployment_problem
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        problem = deployment_problem(kdyn, NS, f"{name}-predictor")
+        if problem:
+            return problem
+        time.sleep(2)
+    raise AssertionError(f"no problem found on {name}-predictor within {timeout:.0f}s")
+
+
+def test_service_account_naming_a_missing_secret_is_refused_by_kserves_pod_mutator(kdyn, namespace: str,
+                                                                                     model_uri: str) -> None:
+    """Not an init-container failure: KServe's Pod mutator refuses the predictor Pod (the ReplicaSet's
+    ``ReplicaFailure``), and KServe's own status says nothing about it (model status stays ``InProgress``).
+    kaiops finds the webhook's reason on the ReplicaSet, and its warmup check predicted it."""
+    from tasks import kube
+    from tasks.kserve_credentials import read_and_resolve
+
+    kube.apply(kdyn, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ghost", "namespace": NS},
+                      "secrets": [{"name": "no-such-secret"}]})
+    obj = isvc("ghost", model_uri)
+    obj["spec"]["predictor"]["serviceAccountName"] = "ghost"
+    kube.apply(kdyn, obj)
+    problem = _until_problem(kdyn, "ghost")
+    assert 'admission webhook "inferenceservice.kserve-webhook-server.pod-mutator" denied the request: ' \
+           'secrets "no-such-secret" not found' in problem, problem
+    got = kube.get(kdyn, ISVC_API, ISVC_KIND, "ghost", NS)
+    model = got["status"].get("modelStatus") or {}
+    assert "lastFailureInfo" not in model and model.get("transitionStatus") == "InProgress", model
+    assert not kube.condition_true(got, "Ready")
+    _, creds = read_and_resolve(kdyn, "ghost", namespace=NS)
+    assert any(p.kind.value == "SecretMissing" and "no-such-secret" in p.obj for p in creds.problems), creds.problems
+    kube.delete(kdyn, ISVC_API, ISVC_KIND, "ghost", NS)
+
+
+def test_secret_with_the_access_key_under_another_name_stops_the_init_container(kdyn, env: dict[str, str],
+                                                                                namespace: str, model_uri: str) -> None:
+    """KServe recognises an S3 Secret by ``AWS_SECRET_ACCESS_KEY`` and then injects a ``secretKeyRef`` to key
+    ``AWS_ACCESS_KEY_ID`` whether or not the Secret has it: the storage initializer waits in
+    ``CreateContainerConfigError`` and KServe reports nothing (``PropagateModelStatus`` reads only terminated and
+    CrashLoopBackOff states). kaiops reports the kubelet's reason, and its warmup check predicted it."""
+    from tasks import kube
+    from tasks.kserve_credentials import read_and_resolve
+
+    kube.apply(kdyn, {"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "wrongkeys", "namespace": NS,
+        "annotations": {"serving.kserve.io/s3-endpoint": "s3.kaiops-sandbox.svc.cluster.local:80",
+                        "serving.kserve.io/s3-usehttps": "0"}},
+        "type": "Opaque", "stringData": {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+                                         "AWS_SECRET_ACCESS_KEY": env["AWS_SECRET_ACCESS_KEY"]}})
+    kube.apply(kdyn, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "wrongkeys", "namespace": NS},
+                      "secrets": [{"name": "wrongkeys"}]})
+    obj = isvc("wrongkeys", model_uri)
+    obj["spec"]["predictor"]["serviceAccountName"] = "wrongkeys"
+    kube.apply(kdyn, obj)
+    problem = _until_problem(kdyn, "wrongkeys")
+    assert "storage-initializer CreateContainerConfigError: couldn't find key AWS_ACCESS_KEY_ID in Secret " \
+           f"{NS}/wrongkeys" in problem, problem
+    model = kube.get(kdyn, ISVC_API, ISVC_KIND, "wrongkeys", NS)["status"].get("modelStatus") or {}
+    assert "lastFailureInfo" not in model, model
+    _, creds = read_and_resolve(kdyn, "wrongkeys", namespace=NS)
+    assert [p.kind.value for p in creds.problems] == ["MissingKey"], creds.problems
+    kube.delete(kdyn, ISVC_API, ISVC_KIND, "wrongkeys", NS)

@@ -1,9 +1,10 @@
 """Progressive canary rollouts end to end on the sandbox: real apiserver, KServe emulation with real model
-servers, real Prometheus, the sandbox Prefect server.
+servers, real Prometheus, the sandbox Prefect server. Standard (RawDeployment) mode runs against the real KServe
+manager instead: ``tests/e2e/test_rollout_standard.py``.
 
 Starts only ``kserve``, ``s3`` and ``prefect`` (plus what they need) on the instance named by
 ``KAIOPS_SANDBOX``. The tests run in order and share one Serverless InferenceService (``iris``: v1 -> v2
-promoted -> bad v3 rolled back -> ...) and one RawDeployment InferenceService (``iris-raw``). The policy is
+promoted -> bad v3 rolled back -> ...). The policy is
 the default one made short: steps 20/50/100, 8 s looks after 2 s warm-up, 20 requests per look, 20 s lease.
 """
 
@@ -15,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from tests.sandbox_env import services_fixture
 pytestmark = pytest.mark.e2e
 
 NS = "rollout-e2e"
-ISVC, RAW = "iris", "iris-raw"
+ISVC = "iris"
 URI = {v: f"s3://models/iris/{v}/" for v in ("v1", "v2", "v3")}
 RPS = 20
 KAIOPS = str(Path(sys.executable).parent / "kaiops")
@@ -45,21 +45,17 @@ def kdyn(env: dict[str, str]):
 
 @pytest.fixture(scope="module")
 def isvcs(env: dict[str, str], kdyn) -> dict[str, dict]:
-    """Both InferenceServices on v1, created afresh (in parallel: a model server takes ~25 s to start here)."""
+    """The Serverless InferenceService on v1, created afresh (Standard mode: tests/e2e/test_rollout_standard.py,
+    against the real KServe manager)."""
     rs.publish_models()
-    rs.delete_isvcs(kdyn, NS, [ISVC, RAW, f"{RAW}-canary"])
-    with ThreadPoolExecutor(2) as pool:
-        serverless = pool.submit(rs.create_isvc, kdyn, NS, ISVC, URI["v1"])
-        raw = pool.submit(rs.create_isvc, kdyn, NS, RAW, URI["v1"], raw=True)
-        return {ISVC: serverless.result(), RAW: raw.result()}
+    rs.delete_isvcs(kdyn, NS, [ISVC, "iris-raw", "iris-raw-canary"])
+    return {ISVC: rs.create_isvc(kdyn, NS, ISVC, URI["v1"])}
 
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("policies")
-    return {"Serverless": rs.write_policy(d / "serverless.yaml"),
-            "RawDeployment": rs.write_policy(d / "raw.yaml", mode="RawDeployment",
-                                             gateway={"scale_down_delay_seconds": 4})}
+    return {"Serverless": rs.write_policy(d / "serverless.yaml")}
 
 
 def _rollout(env: dict[str, str], name: str, uri: str, policy: Path, out: Path) -> dict:
@@ -305,26 +301,3 @@ def test_a_paused_rollout_follows_the_decision_sent_through_prefect(env, kdyn, i
     assert "human-promote" in _reasons(kdyn) and "checked the dashboards" in record.message + "".join(
         e.get("message", "") for e in _events(kdyn))
     assert set(_serving(kdyn).values()) == {100}
-
-
-def test_raw_deployment_canary_is_promoted_through_an_httproute(env, kdyn, isvcs, policies, tmp_path) -> None:
-    from tasks import kube
-    from tasks.rollout.isvc import get_isvc
-
-    def url() -> str:
-        return rs.route_url(kdyn, NS, f"{RAW}-rollout", isvcs[RAW]["status"]["url"])
-
-    with rs.Load(url, RAW, RPS) as load:
-        result = _rollout(env, RAW, URI["v2"], policies["RawDeployment"], tmp_path)
-    _, record = _record(kdyn, RAW)
-    assert result["phase"] == "Succeeded", result["message"]
-    # A look may hold while evidence is still short (a loaded machine); it must never roll back.
-    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["advance", "advance", "promote"]
-    # not one failed request while the route moved and the canary InferenceService went away
-    assert set(load.by_code) == {200}, load.by_code
-    obj = get_isvc(kdyn, NS, RAW)
-    assert obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
-    assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
-    assert _serving(kdyn, RAW) == {f"{RAW}-predictor": 100}
-    with pytest.raises(kube.NotFound):
-        get_isvc(kdyn, NS, f"{RAW}-canary")

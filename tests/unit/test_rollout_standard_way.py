@@ -11,7 +11,7 @@ import yaml
 from tasks.crds import cache_root
 from tasks.errors import InputError
 from tasks.rollout.isvc import crd_has_canary_list
-from tasks.rollout.readiness import canary_entry_verdict, deployment_rolled, pod_failure
+from tasks.rollout.readiness import deployment_rolled, pod_failure
 from tasks.rollout.routing import CanaryListRouting, choose_way
 from tasks.rollout.routing.raw import rollout_route, route_host
 
@@ -134,14 +134,17 @@ def test_pod_failure_reads_init_and_crashlooping_containers() -> None:
     assert pod_failure(crash) == "p: kserve-container Error (exit 2): bad pickle"
 
 
-def test_canary_entry_verdict_needs_the_current_generation() -> None:
-    ready = {"metadata": {"generation": 3},
-             "status": {"observedGeneration": 3, "canaryStatuses": [{"name": "canary", "ready": True}]}}
-    assert canary_entry_verdict(ready, "canary") == "ready"
-    assert canary_entry_verdict(ready, "other") is None
-    stale = copy.deepcopy(ready)
-    stale["status"]["observedGeneration"] = 2
-    assert canary_entry_verdict(stale, "canary") is None
+def test_canary_ready_and_deployment_serving() -> None:
+    from tasks.rollout.readiness import SOURCE_URI_ANNOTATION, canary_entry_ready, deployment_serving
+
+    isvc = {"metadata": {"generation": 3},  # KServe's observedGeneration is the Deployment's: not compared
+            "status": {"observedGeneration": 1, "canaryStatuses": [{"name": "canary", "ready": True}]}}
+    assert canary_entry_ready(isvc, "canary") and not canary_entry_ready(isvc, "other")
+    d = dep()
+    d["spec"]["template"] = {"metadata": {"annotations": {SOURCE_URI_ANNOTATION: "s3://b/v2"}}}
+    assert deployment_serving(d, "s3://b/v2") and not deployment_serving(d, "s3://b/v1")
+    d["status"]["replicas"] = 2  # the old Pod still serves
+    assert not deployment_serving(d, "s3://b/v2")
 
 
 def test_record_keys_kserve_would_copy_into_the_pod_template() -> None:
@@ -173,3 +176,23 @@ def test_the_sandbox_kserve_config_lists_every_record_key() -> None:
     out = patch_config(data)
     assert propagated_record_keys(out, record_annotation_keys()) == []
     assert json.loads(out["inferenceService"])["serviceAnnotationDisallowedList"][0] == "x"  # kept
+
+
+def test_config_errors_and_refused_pods_are_failures() -> None:
+    from tasks.rollout.readiness import replicaset_failure
+
+    waiting = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
+        "name": "storage-initializer", "state": {"waiting": {
+            "reason": "CreateContainerConfigError",
+            "message": "couldn't find key AWS_ACCESS_KEY_ID in Secret ns/s"}}}]}}
+    assert pod_failure(waiting) == ("p: storage-initializer CreateContainerConfigError: couldn't find key "
+                                    "AWS_ACCESS_KEY_ID in Secret ns/s")
+    pulling = {"metadata": {"name": "p"}, "status": {"initContainerStatuses": [{
+        "name": "storage-initializer", "state": {"waiting": {"reason": "PodInitializing"}}}]}}
+    assert pod_failure(pulling) is None
+    refused = {"metadata": {"name": "rs1"}, "status": {"conditions": [{
+        "type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+        "message": 'admission webhook "x" denied the request: secrets "s" not found'}]}}
+    assert replicaset_failure(refused) == ('ReplicaSet rs1: FailedCreate: admission webhook "x" denied the request: '
+                                           'secrets "s" not found')
+    assert replicaset_failure({"metadata": {"name": "rs1"}, "status": {}}) is None

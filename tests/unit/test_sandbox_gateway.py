@@ -215,7 +215,12 @@ def test_sandbox_objects_apply_exactly_the_listed_changes() -> None:
     ingress = json.loads(cm["ingress"])
     assert ingress["enableGatewayApi"] is True and ingress["ingressClassName"] == "kaiops-sandbox"
     assert ingress["kserveIngressGateway"] == "kserve/kserve-ingress-gateway" and ingress["urlScheme"] == "http"
-    assert cm["inferenceService"] == RENDERED[5]["data"]["inferenceService"]  # untouched
+    # change 6: kaiops's rollout record keys join serviceAnnotationDisallowedList, the rest is as released
+    isvc_cfg, released_cfg = json.loads(cm["inferenceService"]), json.loads(RENDERED[5]["data"]["inferenceService"])
+    from tasks.rollout.state import record_annotation_keys
+
+    assert isvc_cfg.pop("serviceAnnotationDisallowedList") == record_annotation_keys()
+    assert isvc_cfg == released_cfg
     assert cm["storageInitializer"] == RENDERED[5]["data"]["storageInitializer"]  # untouched
     eps = out[-1]
     assert eps["kind"] == "EndpointSlice" and eps["endpoints"][0]["addresses"] == ["10.200.3.2"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from tasks import kube
 from tasks.rollout.isvc import ISVC_API, ISVC_KIND, storage_uri
-from tasks.rollout.readiness import wait_canary_entry, wait_deployment_rolled, wait_revision
+from tasks.rollout.readiness import wait_canary_entry, wait_deployment_serving
 from tasks.rollout.routing.base import SpecChange
 from tasks.rollout.routing.raw import RawRouting
 from tasks.rollout.state import RolloutRecord
@@ -83,10 +83,11 @@ class CanaryListRouting(RawRouting):
         self._route(0)  # the canary gets its share once its Deployment is available (after_ready)
 
     def wait_canary(self, record: RolloutRecord, timeout: float) -> dict[str, Any]:
-        """Wait until KServe reports the canary entry ready (``canaryStatuses[name=canary].ready`` for the
-        current generation). Raises :class:`RevisionFailed` (KServe writes no model status for a canary: the
-        failure comes from the canary Pod's init or server container, see :func:`wait_canary_entry`)."""
-        return wait_canary_entry(self.dyn, self.namespace, self.name, CANARY_ENTRY, timeout)
+        """Wait until the canary entry serves the target model (:func:`wait_canary_entry`). Raises
+        :class:`tasks.rollout.readiness.RevisionFailed` (KServe writes no model status for a canary: the failure
+        comes from the canary's Deployment, ReplicaSets and Pods)."""
+        return wait_canary_entry(self.dyn, self.namespace, self.name, CANARY_ENTRY, record.target_storage_uri,
+                                 timeout)
 
     def after_promote(self, record: RolloutRecord) -> None:
         def change(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,8 +97,7 @@ class CanaryListRouting(RawRouting):
             return body
 
         kube.update(self.dyn, ISVC_API, ISVC_KIND, self.name, self.namespace, change)
-        wait_revision(self.dyn, self.namespace, self.name, "", None, 300)
-        wait_deployment_rolled(self.dyn, self.namespace, f"{self.name}-predictor", 600)
+        wait_deployment_serving(self.dyn, self.namespace, f"{self.name}-predictor", record.target_storage_uri, 600)
         self._drain(self._route(0))
 
     def after_rollback(self, record: RolloutRecord) -> None:

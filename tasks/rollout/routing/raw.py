@@ -12,7 +12,7 @@ from kubernetes.dynamic import DynamicClient
 
 from tasks import kube
 from tasks.rollout.isvc import ISVC_API, ISVC_KIND, MODE_ANNOTATION, storage_uri
-from tasks.rollout.readiness import wait_deployment_rolled, wait_revision
+from tasks.rollout.readiness import RevisionFailed, deployment_problem, wait_deployment_serving, wait_revision
 from tasks.rollout.routing.base import Routing, SpecChange
 from tasks.rollout.state import RolloutRecord
 
@@ -153,9 +153,9 @@ class RawRouting(Routing):
         self._route(percent)
 
     def after_promote(self, record: RolloutRecord) -> None:
-        """The stable InferenceService takes the new model; once its Deployment rolled out completely (not
-        just ``PredictorReady``, which stays True while the old Pod serves, :func:`wait_deployment_rolled`), the
-        route moves back to it and the canary InferenceService is deleted after the drain."""
+        """The stable InferenceService takes the new model; once its Deployment rolled out completely with it
+        (not just ``PredictorReady``, which stays True while the old Pod serves, :func:`wait_deployment_serving`),
+        the route moves back to it and the canary InferenceService is deleted after the drain."""
         def change(body: dict[str, Any]) -> dict[str, Any] | None:
             if storage_uri(body) == record.target_storage_uri:
                 return None
@@ -164,7 +164,12 @@ class RawRouting(Routing):
 
         kube.update(self.dyn, ISVC_API, ISVC_KIND, self.name, self.namespace, change)
         wait_revision(self.dyn, self.namespace, self.name, "", None, 300)
-        wait_deployment_rolled(self.dyn, self.namespace, f"{self.name}-predictor", 600)
+        try:
+            kube.get(self.dyn, "apps/v1", "Deployment", f"{self.name}-predictor", self.namespace)
+            wait_deployment_serving(self.dyn, self.namespace, f"{self.name}-predictor", record.target_storage_uri,
+                                    600)
+        except kube.NotFound:
+            pass  # a stand-in without Deployments: KServe's status above is all there is
         self._drain(self._route(0))
         kube.delete(self.dyn, ISVC_API, ISVC_KIND, self.canary_name, self.namespace)
 
@@ -202,6 +207,31 @@ class RawRouting(Routing):
 
     def ready_target(self, record: RolloutRecord) -> tuple[str, str, int | None]:
         return self.namespace, self.canary_name, None
+
+    def wait_canary(self, record: RolloutRecord, timeout: float) -> dict[str, Any]:
+        """KServe's readiness of the canary InferenceService; while it is not ready, also a Deployment that
+        cannot come up for a reason KServe does not report (:func:`tasks.rollout.readiness.deployment_problem`:
+        a Pod the Pod mutator refused, a Secret key missing), as :class:`RevisionFailed`."""
+        import time as _time
+
+        began = _time.monotonic()
+        try:
+            obj = super().wait_canary(record, timeout)
+        except RevisionFailed as exc:
+            if "deadline" not in str(exc):
+                raise
+            problem = deployment_problem(self.dyn, self.namespace, f"{self.canary_name}-predictor")
+            if problem:
+                raise RevisionFailed(f"{self.canary_name} failed: {problem}") from exc
+            raise
+        # a stand-in without Deployments is taken at its word (wait_deployment_rolled's rule)
+        try:
+            kube.get(self.dyn, "apps/v1", "Deployment", f"{self.canary_name}-predictor", self.namespace)
+        except kube.NotFound:
+            return obj
+        wait_deployment_serving(self.dyn, self.namespace, f"{self.canary_name}-predictor",
+                                record.target_storage_uri, max(1.0, timeout - (_time.monotonic() - began)))
+        return obj
 
     def serving(self, isvc: dict[str, Any]) -> dict[str, int]:
         """Weight per backend (Service name) of the route's first rule; all to stable when there is no route."""
