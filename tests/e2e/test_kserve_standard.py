@@ -303,7 +303,7 @@ def test_service_account_naming_a_missing_secret_is_refused_by_kserves_pod_mutat
     ``ReplicaFailure``), and KServe's own status says nothing about it (model status stays ``InProgress``).
     kaiops finds the webhook's reason on the ReplicaSet, and its warmup check predicted it."""
     from tasks import kube
-    from tasks.kserve_credentials import read_and_resolve
+    from tasks.kserve.resolve import read_and_resolve
 
     kube.apply(kdyn, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ghost", "namespace": NS},
                       "secrets": [{"name": "no-such-secret"}]})
@@ -329,7 +329,7 @@ def test_secret_with_the_access_key_under_another_name_stops_the_init_container(
     ``CreateContainerConfigError`` and KServe reports nothing (``PropagateModelStatus`` reads only terminated and
     CrashLoopBackOff states). kaiops reports the kubelet's reason, and its warmup check predicted it."""
     from tasks import kube
-    from tasks.kserve_credentials import read_and_resolve
+    from tasks.kserve.resolve import read_and_resolve
 
     kube.apply(kdyn, {"apiVersion": "v1", "kind": "Secret", "metadata": {
         "name": "wrongkeys", "namespace": NS,
