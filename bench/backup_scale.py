@@ -96,14 +96,19 @@ def post_all(api: Any, objects: list[dict[str, Any]], parallelism: int = 16) -> 
 
     def post(o: dict[str, Any]) -> int:
         info = found.served[discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])]
-        try:
-            api.call_api(info.path(o["metadata"].get("namespace")), "POST", body=o, auth_settings=["BearerToken"],
-                         header_params={"Content-Type": "application/json"}, _preload_content=False)
-        except Exception as exc:  # an object left by an earlier, interrupted seeding
-            if getattr(exc, "status", None) == 409:
-                return 0
-            raise
-        return 1
+        for attempt in range(5):  # an overloaded etcd times out now and then (500 "request timed out")
+            try:
+                api.call_api(info.path(o["metadata"].get("namespace")), "POST", body=o, auth_settings=["BearerToken"],
+                             header_params={"Content-Type": "application/json"}, _preload_content=False)
+                return 1
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                if status == 409:  # an object left by an earlier, interrupted seeding
+                    return 0
+                if attempt == 4 or (status is not None and status < 500 and status != 429):
+                    raise
+                time.sleep(2 + attempt)
+        return 0
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         return sum(pool.map(post, objects))
@@ -122,22 +127,23 @@ def delete_collections(api: Any, namespaces: list[str], parallelism: int = 8) ->
         list(pool.map(wipe, namespaces))
 
 
-def count_seeded(api: Any, run: str) -> int:
-    """How many objects labelled for ``run`` exist (metadata-only pages)."""
+def seeded_keys(api: Any, run: str) -> set[tuple[str, str, str]]:
+    """``(kind, namespace, name)`` of the objects labelled for ``run`` (metadata-only pages)."""
     found = discovery.discover(api, [discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])
                                      for o in namespace_objects("x", 100, {})])
-    total = 0
+    keys: set[tuple[str, str, str]] = set()
     for info in found.served.values():
         token = None
         while True:
             query = [("limit", 5000), ("labelSelector", f"{LABEL}={run}")] + ([("continue", token)] if token else [])
             page = discovery.get_json(api, info.path(), query,
                                      accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
-            total += len(page.get("items") or [])
+            keys |= {(info.kind, i["metadata"].get("namespace", ""), i["metadata"]["name"])
+                     for i in page.get("items") or []}
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
-    return total
+    return keys
 
 
 def fresh(cmd: list[str], env: dict[str, str]) -> tuple[float, int, bytes]:
@@ -186,16 +192,17 @@ def main() -> None:
     per_ns = [args.objects // args.namespaces + (1 if i < args.objects % args.namespaces else 0)
               for i in range(args.namespaces)]
     expected = args.objects + args.namespaces
-    seeded = count_seeded(api, args.run)
-    if seeded < expected:
+    have = seeded_keys(api, args.run)
+    if len(have) < expected:
         t0 = time.perf_counter()
         post_all(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": label}}
                        for n in namespaces])
-        created = post_all(api, [o for ns, n in zip(namespaces, per_ns, strict=True)
-                                 for o in namespace_objects(ns, n, label)])
-        print(f"seeded {created} objects ({expected - seeded} missing) in {time.perf_counter() - t0:.0f}s", flush=True)
+        missing = [o for ns, n in zip(namespaces, per_ns, strict=True) for o in namespace_objects(ns, n, label)
+                   if (o["kind"], ns, o["metadata"]["name"]) not in have]
+        created = post_all(api, missing)
+        print(f"seeded {created} objects ({len(missing)} missing) in {time.perf_counter() - t0:.0f}s", flush=True)
     else:
-        print(f"reusing {seeded} objects of run {args.run}", flush=True)
+        print(f"reusing {len(have)} objects of run {args.run}", flush=True)
     if args.seed_only:
         return
 

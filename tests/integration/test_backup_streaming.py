@@ -69,9 +69,10 @@ def test_paged_parallel_export_streams_every_object_once_and_the_drill_compares_
     results = compare_applied(triples)
     assert results and all(r.equal for r in results), [r.reason for r in results if not r.equal][:3]
     # the answer is the stored object: the same as reading it back
-    first = triples[0][1]
-    stored = kube.get(dyn, first["apiVersion"], first["kind"], first["metadata"]["name"], first["metadata"]["namespace"])
-    assert stored["spec"] == triples[0][2]["spec"]
+    _, first, answer = next(t for t in triples if t[1]["kind"] == "InferenceService")
+    meta = first["metadata"]
+    stored = kube.get(dyn, first["apiVersion"], first["kind"], meta["name"], meta["namespace"])
+    assert stored["spec"] == answer["spec"] and stored["metadata"]["uid"] == answer["metadata"]["uid"]
 
     errors = steps.drill_cleanup(plan.objects, sorted(dplan.namespace_map.values()), kubeconfig=None)
     assert errors == []
