@@ -13,7 +13,7 @@
    apply --server-side -f <dir>`` of the same objects into fresh namespaces (created untimed, emptied after,
    untimed), then ``kaiops drill -p <policy> --readiness present`` (verify every checksum, plan, apply, read back
    and compare, delete what it restored).
-4. Prints each row's median seconds, ratio (kaiops / kubectl), peak RSS of each process (``wait4`` rusage), the
+4. Prints each row's median seconds, ratio (kaiops / kubectl), peak RSS of each process (GNU time ``%M``), the
    machine's load average, and writes ``bench/results/backup_scale.{txt,json}``.
 
 Needs the sandbox services kube-apiserver (with etcd, net), s3 and prefect:
@@ -147,22 +147,25 @@ def seeded_keys(api: Any, run: str) -> set[tuple[str, str, str]]:
 
 
 def fresh(cmd: list[str], env: dict[str, str]) -> tuple[float, int, bytes]:
-    """Run ``cmd`` as a fresh process; return (wall seconds, peak RSS in MiB, stdout).
+    """Run ``cmd`` as a fresh process; return (wall seconds, its peak RSS in MiB, stdout).
+
+    The peak RSS is GNU time's ``%M`` for ``cmd`` alone: ``wait4``'s ``ru_maxrss`` of a child forked from this
+    process also counts the pages it shared with this (large) parent before ``exec``.
 
     Raises:
         RuntimeError: the process exited non-zero (its stderr's tail in the message).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdout=out, stderr=err, env=env,
+                              check=False)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:3])}... exit {proc.returncode}: {err.read()[-2000:].decode()}")
-        return seconds, usage.ru_maxrss // 1024, out.read()
+        return seconds, int(rss.read().split()[-1]) // 1024, out.read()
 
 
 def parse_json(out: bytes) -> Any:
