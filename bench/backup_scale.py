@@ -13,7 +13,7 @@
    apply --server-side -f <dir>`` of the same objects into fresh namespaces (created untimed, emptied after,
    untimed), then ``kaiops drill -p <policy> --readiness present`` (verify every checksum, plan, apply, read back
    and compare, delete what it restored).
-4. Prints each row's median seconds, ratio (kaiops / kubectl), peak RSS of each process (``wait4`` rusage), the
+4. Prints each row's median seconds, ratio (kaiops / kubectl), peak RSS of each process (GNU time ``%M``), the
    machine's load average, and writes ``bench/results/backup_scale.{txt,json}``.
 
 Needs the sandbox services kube-apiserver (with etcd, net), s3 and prefect:
@@ -96,14 +96,19 @@ def post_all(api: Any, objects: list[dict[str, Any]], parallelism: int = 16) -> 
 
     def post(o: dict[str, Any]) -> int:
         info = found.served[discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])]
-        try:
-            api.call_api(info.path(o["metadata"].get("namespace")), "POST", body=o, auth_settings=["BearerToken"],
-                         header_params={"Content-Type": "application/json"}, _preload_content=False)
-        except Exception as exc:  # an object left by an earlier, interrupted seeding
-            if getattr(exc, "status", None) == 409:
-                return 0
-            raise
-        return 1
+        for attempt in range(5):  # an overloaded etcd times out now and then (500 "request timed out")
+            try:
+                api.call_api(info.path(o["metadata"].get("namespace")), "POST", body=o, auth_settings=["BearerToken"],
+                             header_params={"Content-Type": "application/json"}, _preload_content=False)
+                return 1
+            except Exception as exc:
+                status = getattr(exc, "status", None)
+                if status == 409:  # an object left by an earlier, interrupted seeding
+                    return 0
+                if attempt == 4 or (status is not None and status < 500 and status != 429):
+                    raise
+                time.sleep(2 + attempt)
+        return 0
 
     with ThreadPoolExecutor(max_workers=parallelism) as pool:
         return sum(pool.map(post, objects))
@@ -122,41 +127,52 @@ def delete_collections(api: Any, namespaces: list[str], parallelism: int = 8) ->
         list(pool.map(wipe, namespaces))
 
 
-def count_seeded(api: Any, run: str) -> int:
-    """How many objects labelled for ``run`` exist (metadata-only pages)."""
+def seeded_keys(api: Any, run: str) -> set[tuple[str, str, str]]:
+    """``(kind, namespace, name)`` of the objects labelled for ``run`` (metadata-only pages)."""
     found = discovery.discover(api, [discovery.KindName(o["apiVersion"].rpartition("/")[0], o["kind"])
                                      for o in namespace_objects("x", 100, {})])
-    total = 0
+    keys: set[tuple[str, str, str]] = set()
     for info in found.served.values():
         token = None
         while True:
             query = [("limit", 5000), ("labelSelector", f"{LABEL}={run}")] + ([("continue", token)] if token else [])
             page = discovery.get_json(api, info.path(), query,
                                      accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
-            total += len(page.get("items") or [])
+            keys |= {(info.kind, i["metadata"].get("namespace", ""), i["metadata"]["name"])
+                     for i in page.get("items") or []}
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 break
-    return total
+    return keys
 
 
 def fresh(cmd: list[str], env: dict[str, str]) -> tuple[float, int, bytes]:
-    """Run ``cmd`` as a fresh process; return (wall seconds, peak RSS in MiB, stdout).
+    """Run ``cmd`` as a fresh process; return (wall seconds, its peak RSS in MiB, stdout).
+
+    The peak RSS is GNU time's ``%M`` for ``cmd`` alone: ``wait4``'s ``ru_maxrss`` of a child forked from this
+    process also counts the pages it shared with this (large) parent before ``exec``.
 
     Raises:
         RuntimeError: the process exited non-zero (its stderr's tail in the message).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r") as rss:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdout=out, stderr=err, env=env,
+                              check=False)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:3])}... exit {proc.returncode}: {err.read()[-2000:].decode()}")
-        return seconds, usage.ru_maxrss // 1024, out.read()
+        return seconds, int(rss.read().split()[-1]) // 1024, out.read()
+
+
+def parse_json(out: bytes) -> Any:
+    """The JSON document a ``-o json`` command printed (anything a library printed before it is skipped)."""
+    text = out.decode()
+    start = 0 if text.lstrip().startswith(("{", "[")) else text.index("\n{") + 1
+    return json.JSONDecoder().raw_decode(text[start:].lstrip())[0]
 
 
 def write_policy(path: Path, **fields: Any) -> Path:
@@ -168,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=50_000, help="custom resources to seed")
     parser.add_argument("--namespaces", type=int, default=500)
-    parser.add_argument("--drill-namespaces", type=int, default=50, help="namespaces of the drilled backup")
+    parser.add_argument("--drill-namespaces", type=int, default=20, help="namespaces of the drilled backup")
     parser.add_argument("--pairs", type=int, default=3, help="alternating kubectl/kaiops pairs per row")
     parser.add_argument("--run", default="s50k", help="seed label value; objects already seeded are reused")
     parser.add_argument("--skip-drill", action="store_true")
@@ -186,16 +202,17 @@ def main() -> None:
     per_ns = [args.objects // args.namespaces + (1 if i < args.objects % args.namespaces else 0)
               for i in range(args.namespaces)]
     expected = args.objects + args.namespaces
-    seeded = count_seeded(api, args.run)
-    if seeded < expected:
+    have = seeded_keys(api, args.run)
+    if len(have) < expected:
         t0 = time.perf_counter()
         post_all(api, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": label}}
                        for n in namespaces])
-        created = post_all(api, [o for ns, n in zip(namespaces, per_ns, strict=True)
-                                 for o in namespace_objects(ns, n, label)])
-        print(f"seeded {created} objects ({expected - seeded} missing) in {time.perf_counter() - t0:.0f}s", flush=True)
+        missing = [o for ns, n in zip(namespaces, per_ns, strict=True) for o in namespace_objects(ns, n, label)
+                   if (o["kind"], ns, o["metadata"]["name"]) not in have]
+        created = post_all(api, missing)
+        print(f"seeded {created} objects ({len(missing)} missing) in {time.perf_counter() - t0:.0f}s", flush=True)
     else:
-        print(f"reusing {seeded} objects of run {args.run}", flush=True)
+        print(f"reusing {len(have)} objects of run {args.run}", flush=True)
     if args.seed_only:
         return
 
@@ -222,7 +239,7 @@ def main() -> None:
         for row in ("backup full (first) -> S3", "backup nightly (unchanged) -> S3"):
             base = fresh(kubectl_get, env)
             ours = fresh([kaiops, "backup", "-p", str(policy), "-o", "json"], env)
-            sample(row, base, ours, len(json.loads(base[2])["items"]), json.loads(ours[2])["objects"])
+            sample(row, base, ours, len(parse_json(base[2])["items"]), parse_json(ours[2])["objects"])
 
     if not args.skip_drill:
         drill_ns = namespaces[: args.drill_namespaces]
@@ -244,7 +261,7 @@ def main() -> None:
             base = fresh([kubectl, "--kubeconfig", env["KUBECONFIG"], "apply", "--server-side", "--field-manager",
                           "bench", "-f", str(files)], env)
             ours = fresh([kaiops, "drill", "-p", str(dpolicy), "--readiness", "present", "-o", "json"], env)
-            summary = json.loads(ours[2])
+            summary = parse_json(ours[2])
             if summary.get("verdict") != "passed":
                 raise RuntimeError(f"drill did not pass: {json.dumps(summary)[:2000]}")
             sample("restore drill (verify+apply+compare+cleanup)", base, ours, n_files,

@@ -317,7 +317,7 @@ class ExportStream:
                     jobs.append(ListJob(info, None, None, kind))
                 else:
                     jobs += [ListJob(info, ns, None, kind) for ns in spaces]
-            found: set[tuple[str, str]] = set()
+            found: set[tuple[str, str, str]] = set()
             next_wanted: dict[str, set[Ref]] = defaultdict(set)
             for job, page in stream_pages(self.api, jobs, parallelism=self.selection.parallelism,
                                           limit=self.selection.page_size):

@@ -16,7 +16,7 @@ from typing import Any
 
 from configs.backup import BackupPolicy
 from tasks import kube
-from tasks.backup import discovery, drill, metrics, restore, retention, store
+from tasks.backup import apply, discovery, drill, metrics, restore, retention, store
 from tasks.backup.order import load_order
 from tasks.backup.write import (  # noqa: F401  (part of this module's face: flows, tests and the bench use them)
     Exported,
@@ -108,7 +108,7 @@ class RestorePlan:
 
 
 def plan_restore(loaded: restore.LoadedBackup, *, kubeconfig: str | None, namespace_map: dict[str, str],
-                 existing: restore.ExistingPolicy, marker: restore.ProductionMarker, yes: bool,
+                 existing: apply.ExistingPolicy, marker: restore.ProductionMarker, yes: bool,
                  only_namespaced: bool = False) -> RestorePlan:
     """Every check a restore makes before writing: kinds served, production namespaces, existing objects.
 
@@ -126,17 +126,17 @@ def plan_restore(loaded: restore.LoadedBackup, *, kubeconfig: str | None, namesp
     return RestorePlan(objects, found, production)
 
 
-def apply_restore(plan: RestorePlan, *, kubeconfig: str | None, backup_id: str, existing: restore.ExistingPolicy,
-                  dry_run: bool, parallelism: int = 16, keep_live: bool = False) -> restore.Report:
+def apply_restore(plan: RestorePlan, *, kubeconfig: str | None, backup_id: str, existing: apply.ExistingPolicy,
+                  dry_run: bool, parallelism: int = 16, keep_live: bool = False) -> apply.Report:
     """Apply the planned objects in restore order (see :func:`tasks.backup.apply.apply_all`)."""
     api = kube.connect(kubeconfig).client
     discovery.widen_pool(api, parallelism + 2)
-    return restore.apply_all(api, plan.objects, load_order(), existing=plan.existing, policy=existing,
+    return apply.apply_all(api, plan.objects, load_order(), existing=plan.existing, policy=existing,
                              dry_run=dry_run, backup=backup_id, parallelism=parallelism, keep_live=keep_live)
 
 
 def preview_restore(policy: BackupPolicy, backup_id: str, *, namespace_map: dict[str, str],
-                    existing: restore.ExistingPolicy, yes: bool, kubeconfig: str | None = None) -> dict[str, Any]:
+                    existing: apply.ExistingPolicy, yes: bool, kubeconfig: str | None = None) -> dict[str, Any]:
     """A restore as a server-side dry run, from plain calls (no Prefect task runs), for ``kaiops restore
     --dry-run``: every checksum verified, every pre-write check made, each object sent with ``dryRun=All``.
 
@@ -156,9 +156,9 @@ def preview_restore(policy: BackupPolicy, backup_id: str, *, namespace_map: dict
     return {
         "backup_id": backup_id, "dry_run": True, "outcome": report.outcome.value, "counts": report.counts(),
         "production_namespaces": plan.production,
-        "failed": [{"object": i.ref, "reason": i.message} for i in report.items if i.action is restore.Action.failed],
+        "failed": [{"object": i.ref, "reason": i.message} for i in report.items if i.action is apply.Action.failed],
         "left_to_owners": [{"object": i.ref, "fields": i.message} for i in report.items
-                           if i.action is restore.Action.updated_except],
+                           if i.action is apply.Action.updated_except],
     }
 
 
