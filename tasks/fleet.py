@@ -167,9 +167,9 @@ def cluster_namespaces(requested: list[str], kubeconfig: str | None = None) -> t
 
 def prepare_destination(policy: BackupPolicy) -> str:
     """Open the policy's store once (creating the bucket when ``create_bucket``) before any fan-out; return its URI."""
-    from tasks.backup import steps, store
+    from tasks.backup import store, write
 
-    dest = steps.destination(policy)
+    dest = write.destination(policy)
     store.open_store(dest, policy.create_bucket)
     return dest.uri
 

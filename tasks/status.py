@@ -193,12 +193,12 @@ def _list(dyn: Any, api_version: str, kind: str) -> list[dict[str, Any]] | str:
 
 def _backups(policy_path: Path, now: datetime) -> dict[str, Any]:
     from configs.backup import load_policy
-    from tasks.backup import metrics, steps, store
+    from tasks.backup import metrics, store, write
 
     pol = load_policy(policy_path)
     directory = metrics.metrics_dir(pol.metrics_dir)
     runs = (read_run_state(directory, "kaiops_backup", pol.name), read_run_state(directory, "kaiops_drill", pol.name))
-    dest = steps.destination(pol)
+    dest = write.destination(pol)
     try:
         st = store.open_store(dest, False)
         ids = sorted((i for i in (d[len(dest.prefix):].rstrip("/") for d in st.list_dirs(dest.prefix))
