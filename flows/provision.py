@@ -16,10 +16,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from configs.inputs import ConfigPath, K8sName, Replicas, Seconds
 from configs.ray_cluster import RayClusterConfig
+from tasks import kube
 from tasks.errors import InputError, PermanentError
 from tasks.ray import provision as rp
 from tasks.ray.manifest import API_VERSION, KIND
 from tasks.ray.plan import SUSPEND_MANAGER, Decision, Plan, keep_autoscaler_state
+from tasks.ray.status import dashboard_url
 
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -52,7 +54,7 @@ def _summary(cfg: RayClusterConfig, decision: Decision, obj: dict[str, Any] | No
 
 def _dashboard(obj: dict[str, Any] | None) -> str | None:
     try:
-        return rp.dashboard_url(obj or {"metadata": {"name": "?"}})
+        return dashboard_url(obj or {"metadata": {"name": "?"}})
     except PermanentError:
         return None
 
@@ -74,10 +76,10 @@ def _report(title: str, summary: dict[str, Any], diff: str = "") -> None:
 
 
 def _converge(cfg: RayClusterConfig, manifest: dict[str, Any], kubeconfig: str | None, dry_run: bool,
-              field_manager: str = rp.kube.FIELD_MANAGER) -> tuple[Plan, dict[str, Any] | None]:
+              field_manager: str = kube.FIELD_MANAGER) -> tuple[Plan, dict[str, Any] | None]:
     """Plan, then apply only when the plan changes something. Returns the plan and the live object after."""
     force = False
-    if field_manager == rp.kube.FIELD_MANAGER:  # the autoscaler's replicas are kept (KubeRay's atomic list)
+    if field_manager == kube.FIELD_MANAGER:  # the autoscaler's replicas are kept (KubeRay's atomic list)
         manifest, force = keep_autoscaler_state(manifest, rp.read_cluster(kubeconfig, cfg.name, cfg.namespace))
         if force:
             print(f"{cfg.namespace}/{cfg.name}: the Ray autoscaler owns spec.workerGroupSpecs (one atomic list in "
@@ -102,7 +104,7 @@ def _ready_and_smoke(cfg: RayClusterConfig, kubeconfig: str | None, timeout_s: f
     if not smoke:
         return obj, None
     workers = int((obj.get("status") or {}).get("desiredWorkerReplicas") or 0)
-    result = rp.smoke_job(rp.dashboard_url(obj), deadline, workers)
+    result = rp.smoke_job(dashboard_url(obj), deadline, workers)
     if not result["succeeded"]:
         rp.record_event(kubeconfig, obj, "KaiopsSmokeFailed", f"smoke job {result['job_id']}: {result['status']}",
                         "Warning")
